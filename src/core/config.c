@@ -1,0 +1,168 @@
+/*
+ * config.c — the table of environment variables (see config.h).
+ */
+#include "core/config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/alloc.h"
+
+nb_config_t nb_cfg;
+
+typedef enum { T_STR, T_INT, T_LONG, T_BOOL } vtype_t;
+
+typedef struct {
+	const char *name;
+	vtype_t type;
+	size_t offset;
+	const char *def; /* NULL: unset by default */
+	long min, max;   /* for numbers */
+	const char *help;
+} var_t;
+
+#define OFF(f) offsetof(nb_config_t, f)
+
+static const var_t vars[] = {
+	{"NOTEBOOKD_LISTEN", T_STR, OFF(listen), "127.0.0.1:8080", 0, 0, "host:port to serve HTTP on"},
+	{"DATABASE_URL", T_STR, OFF(database_url), NULL, 0, 0,
+	 "libpq connection string or URI (make run/test point it at a private cluster)"},
+	{"DATABASE_READ_URL", T_STR, OFF(database_read_url), NULL, 0, 0,
+	 "optional read replica for read-only queries (unset: use DATABASE_URL)"},
+	{"NOTEBOOKD_IO_THREADS", T_INT, OFF(io_threads), "1", 1, 64,
+	 "event-loop threads accepting and parsing HTTP (SO_REUSEPORT each)"},
+	{"NOTEBOOKD_HANDLER_THREADS", T_INT, OFF(handler_threads), "16", 1, 1024,
+	 "threads running request handlers (they wait on PostgreSQL)"},
+	{"NOTEBOOKD_HASH_THREADS", T_INT, OFF(hash_threads), "2", 1, 64,
+	 "threads reserved for password hashing (register, login, reset)"},
+	{"NOTEBOOKD_STREAM_THREADS", T_INT, OFF(stream_threads), "64", 1, 4096,
+	 "most threads serving long streamed responses at once"},
+	{"NOTEBOOKD_MAX_CONNECTIONS", T_INT, OFF(max_connections), "10000", 16, 1000000,
+	 "open HTTP connections; beyond it new ones are closed at once"},
+	{"NOTEBOOKD_REQUEST_TIMEOUT_MS", T_INT, OFF(request_timeout_ms), "30000", 100, 3600000,
+	 "deadline of a request from the end of its body to its response (503 after)"},
+	{"NOTEBOOKD_IDLE_TIMEOUT_MS", T_INT, OFF(idle_timeout_ms), "60000", 100, 3600000,
+	 "a keep-alive connection with no request for this long is closed"},
+	{"NOTEBOOKD_READ_TIMEOUT_MS", T_INT, OFF(read_timeout_ms), "30000", 100, 3600000,
+	 "a request whose headers and body do not arrive within this is dropped"},
+	{"NOTEBOOKD_MAX_UPLOAD_BYTES", T_LONG, OFF(max_upload_bytes), "52428800", 1024, 4294967296L,
+	 "largest request body (413 beyond)"},
+	{"NOTEBOOKD_SHUTDOWN_TIMEOUT_MS", T_INT, OFF(shutdown_timeout_ms), "30000", 0, 3600000,
+	 "on SIGTERM, how long in-flight requests and jobs may take to finish"},
+	{"NOTEBOOKD_ACCESS_LOG", T_BOOL, OFF(access_log), "1", 0, 1, "1 writes one JSON access-log line per request"},
+	{"NOTEBOOKD_EXPOSE_STATEMENT_COUNT", T_BOOL, OFF(expose_statement_count), "0", 0, 1,
+	 "1 adds X-DB-Statements (SQL statements the request ran) to responses; for tests"},
+	{"NOTEBOOKD_LOG_LEVEL", T_STR, OFF(log_level), "info", 0, 0, "debug, info, warn or error"},
+	{"NOTEBOOKD_DB_POOL_SIZE", T_INT, OFF(db_pool_size), "8", 1, 1000,
+	 "connections the pool keeps open"},
+	{"NOTEBOOKD_DB_POOL_OVERFLOW", T_INT, OFF(db_pool_overflow), "8", 0, 1000,
+	 "extra connections opened under load, closed again when idle"},
+	{"NOTEBOOKD_DB_ACQUIRE_TIMEOUT_MS", T_INT, OFF(db_acquire_timeout_ms), "10000", 1, 600000,
+	 "longest wait for a free connection (then 503 with Retry-After)"},
+	{"NOTEBOOKD_DB_PREPING_IDLE_MS", T_INT, OFF(db_preping_idle_ms), "30000", 0, 86400000,
+	 "a connection idle longer than this is pinged before use"},
+	{"NOTEBOOKD_DB_MAX_AGE_MS", T_INT, OFF(db_max_age_ms), "300000", 1000, 86400000,
+	 "connections older than this are closed and replaced (recycling)"},
+	{"NOTEBOOKD_DB_OVERFLOW_IDLE_MS", T_INT, OFF(db_overflow_idle_ms), "10000", 0, 86400000,
+	 "an overflow connection idle this long is closed"},
+	{"NOTEBOOKD_DB_STATEMENT_TIMEOUT_MS", T_INT, OFF(db_statement_timeout_ms), "30000", 0, 86400000,
+	 "statement_timeout set on every connection"},
+	{"NOTEBOOKD_DB_CONNECT_TIMEOUT_S", T_INT, OFF(db_connect_timeout_s), "5", 1, 600,
+	 "libpq connect_timeout"},
+	{"NOTEBOOKD_JWT_SECRET", T_STR, OFF(jwt_secret), NULL, 0, 0,
+	 "HMAC-SHA256 key for access tokens, at least 32 bytes (dev: made once under var/)"},
+	{"NOTEBOOKD_JWT_ISSUER", T_STR, OFF(jwt_issuer), "notebookd", 0, 0, "the iss claim"},
+	{"NOTEBOOKD_JWT_AUDIENCE", T_STR, OFF(jwt_audience), "notebookd-api", 0, 0, "the aud claim"},
+	{"NOTEBOOKD_ACCESS_TTL_S", T_INT, OFF(access_ttl_s), "900", 10, 86400, "access token lifetime"},
+	{"NOTEBOOKD_REFRESH_TTL_S", T_INT, OFF(refresh_ttl_s), "2592000", 60, 315360000,
+	 "refresh token lifetime (each rotation starts it again)"},
+	{"NOTEBOOKD_REFRESH_ABSOLUTE_TTL_S", T_INT, OFF(refresh_absolute_ttl_s), "7776000", 60, 315360000,
+	 "a login's refresh family ends this long after the login, however often rotated"},
+	{"NOTEBOOKD_AUTH_RATE_PER_MIN", T_INT, OFF(auth_rate_per_min), "10", 0, 1000000,
+	 "login / OTP attempts per minute per client IP and per account; 0 turns the limit off"},
+	{"NOTEBOOKD_MAIL_DIR", T_STR, OFF(mail_dir), "var/mail",
+	 0, 0, "where mail is written as .eml files when NOTEBOOKD_SMTP_URL is unset"},
+	{"NOTEBOOKD_SMTP_URL", T_STR, OFF(smtp_url), NULL, 0, 0,
+	 "smtp:// or smtps:// URL (with user:password@ if needed) to send mail through"},
+	{"NOTEBOOKD_MAIL_FROM", T_STR, OFF(mail_from), "notebookd@localhost", 0, 0, "sender address of mail"},
+	{"NOTEBOOKD_ALLOW_PRIVATE_URLS", T_BOOL, OFF(allow_private_urls), "0", 0, 1,
+	 "1 lets URL sources reach loopback and private addresses (tests only)"},
+	{"NOTEBOOKD_FETCH_TIMEOUT_S", T_INT, OFF(fetch_timeout_s), "20", 1, 600, "URL source fetch timeout"},
+	{"NOTEBOOKD_WORKERS", T_INT, OFF(workers), "2", 0, 256,
+	 "job workers inside `serve` (0: none; run `notebookd worker` instead)"},
+	{"NOTEBOOKD_JOB_LEASE_S", T_INT, OFF(job_lease_s), "60", 2, 86400,
+	 "a running job's lease; heartbeats extend it, a reaper re-queues it once expired"},
+	{"NOTEBOOKD_JOB_MAX_ATTEMPTS", T_INT, OFF(job_max_attempts), "5", 1, 100, "attempts before a job is dead"},
+	{"NOTEBOOKD_JOB_POLL_MS", T_INT, OFF(job_poll_ms), "5000", 10, 600000,
+	 "idle workers poll this often as a safety net behind LISTEN/NOTIFY"},
+	{"NOTEBOOKD_CHUNK_CHARS", T_INT, OFF(chunk_target_chars), "1200", 100, 100000,
+	 "target chunk size in characters"},
+	{"NOTEBOOKD_CHUNK_OVERLAP_CHARS", T_INT, OFF(chunk_overlap_chars), "150", 0, 50000,
+	 "characters shared by consecutive chunks"},
+	{"NOTEBOOKD_TRASH_RETENTION_DAYS", T_INT, OFF(trash_retention_days), "90", 0, 36500,
+	 "`notebookd purge` hard-deletes what has been in the trash longer"},
+	{"NOTEBOOKD_GENERATOR", T_STR, OFF(generator), "extractive", 0, 0, "extractive or openai"},
+	{"NOTEBOOKD_VAR_DIR", T_STR, OFF(var_dir), "var", 0, 0, "where dev-mode state lives (secret, mail)"},
+};
+
+#define NVARS (sizeof vars / sizeof vars[0])
+
+static int parse_bool(const char *s, bool *out)
+{
+	if (!strcmp(s, "1") || !strcmp(s, "true") || !strcmp(s, "yes") || !strcmp(s, "on")) {
+		*out = true;
+		return 0;
+	}
+	if (!strcmp(s, "0") || !strcmp(s, "false") || !strcmp(s, "no") || !strcmp(s, "off") || !*s) {
+		*out = false;
+		return 0;
+	}
+	return -1;
+}
+
+int nb_config_load(char *err, size_t errlen)
+{
+	char *base = (char *)&nb_cfg;
+	for (size_t i = 0; i < NVARS; i++) {
+		const var_t *v = &vars[i];
+		const char *val = getenv(v->name);
+		if (!val || (!*val && v->type != T_STR))
+			val = v->def;
+		if (v->type == T_STR) {
+			char **dst = (char **)(base + v->offset);
+			free(*dst);
+			*dst = (val && *val) ? nb_xstrdup(val) : NULL;
+			continue;
+		}
+		if (v->type == T_BOOL) {
+			if (parse_bool(val, (bool *)(base + v->offset)) < 0) {
+				snprintf(err, errlen, "%s: must be 0 or 1, got \"%s\"", v->name, val);
+				return -1;
+			}
+			continue;
+		}
+		char *end = NULL;
+		errno = 0;
+		long n = strtol(val, &end, 10);
+		if (errno || end == val || *end || n < v->min || n > v->max) {
+			snprintf(err, errlen, "%s: must be an integer from %ld to %ld, got \"%s\"", v->name,
+				 v->min, v->max, val);
+			return -1;
+		}
+		if (v->type == T_INT)
+			*(int *)(base + v->offset) = (int)n;
+		else
+			*(long *)(base + v->offset) = n;
+	}
+	return 0;
+}
+
+void nb_config_print_help(FILE *out)
+{
+	fprintf(out, "Environment variables (default in brackets):\n");
+	for (size_t i = 0; i < NVARS; i++)
+		fprintf(out, "  %-34s %s [%s]\n", vars[i].name, vars[i].help, vars[i].def ? vars[i].def : "unset");
+}

@@ -1,0 +1,80 @@
+/*
+ * config.h — configuration from environment variables.
+ *
+ * Every setting is one environment variable with a documented default; the
+ * table in config.c is the single list (it also prints `--help` and the
+ * README table). nb_config_load fills the process-wide `nb_cfg` once at start;
+ * after that it is read-only and safe to read from any thread.
+ */
+#ifndef NB_CORE_CONFIG_H
+#define NB_CORE_CONFIG_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+typedef struct nb_config {
+	/* http */
+	char *listen;
+	int io_threads;
+	int handler_threads;
+	int hash_threads;
+	int stream_threads;
+	int max_connections;
+	int request_timeout_ms;
+	int idle_timeout_ms;
+	int read_timeout_ms;
+	long max_upload_bytes;
+	int shutdown_timeout_ms;
+	bool access_log;
+	bool expose_statement_count;
+	char *log_level;
+	/* database */
+	char *database_url;
+	char *database_read_url;
+	int db_pool_size;
+	int db_pool_overflow;
+	int db_acquire_timeout_ms;
+	int db_preping_idle_ms;
+	int db_max_age_ms;
+	int db_overflow_idle_ms;
+	int db_statement_timeout_ms;
+	int db_connect_timeout_s;
+	/* auth */
+	char *jwt_secret;
+	char *jwt_issuer;
+	char *jwt_audience;
+	int access_ttl_s;
+	int refresh_ttl_s;
+	int refresh_absolute_ttl_s;
+	int auth_rate_per_min;
+	char *mail_dir;
+	char *smtp_url;
+	char *mail_from;
+	/* sources and jobs */
+	bool allow_private_urls;
+	int fetch_timeout_s;
+	int workers;
+	int job_lease_s;
+	int job_max_attempts;
+	int job_poll_ms;
+	int chunk_target_chars;
+	int chunk_overlap_chars;
+	int trash_retention_days;
+	/* generation */
+	char *generator;
+	/* dev */
+	char *var_dir;
+} nb_config_t;
+
+/** The process-wide configuration, valid after nb_config_load. */
+extern nb_config_t nb_cfg;
+
+/**
+ * Reads every variable (or its default) into nb_cfg. On a malformed value
+ * writes a one-line message into err (size errlen) and returns -1.
+ */
+int nb_config_load(char *err, size_t errlen);
+/** Prints the variables, their defaults and meanings (for --help). */
+void nb_config_print_help(FILE *out);
+
+#endif

@@ -1,0 +1,32 @@
+/*
+ * utf8.h — UTF-8 validation and code point helpers.
+ *
+ * Validation is strict (RFC 3629): no overlong forms, no surrogates, nothing
+ * above U+10FFFF.
+ */
+#ifndef NB_CORE_UTF8_H
+#define NB_CORE_UTF8_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+
+/** True if s[0..n) is valid UTF-8. */
+bool nb_utf8_valid(const char *s, size_t n);
+/**
+ * Decodes one code point at s[0..n). Returns the byte length (1–4) and sets
+ * *cp, or returns -1 for an invalid or truncated sequence (n == 0 too).
+ */
+int nb_utf8_decode(const char *s, size_t n, uint32_t *cp);
+/** Number of code points in valid UTF-8 s[0..n). */
+size_t nb_utf8_count(const char *s, size_t n);
+/** Length of the longest prefix of valid UTF-8 s[0..n) holding at most max code points. */
+size_t nb_utf8_prefix(const char *s, size_t n, size_t max_cp);
+/** Appends s[0..n) to out, replacing each invalid byte with U+FFFD. Returns the number replaced. */
+size_t nb_utf8_sanitize(nb_buf_t *out, const char *s, size_t n);
+/** Appends the UTF-8 encoding of cp (U+FFFD if invalid). */
+void nb_utf8_encode(nb_buf_t *out, uint32_t cp);
+
+#endif
