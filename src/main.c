@@ -1,2 +1,177 @@
+/*
+ * main.c — the notebookd command line: serve, worker, migrate, verify, purge.
+ *
+ * Thin on purpose: each command loads the configuration, sets up what it
+ * needs from the layers below and hands over.
+ */
+#include <libpq-fe.h>
+#include <sodium.h>
 #include <stdio.h>
-int main(void){puts("notebookd");return 0;}
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/app.h"
+#include "core/config.h"
+#include "core/log.h"
+#include "db/migrate.h"
+#include "db/pool.h"
+#include "http/server.h"
+
+typedef struct command {
+	const char *name;
+	int (*run)(int argc, char **argv);
+	const char *summary;
+	const char *usage;
+} command_t;
+
+static int cmd_serve(int argc, char **argv);
+static int cmd_migrate(int argc, char **argv);
+
+static const command_t commands[] = {
+	{"serve", cmd_serve, "serve the HTTP API (and run in-process job workers)",
+	 "notebookd serve\n\nServes the HTTP API on NOTEBOOKD_LISTEN. If the database is unreachable it keeps\n"
+	 "running, answers 503 on /readyz and reconnects with backoff. SIGTERM or SIGINT\n"
+	 "stop accepting, let in-flight requests finish, then exit.\n"},
+	{"migrate", cmd_migrate, "apply pending database migrations",
+	 "notebookd migrate\n\nApplies the migrations compiled into this binary that the database lacks, in\n"
+	 "order, under an advisory lock. A second run is a no-op. Exits non-zero with a\n"
+	 "one-line reason when the database cannot be reached.\n"},
+};
+
+#define NCOMMANDS (sizeof commands / sizeof commands[0])
+
+static void usage(FILE *out)
+{
+	fprintf(out, "notebookd — the backend of a NotebookLM-style study app\n\n"
+		     "Usage: notebookd <command> [--help]\n\nCommands:\n");
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+	fprintf(out, "\n");
+	nb_config_print_help(out);
+}
+
+static int wants_help(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+			return 1;
+	return 0;
+}
+
+static int need_database_url(void)
+{
+	if (!nb_cfg.database_url) {
+		fprintf(stderr, "notebookd: DATABASE_URL is not set (make run starts a private cluster and sets it)\n");
+		return -1;
+	}
+	return 0;
+}
+
+/* A one-shot connection for migrate/verify; NULL after printing a one-line error. */
+static PGconn *connect_once(void)
+{
+	const char *keys[] = {"dbname", "connect_timeout", "application_name", NULL};
+	char timeout[16];
+	snprintf(timeout, sizeof timeout, "%d", nb_cfg.db_connect_timeout_s);
+	const char *vals[] = {nb_cfg.database_url, timeout, "notebookd-admin", NULL};
+	PGconn *pg = PQconnectdbParams(keys, vals, 1);
+	if (PQstatus(pg) != CONNECTION_OK) {
+		char msg[512];
+		snprintf(msg, sizeof msg, "%s", PQerrorMessage(pg));
+		msg[strcspn(msg, "\n")] = '\0';
+		fprintf(stderr, "notebookd: could not connect to the database: %s\n", msg);
+		PQfinish(pg);
+		return NULL;
+	}
+	return pg;
+}
+
+static int cmd_migrate(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	if (need_database_url() < 0)
+		return 1;
+	PGconn *pg = connect_once();
+	if (!pg)
+		return 1;
+	char err[512];
+	int n = nb_migrate_run(pg, err, sizeof err);
+	PQfinish(pg);
+	if (n < 0) {
+		fprintf(stderr, "notebookd: migrate failed: %s\n", err);
+		return 1;
+	}
+	printf("migrations: %d applied, schema at version %d\n", n, nb_migrate_latest());
+	return 0;
+}
+
+static int cmd_serve(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	if (need_database_url() < 0)
+		return 1;
+	nb_pool_opts_t po;
+	nb_pool_opts_from_config(&po, nb_cfg.database_url);
+	nb_app.pool = nb_pool_create(&po);
+	if (nb_cfg.database_read_url) {
+		nb_pool_opts_t ro;
+		nb_pool_opts_from_config(&ro, nb_cfg.database_read_url);
+		ro.application_name = "notebookd-read";
+		nb_app.read_pool = nb_pool_create(&ro);
+	} else {
+		nb_app.read_pool = nb_app.pool;
+	}
+	nb_server_opts_t so;
+	nb_server_opts_from_config(&so);
+	so.routes = nb_api_routes(&so.nroutes);
+	so.pool = nb_app.pool;
+	char err[256];
+	nb_server_t *srv = nb_server_create(&so, err, sizeof err);
+	if (!srv) {
+		fprintf(stderr, "notebookd: %s\n", err);
+		return 1;
+	}
+	nb_info("listening on http://%s (port %d)", nb_cfg.listen, nb_server_port(srv));
+	nb_server_run(srv);
+	nb_server_destroy(srv);
+	if (nb_app.read_pool != nb_app.pool)
+		nb_pool_destroy(nb_app.read_pool);
+	nb_pool_destroy(nb_app.pool);
+	nb_app.pool = nb_app.read_pool = NULL;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+		usage(stdout);
+		return argc < 2 ? 2 : 0;
+	}
+	const command_t *cmd = NULL;
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		if (!strcmp(argv[1], commands[i].name))
+			cmd = &commands[i];
+	if (!cmd) {
+		fprintf(stderr, "notebookd: unknown command \"%s\" (see notebookd --help)\n", argv[1]);
+		return 2;
+	}
+	if (wants_help(argc - 1, argv + 1)) {
+		fputs(cmd->usage, stdout);
+		fputc('\n', stdout);
+		nb_config_print_help(stdout);
+		return 0;
+	}
+	if (sodium_init() < 0) {
+		fprintf(stderr, "notebookd: could not initialise libsodium\n");
+		return 1;
+	}
+	char err[256];
+	if (nb_config_load(err, sizeof err) < 0) {
+		fprintf(stderr, "notebookd: %s\n", err);
+		return 2;
+	}
+	nb_log_set_level(nb_cfg.log_level);
+	return cmd->run(argc - 1, argv + 1);
+}

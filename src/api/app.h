@@ -1,0 +1,27 @@
+/*
+ * app.h — the process-wide state handlers share: the database pools.
+ *
+ * Set up once by `serve` before the server starts; read-only afterwards.
+ */
+#ifndef NB_API_APP_H
+#define NB_API_APP_H
+
+#include "db/pool.h"
+#include "http/router.h"
+
+typedef struct nb_app {
+	nb_pool_t *pool;      /* primary (reads and writes) */
+	nb_pool_t *read_pool; /* replica for read-only queries; == pool when none */
+} nb_app_t;
+
+extern nb_app_t nb_app;
+
+/** The route table of the v1 API and the ops endpoints. */
+const nb_route_t *nb_api_routes(int *count);
+
+/* Handlers of src/api/health.c */
+int nb_api_healthz(nb_req_t *req);
+int nb_api_readyz(nb_req_t *req);
+int nb_api_metrics(nb_req_t *req);
+
+#endif

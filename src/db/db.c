@@ -1,0 +1,244 @@
+/*
+ * db.c — prepared statements and parameters (see db.h).
+ */
+#include "db/db.h"
+
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/err.h"
+#include "core/log.h"
+
+static atomic_int next_stmt_id = 1;
+static _Thread_local long tl_stmt_count;
+static _Thread_local char tl_sqlstate[6];
+
+void nb_params_init(nb_params_t *p)
+{
+	p->n = 0;
+}
+
+static int add(nb_params_t *p)
+{
+	if (p->n >= NB_MAX_PARAMS) {
+		nb_error("too many statement parameters");
+		abort();
+	}
+	return p->n++;
+}
+
+void nb_p_text(nb_params_t *p, const char *s)
+{
+	int i = add(p);
+	p->v[i] = s;
+	p->len[i] = 0;
+	p->fmt[i] = 0;
+}
+
+void nb_p_textn(nb_params_t *p, const char *s, size_t n)
+{
+	int i = add(p);
+	p->v[i] = s;
+	p->len[i] = (int)n;
+	p->fmt[i] = 0;
+}
+
+void nb_p_int(nb_params_t *p, int64_t v)
+{
+	int i = add(p);
+	snprintf(p->num[i], sizeof p->num[i], "%" PRId64, v);
+	p->v[i] = p->num[i];
+	p->len[i] = 0;
+	p->fmt[i] = 0;
+}
+
+void nb_p_bool(nb_params_t *p, bool v)
+{
+	nb_p_text(p, v ? "t" : "f");
+}
+
+void nb_p_bytes(nb_params_t *p, const void *data, size_t n)
+{
+	int i = add(p);
+	p->v[i] = data ? data : "";
+	p->len[i] = (int)n;
+	p->fmt[i] = 1;
+}
+
+void nb_p_null(nb_params_t *p)
+{
+	nb_p_text(p, NULL);
+}
+
+static int stmt_id(nb_stmt_t *st)
+{
+	int id = __atomic_load_n(&st->id, __ATOMIC_ACQUIRE);
+	if (id)
+		return id;
+	int fresh = atomic_fetch_add(&next_stmt_id, 1);
+	int expected = 0;
+	if (__atomic_compare_exchange_n(&st->id, &expected, fresh, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+		return fresh;
+	return expected;
+}
+
+static void one_line(const char *in, char *out, size_t n)
+{
+	snprintf(out, n, "%s", in ? in : "");
+	out[strcspn(out, "\n")] = '\0';
+}
+
+/* Classifies a failed result; logs it. */
+static int fail(nb_conn_t *c, PGresult *r, const char *what)
+{
+	PGconn *pg = nb_conn_pg(c);
+	const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+	snprintf(tl_sqlstate, sizeof tl_sqlstate, "%s", state ? state : "");
+	char msg[300];
+	one_line(r ? PQresultErrorMessage(r) : PQerrorMessage(pg), msg, sizeof msg);
+	if (PQstatus(pg) != CONNECTION_OK) {
+		nb_conn_mark_broken(c);
+		nb_warn("database connection lost during %s: %s", what, msg);
+		return NB_EUNAVAIL;
+	}
+	/* Unique violations are expected outcomes (409), not worth a warning. */
+	if (strcmp(tl_sqlstate, "23505") == 0)
+		nb_debug("statement %s: %s", what, msg);
+	else if (strcmp(tl_sqlstate, "57014") == 0)
+		nb_warn("statement %s cancelled (statement_timeout): %s", what, msg);
+	else
+		nb_error("statement %s failed [%s]: %s", what, tl_sqlstate, msg);
+	return strcmp(tl_sqlstate, "57014") == 0 ? NB_ETIMEOUT : NB_EDB;
+}
+
+static bool ok_status(PGresult *r)
+{
+	ExecStatusType s = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+	return s == PGRES_TUPLES_OK || s == PGRES_COMMAND_OK;
+}
+
+/* One attempt: prepare if needed, execute. */
+static int exec_once(nb_conn_t *c, nb_stmt_t *st, int id, const nb_params_t *p, PGresult **res)
+{
+	PGconn *pg = nb_conn_pg(c);
+	/* Names come from the global id, so two files may use the same variable name. */
+	char name[24];
+	snprintf(name, sizeof name, "nb_s%d", id);
+	if (!nb_conn__prepared(c, id)) {
+		PGresult *pr = PQprepare(pg, name, st->sql, 0, NULL);
+		if (!pr || PQresultStatus(pr) != PGRES_COMMAND_OK) {
+			int rc = fail(c, pr, st->name);
+			PQclear(pr);
+			return rc;
+		}
+		PQclear(pr);
+		nb_conn__set_prepared(c, id);
+	}
+	tl_stmt_count++;
+	nb_conn__count_use(c);
+	PGresult *r = PQexecPrepared(pg, name, p ? p->n : 0, p ? p->v : NULL, p ? p->len : NULL,
+				     p ? p->fmt : NULL, 0);
+	if (!ok_status(r)) {
+		int rc = fail(c, r, st->name);
+		PQclear(r);
+		return rc;
+	}
+	tl_sqlstate[0] = '\0';
+	if (res)
+		*res = r;
+	else
+		PQclear(r);
+	return 0;
+}
+
+int nb_db_exec(nb_conn_t *c, nb_stmt_t *st, const nb_params_t *p, PGresult **res)
+{
+	if (res)
+		*res = NULL;
+	int id = stmt_id(st);
+	bool first = nb_conn__uses(c) == 0 && PQtransactionStatus(nb_conn_pg(c)) == PQTRANS_IDLE;
+	int rc = exec_once(c, st, id, p, res);
+	if (rc == NB_EUNAVAIL && first) {
+		/* The connection died while idle; nothing ran. Retry on a new one. */
+		if (nb_conn__reconnect(c) == 0)
+			rc = exec_once(c, st, id, p, res);
+	}
+	return rc;
+}
+
+int nb_db_command(nb_conn_t *c, const char *sql)
+{
+	bool first = nb_conn__uses(c) == 0 && PQtransactionStatus(nb_conn_pg(c)) == PQTRANS_IDLE;
+	for (int attempt = 0; attempt < 2; attempt++) {
+		tl_stmt_count++;
+		nb_conn__count_use(c);
+		PGresult *r = PQexec(nb_conn_pg(c), sql);
+		if (ok_status(r)) {
+			PQclear(r);
+			return 0;
+		}
+		int rc = fail(c, r, sql);
+		PQclear(r);
+		if (rc != NB_EUNAVAIL || !first || attempt > 0 || nb_conn__reconnect(c) < 0)
+			return rc;
+	}
+	return NB_EUNAVAIL;
+}
+
+int nb_db_begin(nb_conn_t *c)
+{
+	return nb_db_command(c, "BEGIN");
+}
+
+int nb_db_commit(nb_conn_t *c)
+{
+	return nb_db_command(c, "COMMIT");
+}
+
+void nb_db_rollback(nb_conn_t *c)
+{
+	if (PQstatus(nb_conn_pg(c)) == CONNECTION_OK && PQtransactionStatus(nb_conn_pg(c)) != PQTRANS_IDLE)
+		nb_db_command(c, "ROLLBACK");
+}
+
+const char *nb_db_sqlstate(void)
+{
+	return tl_sqlstate;
+}
+
+bool nb_db_unique_violation(void)
+{
+	return strcmp(tl_sqlstate, "23505") == 0;
+}
+
+long nb_db_stmt_count(void)
+{
+	return tl_stmt_count;
+}
+
+void nb_db_stmt_count_reset(void)
+{
+	tl_stmt_count = 0;
+}
+
+const char *nb_db_get(const PGresult *r, int row, int col)
+{
+	if (PQgetisnull(r, row, col))
+		return NULL;
+	return PQgetvalue(r, row, col);
+}
+
+int64_t nb_db_get_int(const PGresult *r, int row, int col)
+{
+	if (PQgetisnull(r, row, col))
+		return 0;
+	return strtoll(PQgetvalue(r, row, col), NULL, 10);
+}
+
+bool nb_db_get_bool(const PGresult *r, int row, int col)
+{
+	return !PQgetisnull(r, row, col) && PQgetvalue(r, row, col)[0] == 't';
+}

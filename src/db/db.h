@@ -1,0 +1,89 @@
+/*
+ * db.h — running SQL: prepared statements, parameters, transactions.
+ *
+ * Every statement of the store layer is a static nb_stmt_t, prepared once per
+ * connection on first use (PQprepare) and then run with PQexecPrepared —
+ * parameters only, never SQL built from input. Each executed statement is
+ * counted in a thread-local counter so that a request can report how many
+ * statements it ran (the no-N+1 tests read it).
+ *
+ * The first statement on a freshly acquired connection, outside a
+ * transaction, is retried once on a fresh connection if the old one turned
+ * out dead (the statement never reached a live backend, so this is safe).
+ */
+#ifndef NB_DB_DB_H
+#define NB_DB_DB_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "db/pool.h"
+
+typedef struct nb_stmt {
+	const char *name; /* unique statement name */
+	const char *sql;
+	int id; /* assigned on first use; 0 = not yet */
+} nb_stmt_t;
+
+/** Declares a statement: NB_STMT(st_user_by_id, "SELECT … WHERE id = $1"). */
+#define NB_STMT(var, text) static nb_stmt_t var = {#var, text, 0}
+
+#define NB_MAX_PARAMS 24
+
+/** Parameters of one statement, built on the stack. Text format except bytes. */
+typedef struct nb_params {
+	int n;
+	const char *v[NB_MAX_PARAMS];
+	int len[NB_MAX_PARAMS];
+	int fmt[NB_MAX_PARAMS];
+	char num[NB_MAX_PARAMS][24]; /* storage for integer parameters */
+} nb_params_t;
+
+/** Starts an empty parameter list. */
+void nb_params_init(nb_params_t *p);
+/** Adds a text parameter (NULL adds SQL NULL). The string must outlive the call. */
+void nb_p_text(nb_params_t *p, const char *s);
+/** Adds a text parameter of explicit length (need not be NUL-terminated? it must be). */
+void nb_p_textn(nb_params_t *p, const char *s, size_t n);
+/** Adds an integer parameter. */
+void nb_p_int(nb_params_t *p, int64_t v);
+/** Adds a boolean parameter. */
+void nb_p_bool(nb_params_t *p, bool v);
+/** Adds a binary (bytea) parameter. */
+void nb_p_bytes(nb_params_t *p, const void *data, size_t n);
+/** Adds SQL NULL. */
+void nb_p_null(nb_params_t *p);
+
+/**
+ * Runs a prepared statement. Returns 0 with *res (the caller PQclears it;
+ * res may be NULL to discard), or NB_EDB for an SQL error (logged; the
+ * SQLSTATE is kept, see nb_db_sqlstate) or NB_EUNAVAIL when the connection
+ * died. On NB_EUNAVAIL the connection is marked broken.
+ */
+int nb_db_exec(nb_conn_t *c, nb_stmt_t *st, const nb_params_t *p, PGresult **res);
+/** Runs a parameterless utility command (BEGIN, COMMIT, …); 0 or an error as nb_db_exec. */
+int nb_db_command(nb_conn_t *c, const char *sql);
+/** BEGIN / COMMIT / ROLLBACK. */
+int nb_db_begin(nb_conn_t *c);
+int nb_db_commit(nb_conn_t *c);
+void nb_db_rollback(nb_conn_t *c);
+/** SQLSTATE of this thread's last failed statement ("" if none). */
+const char *nb_db_sqlstate(void);
+/** True when the last failure was a unique violation (23505). */
+bool nb_db_unique_violation(void);
+
+/** Statements executed by this thread since the last reset. */
+long nb_db_stmt_count(void);
+/** Resets this thread's statement counter. */
+void nb_db_stmt_count_reset(void);
+
+/** Helpers for reading results: the value or NULL when SQL NULL. */
+const char *nb_db_get(const PGresult *r, int row, int col);
+/** Integer value (0 for NULL). */
+int64_t nb_db_get_int(const PGresult *r, int row, int col);
+/** True for 't'. */
+bool nb_db_get_bool(const PGresult *r, int row, int col);
+
+#endif

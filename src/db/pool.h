@@ -1,0 +1,98 @@
+/*
+ * pool.h — a PostgreSQL connection pool over libpq.
+ *
+ * Design: a mutex-protected LIFO stack of idle connections (the most recently
+ * used is reused first, so the oldest surplus ones go idle and get closed),
+ * `size` connections kept, up to `overflow` more opened under load and closed
+ * once idle for `overflow_idle_ms`. Acquire waits on a condition variable
+ * until `acquire_timeout_ms`, then fails with NB_EUNAVAIL (never hangs).
+ *
+ * On acquire an idle connection is checked without a round trip (its socket
+ * must be silent: a backend killed by pg_terminate_backend has already sent
+ * its FATAL message and EOF), pinged with an empty query when idle longer
+ * than `preping_idle_ms`, and replaced when older than `max_age_ms`. A dead
+ * connection is replaced transparently. When connecting fails, the pool backs
+ * off (100 ms doubling to 5 s) and fails fast meanwhile, so an unreachable
+ * database costs callers no connect timeout each.
+ *
+ * Every connection has statement_timeout and
+ * idle_in_transaction_session_timeout set at connect time.
+ * Thread-safe.
+ */
+#ifndef NB_DB_POOL_H
+#define NB_DB_POOL_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct nb_pool nb_pool_t;
+typedef struct nb_conn nb_conn_t;
+
+typedef struct nb_pool_opts {
+	const char *conninfo;  /* libpq connection string or URI (copied) */
+	const char *application_name;
+	int size;              /* connections kept open */
+	int overflow;          /* extra connections allowed under load */
+	int acquire_timeout_ms;
+	int preping_idle_ms;   /* ping connections idle longer than this (0: always) */
+	int max_age_ms;        /* recycle connections older than this */
+	int overflow_idle_ms;  /* close surplus connections idle this long */
+	int statement_timeout_ms;
+	int idle_in_tx_timeout_ms;
+	int connect_timeout_s;
+} nb_pool_opts_t;
+
+typedef struct nb_pool_stats {
+	int in_use;
+	int idle;
+	int waiting;
+	int total;
+	uint64_t acquires;
+	uint64_t timeouts;         /* acquires that gave up */
+	uint64_t created;
+	uint64_t closed;
+	uint64_t replaced_dead;    /* dead connections found and replaced on acquire */
+	uint64_t connect_failures;
+	uint64_t wait_us_total;    /* total time callers waited in acquire */
+} nb_pool_stats_t;
+
+/** Fills opts from nb_cfg (the environment) with the given conninfo. */
+void nb_pool_opts_from_config(nb_pool_opts_t *o, const char *conninfo);
+/** Creates a pool; opens no connection yet. Never fails (aborts on OOM). */
+nb_pool_t *nb_pool_create(const nb_pool_opts_t *o);
+/** Closes every connection and frees the pool. All connections must be released. Accepts NULL. */
+void nb_pool_destroy(nb_pool_t *p);
+/**
+ * Hands out a healthy connection in *out. Returns 0, or NB_EUNAVAIL when the
+ * wait exceeded the acquire timeout or the database cannot be reached.
+ * The caller must nb_pool_release it on every path.
+ */
+int nb_pool_acquire(nb_pool_t *p, nb_conn_t **out);
+/** Same with an explicit timeout (ms). */
+int nb_pool_acquire_timeout(nb_pool_t *p, int timeout_ms, nb_conn_t **out);
+/**
+ * Gives a connection back. A connection left inside a transaction is rolled
+ * back; a broken or expired one is closed. Accepts NULL.
+ */
+void nb_pool_release(nb_pool_t *p, nb_conn_t *c);
+/** Snapshot of the counters. */
+void nb_pool_stats(nb_pool_t *p, nb_pool_stats_t *s);
+/** Closes idle surplus and expired connections now (also done on release). */
+void nb_pool_reap(nb_pool_t *p);
+
+/** The libpq connection inside (owned by the pool). */
+PGconn *nb_conn_pg(nb_conn_t *c);
+/** Marks a connection broken so release closes it. */
+void nb_conn_mark_broken(nb_conn_t *c);
+/** True when the statement `id` has been prepared on this connection. */
+bool nb_conn__prepared(nb_conn_t *c, int id);
+/** Records that statement `id` is prepared on this connection. */
+void nb_conn__set_prepared(nb_conn_t *c, int id);
+/** Statements run on this connection since it was acquired. */
+int nb_conn__uses(nb_conn_t *c);
+void nb_conn__count_use(nb_conn_t *c);
+/** Replaces the libpq connection of c with a fresh one (same pool slot). 0 or NB_EUNAVAIL. */
+int nb_conn__reconnect(nb_conn_t *c);
+
+#endif

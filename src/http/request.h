@@ -1,0 +1,109 @@
+/*
+ * request.h — what a handler sees of a request, and the response it builds.
+ *
+ * A request is owned by the server. Handlers run on a worker thread and may
+ * use everything here freely; allocations go to req->arena and die with the
+ * request. A handler fills `resp` (nb_resp_json / nb_resp_error …) or, for a
+ * streamed answer, calls nb_stream_begin and writes chunks.
+ */
+#ifndef NB_HTTP_REQUEST_H
+#define NB_HTTP_REQUEST_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/arena.h"
+#include "core/buf.h"
+#include "db/pool.h"
+
+#define NB_MAX_HEADERS 64
+#define NB_MAX_PATH_PARAMS 4
+
+typedef struct nb_header {
+	char *name; /* lower-cased */
+	char *value;
+} nb_header_t;
+
+typedef struct nb_resp {
+	int status;
+	const char *content_type;
+	nb_buf_t headers; /* extra header lines, each ending in \r\n */
+	nb_buf_t body;
+	int retry_after; /* > 0 adds Retry-After */
+} nb_resp_t;
+
+typedef struct nb_req nb_req_t;
+struct nb_route;
+
+struct nb_req {
+	nb_arena_t *arena;
+	const char *method;
+	char *path;  /* without query, as received */
+	char *query; /* after '?', or NULL */
+	nb_header_t headers[NB_MAX_HEADERS];
+	int nheaders;
+	const char *body; /* may hold NUL bytes; NULL when empty */
+	size_t body_len;
+	char request_id[72];
+	char remote[64]; /* client address */
+	const char *params[NB_MAX_PATH_PARAMS]; /* path parameters in pattern order */
+	int nparams;
+	const struct nb_route *route;
+	json_t *json; /* the parsed body for JSON requests, or NULL */
+	/* set by the auth middleware */
+	bool authed;
+	char user_id[40];
+	/* database connection of this request, acquired on first use */
+	nb_conn_t *conn;
+	int64_t start_us;
+	int64_t deadline_ms; /* monotonic */
+	nb_resp_t resp;
+	void *server_priv; /* the server's per-request state */
+};
+
+/** A request header (name in any case) or NULL. */
+const char *nb_req_header(const nb_req_t *r, const char *name);
+/** A query parameter, percent-decoded into the arena, or NULL when absent. */
+const char *nb_req_query(nb_req_t *r, const char *name);
+/** Path parameter i (0-based, pattern order). */
+const char *nb_req_param(const nb_req_t *r, int i);
+/**
+ * The request's database connection, acquired on first call and released by
+ * the server after the handler. Returns 0, or NB_EUNAVAIL (pool exhausted or
+ * database down).
+ */
+int nb_req_db(nb_req_t *r, nb_conn_t **out);
+/** True once the request's deadline has passed (handlers may give up early). */
+bool nb_req_expired(const nb_req_t *r);
+
+/** Sets a JSON response; takes ownership of (steals) `body`. */
+void nb_resp_json(nb_resp_t *resp, int status, json_t *body);
+/** Sets a raw body response with a content type. */
+void nb_resp_raw(nb_resp_t *resp, int status, const char *content_type, const char *body, size_t len);
+/** Sets an empty response (e.g. 204). */
+void nb_resp_empty(nb_resp_t *resp, int status);
+/** Adds a header line. */
+void nb_resp_header(nb_resp_t *resp, const char *name, const char *value);
+/**
+ * Sets the error envelope {"error": {code, message, field?, request_id}} for an
+ * nb_err_t code; message NULL uses the code's default. Returns `err` so a
+ * handler can `return nb_resp_error(...)`.
+ */
+int nb_resp_error(nb_req_t *r, int err, const char *message, const char *field);
+
+/* Streaming (server-sent events and other long answers). */
+
+/**
+ * Starts a streamed response (chunked transfer encoding) with a status and
+ * content type. The headers are sent at once. Returns 0, or -1 if the client
+ * is gone.
+ */
+int nb_stream_begin(nb_req_t *r, int status, const char *content_type);
+/** Sends a chunk; blocks while the client is far behind. 0, or -1 if the client is gone. */
+int nb_stream_write(nb_req_t *r, const char *data, size_t len);
+/** True when the client has gone away. */
+bool nb_stream_closed(nb_req_t *r);
+
+#endif

@@ -1,0 +1,76 @@
+/*
+ * server.h — the HTTP/1.1 server.
+ *
+ * Concurrency model (docs/architecture.md says why): libuv event loops (one
+ * per NOTEBOOKD_IO_THREADS, each with its own SO_REUSEPORT listener) own the
+ * sockets, parse with http_parser and write responses; handlers run on thread
+ * pools, so a handler waiting on PostgreSQL never stalls a loop and a loop
+ * holds thousands of idle keep-alive connections for the price of their
+ * buffers. Streamed answers run on their own pool so that long streams never
+ * take the threads that short requests need. Every request has a deadline;
+ * SIGTERM/SIGINT stop accepting, let in-flight requests finish (up to the
+ * shutdown timeout) and return from nb_server_run.
+ */
+#ifndef NB_HTTP_SERVER_H
+#define NB_HTTP_SERVER_H
+
+#include <stddef.h>
+
+#include "db/pool.h"
+#include "http/router.h"
+
+typedef struct nb_server nb_server_t;
+
+typedef struct nb_server_opts {
+	const char *listen; /* host:port */
+	int io_threads;
+	int handler_threads;
+	int hash_threads;
+	int stream_threads;
+	int max_connections;
+	int request_timeout_ms;
+	int idle_timeout_ms;
+	int read_timeout_ms;
+	size_t max_body_bytes;
+	int shutdown_timeout_ms;
+	const nb_route_t *routes;
+	int nroutes;
+	nb_pool_t *pool; /* for nb_req_db; may be NULL */
+	/** Authenticates req (sets req->user_id); returns 0 or a negative nb_err_t. */
+	int (*authenticate)(nb_req_t *req);
+	/** Called once on SIGTERM/SIGINT, on the loop thread, before draining (may be NULL). */
+	void (*on_shutdown)(void *arg);
+	void *on_shutdown_arg;
+} nb_server_opts_t;
+
+/** Fills opts from nb_cfg. */
+void nb_server_opts_from_config(nb_server_opts_t *o);
+/**
+ * Binds the listening sockets. Returns the server, or NULL with a one-line
+ * reason in err (address in use, bad address).
+ */
+nb_server_t *nb_server_create(const nb_server_opts_t *o, char *err, size_t errlen);
+/** The port actually bound (useful with port 0). */
+int nb_server_port(const nb_server_t *s);
+/** Serves until SIGTERM/SIGINT or nb_server_stop, then drains. Returns 0. */
+int nb_server_run(nb_server_t *s);
+/** Asks a running server to drain and stop (thread-safe). */
+void nb_server_stop(nb_server_t *s);
+/** Frees the server after nb_server_run returned. Accepts NULL. */
+void nb_server_destroy(nb_server_t *s);
+
+/** Counters for /metrics. */
+typedef struct nb_server_stats {
+	long connections_open;
+	long connections_total;
+	long requests_total;
+	long requests_in_flight;
+	long responses_by_class[6]; /* index status/100 */
+	long timeouts;
+	long rejected_connections;
+} nb_server_stats_t;
+void nb_server_stats(nb_server_t *s, nb_server_stats_t *out);
+/** The running server (one per process), for handlers that need its stats. */
+nb_server_t *nb_server_current(void);
+
+#endif
