@@ -357,7 +357,7 @@ static void test_email_rejects(void)
 		"\"alice\"@example.com", "alice(x)@example.com", "a,b@example.com", "a<b@example.com",
 		".alice@example.com", "alice.@example.com", "al..ice@example.com", "alice@[127.0.0.1]",
 		"alice@example.com\r\nBcc: x@y.z", "ali\tce@example.com", "alice\x7f@example.com",
-		"alice@exam\xc2\x85ple.com", "ali\xe2\x80\x8b" "ce@example.com", "alice\xc2\xa0@example.com",
+		"alice@exam\xc2\x85ple.com", ("ali\xe2\x80\x8b" "ce@example.com"), "alice\xc2\xa0@example.com",
 		"alice@ex\xff.com", "alice@ex\xc0\xae.com", "alice\\@example.com",
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
@@ -408,7 +408,7 @@ static void test_password_check(void)
 	CHECK_INT(nb_password_check("pass word with spaces", 21, NULL), 0);
 
 	char *big = malloc(4 * 1025);
-	memset(big, 'x', 1024);
+	memset(big, 'x', 1025);
 	CHECK_INT(nb_password_check(big, 1024, &why), 0);
 	CHECK_INT(nb_password_check(big, 1025, &why), NB_EINVALID);
 	/* 1024 four-byte characters (4096 bytes) pass. */
