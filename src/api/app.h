@@ -23,5 +23,7 @@ const nb_route_t *nb_api_routes(int *count);
 int nb_api_healthz(nb_req_t *req);
 int nb_api_readyz(nb_req_t *req);
 int nb_api_metrics(nb_req_t *req);
+/* src/api/debug.c (only with NOTEBOOKD_DEBUG_ROUTES=1) */
+int nb_api_debug_sleep(nb_req_t *req);
 
 #endif

@@ -2,9 +2,15 @@
  * routes.c — the route table: every endpoint, its handler, whether it needs
  * a token, and which pool runs it.
  */
+#include <pthread.h>
+#include <string.h>
+
 #include "api/app.h"
+#include "core/config.h"
 
 nb_app_t nb_app;
+
+#define AUTH NB_ROUTE_AUTH
 
 static const nb_route_t routes[] = {
 	{"GET", "/healthz", nb_api_healthz, 0, NB_EXEC_INLINE},
@@ -12,8 +18,30 @@ static const nb_route_t routes[] = {
 	{"GET", "/metrics", nb_api_metrics, 0, NB_EXEC_DEFAULT},
 };
 
+static const nb_route_t debug_routes[] = {
+	{"GET", "/debug/sleep", nb_api_debug_sleep, 0, NB_EXEC_DEFAULT},
+};
+
+#define NROUTES (sizeof routes / sizeof routes[0])
+#define NDEBUG_ROUTES (sizeof debug_routes / sizeof debug_routes[0])
+
+static nb_route_t table[NROUTES + NDEBUG_ROUTES];
+static int table_len;
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+static void build(void)
+{
+	memcpy(table, routes, sizeof routes);
+	table_len = (int)NROUTES;
+	if (nb_cfg.debug_routes) {
+		memcpy(table + table_len, debug_routes, sizeof debug_routes);
+		table_len += (int)NDEBUG_ROUTES;
+	}
+}
+
 const nb_route_t *nb_api_routes(int *count)
 {
-	*count = (int)(sizeof routes / sizeof routes[0]);
-	return routes;
+	pthread_once(&once, build);
+	*count = table_len;
+	return table;
 }

@@ -106,6 +106,8 @@ static const var_t vars[] = {
 	 "`notebookd purge` hard-deletes what has been in the trash longer"},
 	{"NOTEBOOKD_GENERATOR", T_STR, OFF(generator), "extractive", 0, 0, "extractive or openai"},
 	{"NOTEBOOKD_VAR_DIR", T_STR, OFF(var_dir), "var", 0, 0, "where dev-mode state lives (secret, mail)"},
+	{"NOTEBOOKD_DEBUG_ROUTES", T_BOOL, OFF(debug_routes), "0", 0, 1,
+	 "1 adds GET /debug/sleep?ms=N (a handler that waits on PostgreSQL); tests and benchmarks only"},
 };
 
 #define NVARS (sizeof vars / sizeof vars[0])

@@ -64,6 +64,7 @@ typedef struct nb_config {
 	char *generator;
 	/* dev */
 	char *var_dir;
+	bool debug_routes;
 } nb_config_t;
 
 /** The process-wide configuration, valid after nb_config_load. */

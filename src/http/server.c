@@ -246,7 +246,7 @@ static void serialize_response(sreq_t *r, nb_buf_t *out, bool keep_alive)
 	if (resp->status != 204 && resp->status != 304)
 		nb_buf_printf(out, "Content-Length: %zu\r\n", resp->body.len);
 	nb_buf_puts(out, "\r\n");
-	if (resp->body.len && strcmp(r->req.method, "HEAD") != 0)
+	if (resp->body.len && !(r->req.method && strcmp(r->req.method, "HEAD") == 0))
 		nb_buf_append(out, resp->body.data, resp->body.len);
 }
 
@@ -744,8 +744,10 @@ static void respond_from_loop(sreq_t *r, int err, const char *message, const cha
 	if (!keep)
 		c->close_after = true;
 	r->status = r->req.resp.status;
+	r->bytes_out = r->out.len;
 	count_status(r->srv, r->status);
 	access_log(r);
+	r->bytes_out = 0; /* flush_sreq counts what it writes */
 	flush_sreq(r);
 	maybe_complete(r);
 }
@@ -1109,6 +1111,10 @@ static void dispatch(conn_t *c)
 		r->req.query = q + 1;
 	}
 	r->req.path = url;
+	if (c->parser.http_major != 1) {
+		respond_from_loop(r, NB_EBADREQ, "unsupported HTTP version", NULL, true);
+		return;
+	}
 	if (url[0] != '/') {
 		respond_from_loop(r, NB_EBADREQ, "request target must be a path", NULL, true);
 		return;
@@ -1181,7 +1187,13 @@ static void feed(conn_t *c, const char *data, size_t len)
 
 /* --------------------------------------------------------- loop threads */
 
-static int bind_listener(loop_t *lp, const struct addrinfo *ai, char *err, size_t errlen)
+/*
+ * Binds one listening socket. Each loop then listens on its own dup of it:
+ * the kernel hands each new connection to one of the loops. (SO_REUSEPORT
+ * would spread them more evenly, but it would also let a second server bind
+ * the same port silently.)
+ */
+static int bind_socket(const char *listen, const struct addrinfo *ai, char *err, size_t errlen)
 {
 	int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
@@ -1190,12 +1202,16 @@ static int bind_listener(loop_t *lp, const struct addrinfo *ai, char *err, size_
 	}
 	int one = 1;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
 	if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
-		snprintf(err, errlen, "could not bind %s: %s", lp->srv->o.listen, strerror(errno));
+		snprintf(err, errlen, "could not bind %s: %s", listen, strerror(errno));
 		close(fd);
 		return -1;
 	}
+	return fd;
+}
+
+static int listen_on(loop_t *lp, int fd, char *err, size_t errlen)
+{
 	uv_tcp_init(&lp->loop, &lp->listener);
 	lp->listener.data = lp;
 	if (uv_tcp_open(&lp->listener, fd) < 0 ||
@@ -1322,6 +1338,10 @@ nb_server_t *nb_server_create(const nb_server_opts_t *o, char *err, size_t errle
 	struct addrinfo *ai = NULL;
 	if (resolve(o->listen, &ai, err, errlen) < 0)
 		return NULL;
+	int fd = bind_socket(o->listen, ai, err, errlen);
+	freeaddrinfo(ai);
+	if (fd < 0)
+		return NULL;
 	nb_server_t *s = nb_xcalloc(1, sizeof *s);
 	s->o = *o;
 	s->nloops = o->io_threads > 0 ? o->io_threads : 1;
@@ -1334,26 +1354,18 @@ nb_server_t *nb_server_create(const nb_server_opts_t *o, char *err, size_t errle
 		pthread_mutex_init(&lp->mu, NULL);
 		uv_async_init(&lp->loop, &lp->wake, on_wake_or_drain);
 		lp->wake.data = lp;
-		if (bind_listener(lp, ai, err, errlen) < 0) {
-			freeaddrinfo(ai);
+		int lfd = i == 0 ? fd : dup(fd);
+		if (lfd < 0 || listen_on(lp, lfd, err, errlen) < 0) {
 			s->nloops = i + 1;
 			nb_server_destroy(s);
 			return NULL;
 		}
-		if (i == 0) {
-			struct sockaddr_storage ss;
-			int len = sizeof ss;
-			uv_tcp_getsockname(&lp->listener, (struct sockaddr *)&ss, &len);
-			s->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-								 : ((struct sockaddr_in *)&ss)->sin_port);
-			/* Other loops must bind the same port (matters with port 0). */
-			if (ai->ai_family == AF_INET)
-				((struct sockaddr_in *)ai->ai_addr)->sin_port = htons((uint16_t)s->port);
-			else if (ai->ai_family == AF_INET6)
-				((struct sockaddr_in6 *)ai->ai_addr)->sin6_port = htons((uint16_t)s->port);
-		}
 	}
-	freeaddrinfo(ai);
+	struct sockaddr_storage ss;
+	int len = sizeof ss;
+	uv_tcp_getsockname(&s->loops[0].listener, (struct sockaddr *)&ss, &len);
+	s->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+						 : ((struct sockaddr_in *)&ss)->sin_port);
 	loop_t *l0 = &s->loops[0];
 	uv_signal_init(&l0->loop, &l0->sigterm);
 	uv_signal_init(&l0->loop, &l0->sigint);

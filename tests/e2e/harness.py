@@ -1,0 +1,192 @@
+"""harness.py — start the real notebookd binary and speak HTTP to it.
+
+Used by every end-to-end test. A Server runs `notebookd serve` against the
+throwaway cluster that scripts/test.sh started (NB_TEST_DATABASE_URL), on a
+free loopback port, with extra environment as a test needs. Its stderr (JSON
+log lines) is kept in a file so tests can read the access log, and so a
+failing test can show it. Stopping sends SIGTERM and checks the exit status
+(and, in the ASan build, that no sanitizer report was printed).
+"""
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+
+BIN = os.environ.get("NOTEBOOKD_BIN", "build/release/notebookd")
+DB_URL = os.environ.get("NB_TEST_DATABASE_URL", "")
+ADMIN_URL = os.environ.get("NB_TEST_ADMIN_URL", "")
+TMP = os.environ.get("NB_TEST_TMP", tempfile.gettempdir())
+PG_SOCKET = os.environ.get("NB_TEST_PG_SOCKET", "")
+PG_PORT = os.environ.get("NB_TEST_PG_PORT", "5432")
+ASAN = os.environ.get("NB_MODE") == "asan"
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Response:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    def header(self, name):
+        for k, v in self.headers:
+            if k.lower() == name.lower():
+                return v
+        return None
+
+    @property
+    def json(self):
+        return json.loads(self.body) if self.body else None
+
+    def __repr__(self):
+        return "<%d %s>" % (self.status, self.body[:300])
+
+
+class Server:
+    def __init__(self, env=None, database_url=None, args=("serve",)):
+        self.port = free_port()
+        self.log_path = os.path.join(TMP, "notebookd-%s.log" % uuid.uuid4().hex[:8])
+        self.mail_dir = os.path.join(TMP, "mail-%s" % uuid.uuid4().hex[:8])
+        e = dict(os.environ)
+        e.update({
+            "DATABASE_URL": database_url if database_url is not None else DB_URL,
+            "NOTEBOOKD_LISTEN": "127.0.0.1:%d" % self.port,
+            "NOTEBOOKD_JWT_SECRET": "test-secret-" + "x" * 40,
+            "NOTEBOOKD_MAIL_DIR": self.mail_dir,
+            "NOTEBOOKD_EXPOSE_STATEMENT_COUNT": "1",
+            "NOTEBOOKD_ALLOW_PRIVATE_URLS": "1",
+            "NOTEBOOKD_AUTH_RATE_PER_MIN": "0",
+            "NOTEBOOKD_DB_ACQUIRE_TIMEOUT_MS": "3000",
+        })
+        e.update(env or {})
+        self.env = e
+        self.log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen([BIN] + list(args), env=e, stdout=self.log, stderr=self.log)
+        self.wait_up()
+
+    def wait_up(self, timeout=30):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("notebookd exited with %s:\n%s" % (self.proc.returncode, self.read_log()[-3000:]))
+            try:
+                r = self.request("GET", "/healthz", timeout=2)
+                if r.status == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("notebookd did not come up:\n" + self.read_log()[-3000:])
+
+    def read_log(self):
+        if not self.log.closed:
+            self.log.flush()
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def log_lines(self):
+        out = []
+        for line in self.read_log().splitlines():
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                pass
+        return out
+
+    def request(self, method, path, body=None, headers=None, token=None, timeout=30, raw=None):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            h = dict(headers or {})
+            data = None
+            if raw is not None:
+                data = raw
+            elif body is not None:
+                data = json.dumps(body).encode()
+                h.setdefault("Content-Type", "application/json")
+            if token:
+                h["Authorization"] = "Bearer " + token
+            conn.request(method, path, body=data, headers=h)
+            resp = conn.getresponse()
+            payload = resp.read()
+            return Response(resp.status, resp.getheaders(), payload.decode("utf-8", "replace"))
+        finally:
+            conn.close()
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def post(self, path, body=None, **kw):
+        return self.request("POST", path, body=body, **kw)
+
+    def patch(self, path, body=None, **kw):
+        return self.request("PATCH", path, body=body, **kw)
+
+    def delete(self, path, **kw):
+        return self.request("DELETE", path, **kw)
+
+    def stop(self, sig=signal.SIGTERM, timeout=40):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError("notebookd did not stop within %ss" % timeout)
+        self.log.close()
+        log = self.read_log()
+        if "ERROR: AddressSanitizer" in log or "runtime error:" in log or "LeakSanitizer" in log:
+            raise AssertionError("sanitizer report:\n" + log[-6000:])
+        return self.proc.returncode
+
+
+def raw_http(port, data, timeout=5, read_all=True):
+    """Sends raw bytes, returns everything the server answers until it closes (or timeout)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    try:
+        s.sendall(data)
+        chunks = []
+        while True:
+            try:
+                b = s.recv(65536)
+            except socket.timeout:
+                break
+            if not b:
+                break
+            chunks.append(b)
+            if not read_all:
+                break
+        return b"".join(chunks)
+    finally:
+        s.close()
+
+
+def psql(sql, url=None):
+    """Runs SQL through psql on the test cluster; returns stdout."""
+    out = subprocess.run(["psql", url or DB_URL, "-v", "ON_ERROR_STOP=1", "-tAc", sql],
+                         capture_output=True, text=True, timeout=120)
+    if out.returncode != 0:
+        raise AssertionError("psql failed: " + out.stderr)
+    return out.stdout.strip()
+
+
+def check(cond, msg="check failed"):
+    if not cond:
+        raise AssertionError(msg)
+
+
+def eq(a, b, msg=""):
+    if a != b:
+        raise AssertionError("%r != %r %s" % (a, b, msg))
