@@ -204,15 +204,10 @@ static bool conn_healthy(nb_pool_t *p, nb_conn_t *c, int64_t now)
 	struct pollfd pfd = {.fd = PQsocket(c->pg), .events = POLLIN};
 	if (pfd.fd < 0)
 		return false;
-	if (poll(&pfd, 1, 0) > 0) {
-		if (!PQconsumeInput(c->pg) || PQstatus(c->pg) != CONNECTION_OK)
-			return false;
-		PGnotify *n;
-		while ((n = PQnotifies(c->pg)))
-			PQfreemem(n);
-		if (PQisBusy(c->pg))
-			return false;
-	}
+	/* An idle session receives nothing (we never LISTEN on pooled
+	 * connections): anything readable is a FATAL message or EOF. */
+	if (poll(&pfd, 1, 0) != 0)
+		return false;
 	if (now - c->released_ms >= p->o.preping_idle_ms) {
 		PGresult *r = PQexec(c->pg, "");
 		bool ok = r && PQresultStatus(r) == PGRES_EMPTY_QUERY;
