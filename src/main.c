@@ -114,6 +114,7 @@ static int cmd_serve(int argc, char **argv)
 		return 1;
 	nb_pool_opts_t po;
 	nb_pool_opts_from_config(&po, nb_cfg.database_url);
+	po.size = nb_cfg.db_thread_pool_size;
 	nb_app.pool = nb_pool_create(&po);
 	if (nb_cfg.database_read_url) {
 		nb_pool_opts_t ro;
@@ -127,6 +128,7 @@ static int cmd_serve(int argc, char **argv)
 	nb_server_opts_from_config(&so);
 	so.routes = nb_api_routes(&so.nroutes);
 	so.pool = nb_app.pool;
+	nb_pool_opts_from_config(&so.loop_pool, nb_cfg.database_url);
 	char err[256];
 	nb_server_t *srv = nb_server_create(&so, err, sizeof err);
 	if (!srv) {

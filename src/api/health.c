@@ -42,10 +42,9 @@ int nb_api_readyz(nb_req_t *req)
 	return 0;
 }
 
-static void pool_metrics(nb_buf_t *b, const char *name, nb_pool_t *p)
+static void pool_stats_metrics(nb_buf_t *b, const char *name, const nb_pool_stats_t *ps)
 {
-	nb_pool_stats_t s;
-	nb_pool_stats(p, &s);
+	nb_pool_stats_t s = *ps;
 	nb_buf_printf(b, "notebookd_db_connections{pool=\"%s\",state=\"in_use\"} %d\n", name, s.in_use);
 	nb_buf_printf(b, "notebookd_db_connections{pool=\"%s\",state=\"idle\"} %d\n", name, s.idle);
 	nb_buf_printf(b, "notebookd_db_waiting{pool=\"%s\"} %d\n", name, s.waiting);
@@ -62,11 +61,21 @@ static void pool_metrics(nb_buf_t *b, const char *name, nb_pool_t *p)
 		      (unsigned long long)s.replaced_dead);
 }
 
+static void pool_metrics(nb_buf_t *b, const char *name, nb_pool_t *p)
+{
+	nb_pool_stats_t s;
+	nb_pool_stats(p, &s);
+	pool_stats_metrics(b, name, &s);
+}
+
 int nb_api_metrics(nb_req_t *req)
 {
 	nb_buf_t b = NB_BUF_INIT;
 	nb_server_t *srv = nb_server_current();
 	if (srv) {
+		nb_pool_stats_t ls;
+		nb_server_loop_pool_stats(srv, &ls);
+		pool_stats_metrics(&b, "loops", &ls);
 		nb_server_stats_t s;
 		nb_server_stats(srv, &s);
 		nb_buf_printf(&b, "# TYPE notebookd_http_connections_open gauge\n");
@@ -81,7 +90,7 @@ int nb_api_metrics(nb_req_t *req)
 				      s.responses_by_class[i]);
 	}
 	if (nb_app.pool)
-		pool_metrics(&b, "primary", nb_app.pool);
+		pool_metrics(&b, "threads", nb_app.pool);
 	if (nb_app.read_pool && nb_app.read_pool != nb_app.pool)
 		pool_metrics(&b, "replica", nb_app.read_pool);
 	nb_resp_raw(&req->resp, 200, "text/plain; version=0.0.4", b.data ? b.data : "", b.len);

@@ -120,6 +120,40 @@ static bool ok_status(PGresult *r)
 	return s == PGRES_TUPLES_OK || s == PGRES_COMMAND_OK;
 }
 
+/* Async connections: send, then yield until the result is in. */
+static int async_prepare(nb_conn_t *c, const char *name, const char *sql)
+{
+	PGresult *r = NULL;
+	if (!PQsendPrepare(nb_conn_pg(c), name, sql, 0, NULL) ||
+	    nb_conn__await(c, &r, nb_conn__wait_ms(c)) < 0) {
+		nb_conn_mark_broken(c);
+		nb_warn("database connection lost while preparing a statement");
+		return NB_EUNAVAIL;
+	}
+	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+		int rc = fail(c, r, name);
+		PQclear(r);
+		return rc;
+	}
+	PQclear(r);
+	return 0;
+}
+
+static PGresult *async_exec_prepared(nb_conn_t *c, const char *name, const nb_params_t *p, int *rc)
+{
+	PGresult *r = NULL;
+	*rc = 0;
+	if (!PQsendQueryPrepared(nb_conn_pg(c), name, p ? p->n : 0, p ? p->v : NULL, p ? p->len : NULL,
+				 p ? p->fmt : NULL, 0) ||
+	    nb_conn__await(c, &r, nb_conn__wait_ms(c)) < 0) {
+		nb_conn_mark_broken(c);
+		nb_warn("database connection lost during %s", name);
+		*rc = NB_EUNAVAIL;
+		return NULL;
+	}
+	return r;
+}
+
 /* One attempt: prepare if needed, execute. */
 static int exec_once(nb_conn_t *c, nb_stmt_t *st, int id, const nb_params_t *p, PGresult **res)
 {
@@ -127,6 +161,13 @@ static int exec_once(nb_conn_t *c, nb_stmt_t *st, int id, const nb_params_t *p, 
 	/* Names come from the global id, so two files may use the same variable name. */
 	char name[24];
 	snprintf(name, sizeof name, "nb_s%d", id);
+	bool async = nb_conn__async(c);
+	if (!nb_conn__prepared(c, id) && async) {
+		int rc = async_prepare(c, name, st->sql);
+		if (rc < 0)
+			return rc;
+		nb_conn__set_prepared(c, id);
+	}
 	if (!nb_conn__prepared(c, id)) {
 		PGresult *pr = PQprepare(pg, name, st->sql, 0, NULL);
 		if (!pr || PQresultStatus(pr) != PGRES_COMMAND_OK) {
@@ -139,8 +180,16 @@ static int exec_once(nb_conn_t *c, nb_stmt_t *st, int id, const nb_params_t *p, 
 	}
 	tl_stmt_count++;
 	nb_conn__count_use(c);
-	PGresult *r = PQexecPrepared(pg, name, p ? p->n : 0, p ? p->v : NULL, p ? p->len : NULL,
-				     p ? p->fmt : NULL, 0);
+	PGresult *r;
+	if (async) {
+		int rc;
+		r = async_exec_prepared(c, name, p, &rc);
+		if (rc < 0)
+			return rc;
+	} else {
+		r = PQexecPrepared(pg, name, p ? p->n : 0, p ? p->v : NULL, p ? p->len : NULL, p ? p->fmt : NULL,
+				   0);
+	}
 	if (!ok_status(r)) {
 		int rc = fail(c, r, st->name);
 		PQclear(r);
@@ -175,7 +224,17 @@ int nb_db_command(nb_conn_t *c, const char *sql)
 	for (int attempt = 0; attempt < 2; attempt++) {
 		tl_stmt_count++;
 		nb_conn__count_use(c);
-		PGresult *r = PQexec(nb_conn_pg(c), sql);
+		PGresult *r = NULL;
+		if (nb_conn__async(c)) {
+			if (!PQsendQuery(nb_conn_pg(c), sql) || nb_conn__await(c, &r, nb_conn__wait_ms(c)) < 0) {
+				nb_conn_mark_broken(c);
+				if (!first || attempt > 0 || nb_conn__reconnect(c) < 0)
+					return NB_EUNAVAIL;
+				continue;
+			}
+		} else {
+			r = PQexec(nb_conn_pg(c), sql);
+		}
 		if (ok_status(r)) {
 			PQclear(r);
 			return 0;

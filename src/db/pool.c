@@ -18,6 +18,7 @@
 #include "core/config.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "core/sched.h"
 #include "core/timeutil.h"
 
 #define NB_MAX_STMTS 512
@@ -32,6 +33,7 @@ struct nb_conn {
 	int64_t released_ms;  /* monotonic, when it last went idle */
 	int uses;             /* statements since acquire */
 	bool broken;
+	nb_fdwait_t *fw; /* async pools: watches the socket */
 	unsigned char prepared[NB_MAX_STMTS / 8];
 };
 
@@ -46,6 +48,7 @@ struct nb_pool {
 	int nidle;
 	int total;   /* open or being opened */
 	int waiting;
+	nb_wait_t *wq_head, *wq_tail; /* async pools: coroutines waiting for a connection */
 	int64_t down_until_ms; /* connect backoff window (monotonic) */
 	int backoff_ms;
 	nb_pool_stats_t st;
@@ -91,6 +94,8 @@ static void conn_close(nb_conn_t *c)
 {
 	if (!c)
 		return;
+	nb_fdwait_destroy(c->fw); /* stop watching before libpq closes the socket */
+	c->fw = NULL;
 	if (c->pg)
 		PQfinish(c->pg);
 	free(c);
@@ -139,6 +144,52 @@ static PGconn *pg_open(nb_pool_t *p)
 	return pg;
 }
 
+/* Async connect: PQconnectStart/PQconnectPoll, yielding on the socket. */
+static PGconn *pg_open_async(nb_pool_t *p, nb_fdwait_t **fw_out)
+{
+	const char *keys[] = {"dbname", "application_name", "options", "connect_timeout", NULL};
+	const char *vals[] = {p->conninfo, p->o.application_name ? p->o.application_name : "notebookd",
+			      p->options, p->timeout_str, NULL};
+	*fw_out = NULL;
+	PGconn *pg = PQconnectStartParams(keys, vals, 1);
+	if (!pg || PQstatus(pg) == CONNECTION_BAD) {
+		nb_warn("could not connect to database: %s", pg ? PQerrorMessage(pg) : "out of memory");
+		PQfinish(pg);
+		return NULL;
+	}
+	int64_t deadline = nb_mono_ms() + (int64_t)(p->o.connect_timeout_s > 0 ? p->o.connect_timeout_s : 5) * 1000;
+	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+	nb_fdwait_t *fw = NULL;
+	int fd = -1;
+	while (st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED) {
+		if (PQsocket(pg) != fd) {
+			nb_fdwait_destroy(fw);
+			fd = PQsocket(pg);
+			fw = nb_fdwait_create(fd);
+		}
+		int left = (int)(deadline - nb_mono_ms());
+		if (!fw || left <= 0 ||
+		    nb_fdwait_wait(fw, st == PGRES_POLLING_READING ? NB_WAIT_READ : NB_WAIT_WRITE, left) < 0) {
+			st = PGRES_POLLING_FAILED;
+			break;
+		}
+		st = PQconnectPoll(pg);
+	}
+	if (st != PGRES_POLLING_OK || PQstatus(pg) != CONNECTION_OK) {
+		char line[256];
+		snprintf(line, sizeof line, "%s", PQerrorMessage(pg)[0] ? PQerrorMessage(pg) : "timeout");
+		line[strcspn(line, "\n")] = '\0';
+		nb_warn("could not connect to database: %s", line);
+		nb_fdwait_destroy(fw);
+		PQfinish(pg);
+		return NULL;
+	}
+	PQsetnonblocking(pg, 1);
+	PQsetNoticeProcessor(pg, notice_quiet, NULL);
+	*fw_out = fw;
+	return pg;
+}
+
 static void backoff_failed(nb_pool_t *p)
 {
 	p->backoff_ms = p->backoff_ms ? p->backoff_ms * 2 : BACKOFF_MIN_MS;
@@ -151,7 +202,8 @@ static void backoff_failed(nb_pool_t *p)
 /* Connects a new connection into a reserved slot. Called without the lock. */
 static nb_conn_t *conn_new(nb_pool_t *p)
 {
-	PGconn *pg = pg_open(p);
+	nb_fdwait_t *fw = NULL;
+	PGconn *pg = p->o.async ? pg_open_async(p, &fw) : pg_open(p);
 	pthread_mutex_lock(&p->mu);
 	if (!pg) {
 		backoff_failed(p);
@@ -164,6 +216,7 @@ static nb_conn_t *conn_new(nb_pool_t *p)
 	pthread_mutex_unlock(&p->mu);
 	nb_conn_t *c = nb_xcalloc(1, sizeof *c);
 	c->pg = pg;
+	c->fw = fw;
 	c->pool = p;
 	c->created_ms = nb_mono_ms();
 	return c;
@@ -172,7 +225,10 @@ static nb_conn_t *conn_new(nb_pool_t *p)
 int nb_conn__reconnect(nb_conn_t *c)
 {
 	nb_pool_t *p = c->pool;
-	PGconn *pg = pg_open(p);
+	nb_fdwait_destroy(c->fw);
+	c->fw = NULL;
+	nb_fdwait_t *fw = NULL;
+	PGconn *pg = p->o.async ? pg_open_async(p, &fw) : pg_open(p);
 	pthread_mutex_lock(&p->mu);
 	p->st.closed++;
 	if (!pg) {
@@ -186,10 +242,68 @@ int nb_conn__reconnect(nb_conn_t *c)
 	pthread_mutex_unlock(&p->mu);
 	PQfinish(c->pg);
 	c->pg = pg;
+	c->fw = fw;
 	c->broken = false;
 	c->created_ms = nb_mono_ms();
 	memset(c->prepared, 0, sizeof c->prepared);
 	return 0;
+}
+
+int nb_conn__wait_ms(nb_conn_t *c)
+{
+	return c->pool->o.statement_timeout_ms > 0 ? c->pool->o.statement_timeout_ms + 5000 : 600000;
+}
+
+int nb_conn__await(nb_conn_t *c, PGresult **last, int timeout_ms)
+{
+	PGconn *pg = c->pg;
+	int64_t deadline = nb_mono_ms() + timeout_ms;
+	*last = NULL;
+	for (;;) {
+		int f = PQflush(pg);
+		if (f < 0)
+			goto broken;
+		if (f == 0)
+			break;
+		int left = (int)(deadline - nb_mono_ms());
+		if (left <= 0 || nb_fdwait_wait(c->fw, NB_WAIT_READ | NB_WAIT_WRITE, left) < 0)
+			goto broken;
+		if (!PQconsumeInput(pg))
+			goto broken;
+	}
+	for (;;) {
+		while (!PQisBusy(pg)) {
+			PGresult *r = PQgetResult(pg);
+			if (!r)
+				return *last ? 0 : NB_EUNAVAIL;
+			PQclear(*last);
+			*last = r;
+		}
+		int left = (int)(deadline - nb_mono_ms());
+		if (left <= 0 || nb_fdwait_wait(c->fw, NB_WAIT_READ, left) < 0 || !PQconsumeInput(pg))
+			goto broken;
+	}
+broken:
+	PQclear(*last);
+	*last = NULL;
+	c->broken = true;
+	return NB_EUNAVAIL;
+}
+
+/* A parameterless command in either mode; NULL when the connection failed. */
+static PGresult *simple_query(nb_conn_t *c, const char *sql)
+{
+	if (!c->pool->o.async)
+		return PQexec(c->pg, sql);
+	PGresult *r = NULL;
+	if (!PQsendQuery(c->pg, sql) || nb_conn__await(c, &r, nb_conn__wait_ms(c)) < 0)
+		return NULL;
+	return r;
+}
+
+bool nb_conn__async(nb_conn_t *c)
+{
+	return c->pool->o.async;
 }
 
 /*
@@ -209,7 +323,7 @@ static bool conn_healthy(nb_pool_t *p, nb_conn_t *c, int64_t now)
 	if (poll(&pfd, 1, 0) != 0)
 		return false;
 	if (now - c->released_ms >= p->o.preping_idle_ms) {
-		PGresult *r = PQexec(c->pg, "");
+		PGresult *r = simple_query(c, "");
 		bool ok = r && PQresultStatus(r) == PGRES_EMPTY_QUERY;
 		PQclear(r);
 		if (!ok)
@@ -252,6 +366,35 @@ static int take_locked(nb_pool_t *p, int64_t deadline, nb_conn_t **c, bool *rese
 		}
 		if (nb_mono_ms() >= deadline)
 			return NB_EUNAVAIL;
+		if (p->o.async) {
+			/* A coroutine waits in FIFO order; release signals the first. */
+			nb_wait_t w;
+			nb_wait_init(&w);
+			w.next = NULL;
+			if (p->wq_tail)
+				p->wq_tail->next = &w;
+			else
+				p->wq_head = &w;
+			p->wq_tail = &w;
+			p->waiting++;
+			pthread_mutex_unlock(&p->mu);
+			int rc = nb_wait_park(&w, (int)(deadline - nb_mono_ms()));
+			pthread_mutex_lock(&p->mu);
+			p->waiting--;
+			if (rc < 0) { /* timed out: unlink ourselves */
+				nb_wait_t **pp = &p->wq_head;
+				while (*pp && *pp != &w)
+					pp = &(*pp)->next;
+				if (*pp)
+					*pp = w.next;
+				p->wq_tail = NULL;
+				for (nb_wait_t *q = p->wq_head; q; q = q->next)
+					p->wq_tail = q;
+				if (!p->idle && p->total >= p->o.size + p->o.overflow)
+					return NB_EUNAVAIL;
+			}
+			continue;
+		}
 		struct timespec ts;
 		timespec_at(deadline, &ts);
 		p->waiting++;
@@ -263,12 +406,28 @@ static int take_locked(nb_pool_t *p, int64_t deadline, nb_conn_t **c, bool *rese
 }
 
 /* Drops a slot (a connection that was closed or never opened). */
+/* Wakes one waiter: a thread on the condition variable, or the first parked coroutine. Lock held. */
+static void wake_one_locked(nb_pool_t *p)
+{
+	if (p->o.async) {
+		nb_wait_t *w = p->wq_head;
+		if (w) {
+			p->wq_head = w->next;
+			if (!p->wq_head)
+				p->wq_tail = NULL;
+			nb_wait_signal(w);
+		}
+		return;
+	}
+	pthread_cond_signal(&p->cv);
+}
+
 static void slot_free(nb_pool_t *p)
 {
 	pthread_mutex_lock(&p->mu);
 	p->total--;
 	p->st.closed++;
-	pthread_cond_signal(&p->cv);
+	wake_one_locked(p);
 	pthread_mutex_unlock(&p->mu);
 }
 
@@ -296,7 +455,7 @@ int nb_pool_acquire_timeout(nb_pool_t *p, int timeout_ms, nb_conn_t **out)
 				pthread_mutex_lock(&p->mu);
 				p->total--;
 				p->st.timeouts++;
-				pthread_cond_signal(&p->cv);
+				wake_one_locked(p);
 				pthread_mutex_unlock(&p->mu);
 				return NB_EUNAVAIL;
 			}
@@ -342,7 +501,7 @@ void nb_pool_release(nb_pool_t *p, nb_conn_t *c)
 	if (!c->broken && PQstatus(c->pg) == CONNECTION_OK &&
 	    PQtransactionStatus(c->pg) != PQTRANS_IDLE) {
 		/* A handler left a transaction open (an error path): roll it back. */
-		PGresult *r = PQexec(c->pg, "ROLLBACK");
+		PGresult *r = simple_query(c, "ROLLBACK");
 		if (!r || PQresultStatus(r) != PGRES_COMMAND_OK)
 			c->broken = true;
 		PQclear(r);
@@ -359,7 +518,7 @@ void nb_pool_release(nb_pool_t *p, nb_conn_t *c)
 	c->next = p->idle;
 	p->idle = c;
 	p->nidle++;
-	pthread_cond_signal(&p->cv);
+	wake_one_locked(p);
 	pthread_mutex_unlock(&p->mu);
 	nb_pool_reap(p);
 }

@@ -41,6 +41,13 @@ typedef struct nb_pool_opts {
 	int statement_timeout_ms;
 	int idle_in_tx_timeout_ms;
 	int connect_timeout_s;
+	/*
+	 * Async pools belong to one event-loop thread and are used only from
+	 * coroutines on it (core/sched.h): connecting, waiting for a free
+	 * connection and every statement yield instead of blocking, and the
+	 * connections are in libpq's non-blocking mode.
+	 */
+	bool async;
 } nb_pool_opts_t;
 
 typedef struct nb_pool_stats {
@@ -94,5 +101,17 @@ int nb_conn__uses(nb_conn_t *c);
 void nb_conn__count_use(nb_conn_t *c);
 /** Replaces the libpq connection of c with a fresh one (same pool slot). 0 or NB_EUNAVAIL. */
 int nb_conn__reconnect(nb_conn_t *c);
+/** True for connections of an async pool. */
+bool nb_conn__async(nb_conn_t *c);
+/**
+ * Async connections: flushes what was sent and collects every result of the
+ * command in flight, yielding while waiting. Sets *last to the last result
+ * (the caller PQclears it). 0, or NB_EUNAVAIL when the connection failed or
+ * the server did not answer within timeout_ms (the connection is then
+ * marked broken).
+ */
+int nb_conn__await(nb_conn_t *c, PGresult **last, int timeout_ms);
+/** The wait bound for one statement on this connection (statement timeout plus a margin). */
+int nb_conn__wait_ms(nb_conn_t *c);
 
 #endif

@@ -16,10 +16,12 @@
 
 /** Where a handler runs. */
 typedef enum nb_exec_class {
-	NB_EXEC_DEFAULT = 0, /* the handler pool (may wait on PostgreSQL) */
-	NB_EXEC_INLINE,      /* on the event loop itself: must never block */
-	NB_EXEC_HASH,        /* the password-hashing pool */
-	NB_EXEC_STREAM,      /* the streaming pool (long answers) */
+	NB_EXEC_DEFAULT = 0, /* a coroutine on the event loop; database waits yield (core/sched.h) */
+	NB_EXEC_INLINE,      /* on the event loop itself, no coroutine: must never wait */
+	NB_EXEC_HASH,        /* a thread of the password-hashing pool (blocking database calls) */
+	NB_EXEC_STREAM,      /* a thread of the streaming pool (long answers) */
+	NB_EXEC_THREAD,      /* a thread of the handler pool (CPU-heavy or blocking work) */
+	NB_EXEC_CLASSES_
 } nb_exec_class_t;
 
 enum {

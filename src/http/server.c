@@ -39,6 +39,7 @@
 #include "core/config.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "core/sched.h"
 #include "core/timeutil.h"
 #include "core/tpool.h"
 #include "core/uuid.h"
@@ -83,6 +84,8 @@ struct sreq {
 	int writes_inflight;
 	bool dispatched;
 	bool done_logged;
+	nb_pool_t *conn_pool; /* where req->conn came from */
+	long stmts;           /* statements the request ran */
 	sreq_t *mail_next;
 };
 
@@ -115,6 +118,8 @@ struct loop {
 	conn_t *conns;
 	long nconns;
 	bool draining;
+	nb_sched_t *sched;
+	nb_pool_t *pool; /* async pool for this loop's coroutines */
 };
 
 struct nb_server {
@@ -122,7 +127,7 @@ struct nb_server {
 	loop_t *loops;
 	int nloops;
 	int port;
-	nb_tpool_t *pools[4]; /* by nb_exec_class_t; [INLINE] unused */
+	nb_tpool_t *pools[NB_EXEC_CLASSES_]; /* thread pools by nb_exec_class_t */
 	atomic_bool stopping;
 	atomic_long conns_open, conns_total, requests_total, in_flight, timeouts, rejected;
 	atomic_long by_class[6];
@@ -240,7 +245,7 @@ static void serialize_response(sreq_t *r, nb_buf_t *out, bool keep_alive)
 	if (resp->retry_after > 0)
 		nb_buf_printf(out, "Retry-After: %d\r\n", resp->retry_after);
 	if (nb_cfg.expose_statement_count)
-		nb_buf_printf(out, "X-DB-Statements: %ld\r\n", nb_db_stmt_count());
+		nb_buf_printf(out, "X-DB-Statements: %ld\r\n", r->stmts);
 	if (resp->headers.len)
 		nb_buf_append(out, resp->headers.data, resp->headers.len);
 	if (resp->status != 204 && resp->status != 304)
@@ -361,6 +366,33 @@ static bool multipart_content_type(const char *ct)
 	return ct && strncasecmp(ct, "multipart/form-data", 19) == 0;
 }
 
+/* Refuses JSON nested deeper than this before parsing it: the parser
+ * recurses, and coroutine stacks are small. */
+#define JSON_MAX_DEPTH 64
+
+static bool json_too_deep(const char *p, size_t n)
+{
+	int depth = 0;
+	bool in_str = false;
+	for (size_t i = 0; i < n; i++) {
+		char ch = p[i];
+		if (in_str) {
+			if (ch == '\\')
+				i++;
+			else if (ch == '"')
+				in_str = false;
+		} else if (ch == '"') {
+			in_str = true;
+		} else if (ch == '[' || ch == '{') {
+			if (++depth > JSON_MAX_DEPTH)
+				return true;
+		} else if (ch == ']' || ch == '}') {
+			depth--;
+		}
+	}
+	return false;
+}
+
 /* Checks and parses the body. 0, or a negative error with resp set. */
 static int prepare_body(nb_req_t *req)
 {
@@ -375,6 +407,8 @@ static int prepare_body(nb_req_t *req)
 					     ? "content type must be application/json or multipart/form-data"
 					     : "content type must be application/json",
 				     NULL);
+	if (json_too_deep(req->body, req->body_len))
+		return nb_resp_error(req, NB_EBADREQ, "body is nested too deeply", NULL);
 	json_error_t jerr;
 	json_t *j = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!j)
@@ -387,12 +421,12 @@ static int prepare_body(nb_req_t *req)
 	return 0;
 }
 
-static void run_handler(sreq_t *r)
+/* Runs middleware and handler; fills req->resp (or streams). Thread or coroutine. */
+static void handle(sreq_t *r)
 {
 	nb_req_t *req = &r->req;
 	nb_server_t *s = r->srv;
 	nb_log_set_request_id(req->request_id);
-	nb_db_stmt_count_reset();
 	int rc = prepare_body(req);
 	if (rc == 0 && (req->route->flags & NB_ROUTE_AUTH)) {
 		rc = s->o.authenticate ? s->o.authenticate(req) : NB_EUNAUTH;
@@ -407,17 +441,30 @@ static void run_handler(sreq_t *r)
 	if (req->resp.status == 0 && !r->streaming)
 		nb_resp_error(req, NB_EINTERNAL, NULL, NULL);
 	if (req->conn) {
-		if (s->o.pool)
-			nb_pool_release(s->o.pool, req->conn);
+		r->stmts = nb_conn__uses(req->conn);
+		nb_pool_release(r->conn_pool, req->conn);
 		req->conn = NULL;
 	}
-	finish_from_worker(r);
 	nb_log_set_request_id(NULL);
 }
 
 static void worker_task(void *arg)
 {
-	run_handler(arg);
+	sreq_t *r = arg;
+	handle(r);
+	finish_from_worker(r);
+}
+
+static void finish_on_loop(sreq_t *r);
+
+static void coro_entry(void *arg)
+{
+	handle(arg);
+}
+
+static void coro_done(void *arg)
+{
+	finish_on_loop(arg);
 }
 
 /* ------------------------------------------------------------ request API */
@@ -489,11 +536,13 @@ int nb_req_db(nb_req_t *req, nb_conn_t **out)
 {
 	sreq_t *r = (sreq_t *)req;
 	if (!req->conn) {
-		if (!r->srv->o.pool)
+		nb_pool_t *p = nb_sched_in_coro() ? r->lp->pool : r->srv->o.pool;
+		if (!p)
 			return NB_EUNAVAIL;
-		int rc = nb_pool_acquire(r->srv->o.pool, &req->conn);
+		int rc = nb_pool_acquire(p, &req->conn);
 		if (rc < 0)
 			return rc;
+		r->conn_pool = p;
 	}
 	*out = req->conn;
 	return 0;
@@ -583,7 +632,10 @@ int nb_stream_begin(nb_req_t *req, int status, const char *content_type)
 		nb_buf_append(&r->out, req->resp.headers.data, req->resp.headers.len);
 	nb_buf_puts(&r->out, "\r\n");
 	pthread_mutex_unlock(&r->mu);
-	post(r);
+	if (nb_sched_in_coro())
+		flush_sreq(r);
+	else
+		post(r);
 	return 0;
 }
 
@@ -593,7 +645,7 @@ int nb_stream_write(nb_req_t *req, const char *data, size_t len)
 	if (len == 0)
 		return 0;
 	pthread_mutex_lock(&r->mu);
-	while (r->out.len > STREAM_BACKLOG_MAX && !atomic_load(&r->gone))
+	while (!nb_sched_in_coro() && r->out.len > STREAM_BACKLOG_MAX && !atomic_load(&r->gone))
 		pthread_cond_wait(&r->cv, &r->mu);
 	if (atomic_load(&r->gone)) {
 		pthread_mutex_unlock(&r->mu);
@@ -603,7 +655,10 @@ int nb_stream_write(nb_req_t *req, const char *data, size_t len)
 	nb_buf_append(&r->out, data, len);
 	nb_buf_puts(&r->out, "\r\n");
 	pthread_mutex_unlock(&r->mu);
-	post(r);
+	if (nb_sched_in_coro())
+		flush_sreq(r); /* on the loop already; a coroutine streams without backpressure */
+	else
+		post(r);
 	return 0;
 }
 
@@ -701,6 +756,31 @@ static void maybe_complete(sreq_t *r)
 		conn_close(c);
 	else
 		conn_next_request(c);
+}
+
+/* A coroutine's handler returned: write the answer from here, no mailbox. */
+static void finish_on_loop(sreq_t *r)
+{
+	nb_buf_t tail = NB_BUF_INIT;
+	if (r->streaming) {
+		nb_buf_puts(&tail, "0\r\n\r\n");
+	} else {
+		bool keep = r->keep_alive && !atomic_load(&r->srv->stopping);
+		serialize_response(r, &tail, keep);
+		r->status = r->req.resp.status;
+		r->bytes_out = tail.len;
+	}
+	count_status(r->srv, r->status);
+	access_log(r);
+	pthread_mutex_lock(&r->mu);
+	nb_buf_append(&r->out, tail.data, tail.len);
+	r->finished = true;
+	pthread_mutex_unlock(&r->mu);
+	nb_buf_dispose(&tail);
+	if (!r->streaming)
+		r->bytes_out = 0; /* flush_sreq counts what it writes */
+	flush_sreq(r);
+	maybe_complete(r);
 }
 
 static void on_wake(uv_async_t *h)
@@ -1137,11 +1217,17 @@ static void dispatch(conn_t *c)
 	r->req.deadline_ms = nb_mono_ms() + s->o.request_timeout_ms;
 	arm_timer(c, s->o.request_timeout_ms);
 	r->dispatched = true;
-	if (r->req.route->exec == NB_EXEC_INLINE) {
-		run_handler(r);
-		return;
+	switch (r->req.route->exec) {
+	case NB_EXEC_INLINE:
+		handle(r);
+		finish_on_loop(r);
+		break;
+	case NB_EXEC_DEFAULT:
+		nb_sched_spawn(c->lp->sched, coro_entry, r, coro_done);
+		break;
+	default:
+		nb_tpool_submit(s->pools[r->req.route->exec], worker_task, r);
 	}
-	nb_tpool_submit(s->pools[r->req.route->exec], worker_task, r);
 }
 
 static void feed(conn_t *c, const char *data, size_t len)
@@ -1309,6 +1395,7 @@ static void on_wake_or_drain(uv_async_t *h)
 static void *loop_main(void *arg)
 {
 	loop_t *lp = arg;
+	lp->sched = nb_sched_create(&lp->loop);
 	uv_run(&lp->loop, UV_RUN_DEFAULT);
 	return NULL;
 }
@@ -1354,6 +1441,13 @@ nb_server_t *nb_server_create(const nb_server_opts_t *o, char *err, size_t errle
 		pthread_mutex_init(&lp->mu, NULL);
 		uv_async_init(&lp->loop, &lp->wake, on_wake_or_drain);
 		lp->wake.data = lp;
+		if (o->loop_pool.conninfo) {
+			nb_pool_opts_t po = o->loop_pool;
+			po.async = true;
+			po.size = (o->loop_pool.size + s->nloops - 1) / s->nloops;
+			po.overflow = (o->loop_pool.overflow + s->nloops - 1) / s->nloops;
+			lp->pool = nb_pool_create(&po);
+		}
 		int lfd = i == 0 ? fd : dup(fd);
 		if (lfd < 0 || listen_on(lp, lfd, err, errlen) < 0) {
 			s->nloops = i + 1;
@@ -1372,7 +1466,7 @@ nb_server_t *nb_server_create(const nb_server_opts_t *o, char *err, size_t errle
 	l0->sigterm.data = l0->sigint.data = l0;
 	uv_signal_start(&l0->sigterm, on_signal, SIGTERM);
 	uv_signal_start(&l0->sigint, on_signal, SIGINT);
-	s->pools[NB_EXEC_DEFAULT] = nb_tpool_create("handlers", o->handler_threads);
+	s->pools[NB_EXEC_THREAD] = nb_tpool_create("handlers", o->handler_threads);
 	s->pools[NB_EXEC_HASH] = nb_tpool_create("hash", o->hash_threads);
 	s->pools[NB_EXEC_STREAM] = nb_tpool_create("streams", o->stream_threads);
 	current_server = s;
@@ -1402,7 +1496,7 @@ int nb_server_run(nb_server_t *s)
 		pthread_join(s->loops[i].thread, NULL);
 	/* Workers finish what they hold (their answers go nowhere if the
 	 * connection is gone); then the loops free what remains. */
-	for (int i = 0; i < 4; i++) {
+	for (int i = 0; i < NB_EXEC_CLASSES_; i++) {
 		nb_tpool_destroy(s->pools[i]);
 		s->pools[i] = NULL;
 	}
@@ -1428,10 +1522,14 @@ void nb_server_destroy(nb_server_t *s)
 {
 	if (!s)
 		return;
-	for (int i = 0; i < 4; i++)
+	for (int i = 0; i < NB_EXEC_CLASSES_; i++)
 		nb_tpool_destroy(s->pools[i]);
 	for (int i = 0; i < s->nloops; i++) {
 		loop_t *lp = &s->loops[i];
+		nb_pool_destroy(lp->pool); /* closes its socket watchers on this loop */
+		lp->pool = NULL;
+		nb_sched_destroy(lp->sched);
+		lp->sched = NULL;
 		uv_walk(&lp->loop, close_any, NULL);
 		uv_run(&lp->loop, UV_RUN_DEFAULT);
 		uv_loop_close(&lp->loop);
@@ -1454,6 +1552,28 @@ void nb_server_stats(nb_server_t *s, nb_server_stats_t *out)
 	out->rejected_connections = atomic_load(&s->rejected);
 	for (int i = 0; i < 6; i++)
 		out->responses_by_class[i] = atomic_load(&s->by_class[i]);
+}
+
+void nb_server_loop_pool_stats(nb_server_t *s, nb_pool_stats_t *sum)
+{
+	memset(sum, 0, sizeof *sum);
+	for (int i = 0; i < s->nloops; i++) {
+		if (!s->loops[i].pool)
+			continue;
+		nb_pool_stats_t st;
+		nb_pool_stats(s->loops[i].pool, &st);
+		sum->in_use += st.in_use;
+		sum->idle += st.idle;
+		sum->waiting += st.waiting;
+		sum->total += st.total;
+		sum->acquires += st.acquires;
+		sum->timeouts += st.timeouts;
+		sum->created += st.created;
+		sum->closed += st.closed;
+		sum->replaced_dead += st.replaced_dead;
+		sum->connect_failures += st.connect_failures;
+		sum->wait_us_total += st.wait_us_total;
+	}
 }
 
 nb_server_t *nb_server_current(void)

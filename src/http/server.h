@@ -2,12 +2,14 @@
  * server.h — the HTTP/1.1 server.
  *
  * Concurrency model (docs/architecture.md says why): libuv event loops (one
- * per NOTEBOOKD_IO_THREADS, each with its own SO_REUSEPORT listener) own the
- * sockets, parse with http_parser and write responses; handlers run on thread
- * pools, so a handler waiting on PostgreSQL never stalls a loop and a loop
- * holds thousands of idle keep-alive connections for the price of their
- * buffers. Streamed answers run on their own pool so that long streams never
- * take the threads that short requests need. Every request has a deadline;
+ * per NOTEBOOKD_IO_THREADS, listening on one shared socket) own the sockets,
+ * parse with http_parser and write responses. Handlers run as coroutines on
+ * their loop with non-blocking libpq connections of the loop's own pool: a
+ * handler waiting on PostgreSQL yields, so it never stalls the loop, and no
+ * thread switch is paid per request. Handlers that must block (password
+ * hashing, long streamed answers, heavy CPU) are routed to thread pools with
+ * a blocking connection pool. A loop holds thousands of idle keep-alive
+ * connections for the price of their small state. Every request has a deadline;
  * SIGTERM/SIGINT stop accepting, let in-flight requests finish (up to the
  * shutdown timeout) and return from nb_server_run.
  */
@@ -35,7 +37,10 @@ typedef struct nb_server_opts {
 	int shutdown_timeout_ms;
 	const nb_route_t *routes;
 	int nroutes;
-	nb_pool_t *pool; /* for nb_req_db; may be NULL */
+	nb_pool_t *pool; /* for nb_req_db on threads; may be NULL */
+	/* Template of the per-loop async pools used by coroutine handlers
+	 * (conninfo NULL: none); size and overflow are split across the loops. */
+	nb_pool_opts_t loop_pool;
 	/** Authenticates req (sets req->user_id); returns 0 or a negative nb_err_t. */
 	int (*authenticate)(nb_req_t *req);
 	/** Called once on SIGTERM/SIGINT, on the loop thread, before draining (may be NULL). */
@@ -70,6 +75,8 @@ typedef struct nb_server_stats {
 	long rejected_connections;
 } nb_server_stats_t;
 void nb_server_stats(nb_server_t *s, nb_server_stats_t *out);
+/** Sums the counters of the per-loop database pools. */
+void nb_server_loop_pool_stats(nb_server_t *s, nb_pool_stats_t *sum);
 /** The running server (one per process), for handlers that need its stats. */
 nb_server_t *nb_server_current(void);
 

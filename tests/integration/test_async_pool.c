@@ -1,0 +1,282 @@
+/*
+ * test_async_pool.c — coroutines on a libuv loop using an async connection
+ * pool: many coroutines sharing few connections, FIFO waiting with a
+ * timeout, a killed backend replaced, offloading to a thread pool, and
+ * statement errors — all without blocking the loop.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "core/err.h"
+#include "core/sched.h"
+#include "core/timeutil.h"
+#include "db/db.h"
+#include "db/pool.h"
+#include "t.h"
+
+static const char *url;
+static uv_loop_t loop;
+static nb_sched_t *sched;
+
+NB_STMT(st_pid, "SELECT pg_backend_pid()");
+NB_STMT(st_sleep, "SELECT pg_sleep($1::float8)");
+NB_STMT(st_kill, "SELECT pg_terminate_backend($1::int)");
+NB_STMT(st_bad, "SELECT 1 / $1::int");
+
+static nb_pool_t *make_pool(int size, int timeout_ms)
+{
+	nb_pool_opts_t o = {0};
+	o.conninfo = url;
+	o.application_name = "nb-test-async";
+	o.size = size;
+	o.acquire_timeout_ms = timeout_ms;
+	o.preping_idle_ms = 60000;
+	o.max_age_ms = 600000;
+	o.overflow_idle_ms = 60000;
+	o.statement_timeout_ms = 5000;
+	o.idle_in_tx_timeout_ms = 60000;
+	o.connect_timeout_s = 5;
+	o.async = true;
+	return nb_pool_create(&o);
+}
+
+typedef struct job {
+	nb_pool_t *pool;
+	double sleep_s;
+	int rc;
+	int pid;
+	int *done;
+} job_t;
+
+static void sleeper(void *arg)
+{
+	job_t *j = arg;
+	nb_conn_t *c = NULL;
+	j->rc = nb_pool_acquire(j->pool, &c);
+	if (j->rc < 0)
+		return;
+	nb_params_t p;
+	nb_params_init(&p);
+	char s[32];
+	snprintf(s, sizeof s, "%.3f", j->sleep_s);
+	nb_p_text(&p, s);
+	j->rc = nb_db_exec(c, &st_sleep, &p, NULL);
+	PGresult *r = NULL;
+	if (j->rc == 0 && nb_db_exec(c, &st_pid, NULL, &r) == 0) {
+		j->pid = (int)nb_db_get_int(r, 0, 0);
+		PQclear(r);
+	}
+	nb_pool_release(j->pool, c);
+}
+
+static void job_done(void *arg)
+{
+	job_t *j = arg;
+	(*j->done)++;
+}
+
+static void run_until(int *done, int want)
+{
+	int64_t deadline = nb_mono_ms() + 30000;
+	while (*done < want && nb_mono_ms() < deadline)
+		uv_run(&loop, UV_RUN_ONCE);
+}
+
+static void test_many_coroutines_share_few_connections(void)
+{
+	nb_pool_t *p = make_pool(3, 10000);
+	enum { N = 30 };
+	job_t jobs[N];
+	int done = 0;
+	int64_t t0 = nb_mono_ms();
+	for (int i = 0; i < N; i++) {
+		jobs[i] = (job_t){p, 0.1, -99, 0, &done};
+		nb_sched_spawn(sched, sleeper, &jobs[i], job_done);
+	}
+	run_until(&done, N);
+	int64_t took = nb_mono_ms() - t0;
+	CHECK_INT(done, N);
+	int ok = 0;
+	for (int i = 0; i < N; i++)
+		ok += jobs[i].rc == 0 && jobs[i].pid > 0;
+	CHECK_INT(ok, N);
+	/* 30 sleeps of 100 ms over 3 connections: about 1 s, not 3 s (serial) nor 0.1 s */
+	CHECK_MSG(took >= 900 && took < 2500, "took %lld ms", (long long)took);
+	nb_pool_stats_t s;
+	nb_pool_stats(p, &s);
+	CHECK_INT(s.total, 3);
+	CHECK_INT(s.in_use, 0);
+	nb_pool_destroy(p);
+}
+
+static void test_waiting_coroutine_times_out(void)
+{
+	nb_pool_t *p = make_pool(1, 200);
+	int done = 0;
+	job_t a = {p, 1.0, -99, 0, &done};
+	job_t b = {p, 0.0, -99, 0, &done};
+	nb_sched_spawn(sched, sleeper, &a, job_done);
+	int64_t t0 = nb_mono_ms();
+	nb_sched_spawn(sched, sleeper, &b, job_done);
+	run_until(&done, 1);
+	int64_t took = nb_mono_ms() - t0;
+	CHECK_INT(b.rc, NB_EUNAVAIL);
+	CHECK_MSG(took >= 150 && took < 900, "timed out after %lld ms", (long long)took);
+	run_until(&done, 2);
+	CHECK_INT(a.rc, 0);
+	nb_pool_destroy(p);
+}
+
+typedef struct killer {
+	nb_pool_t *pool;
+	nb_pool_t *admin;
+	int pid_before, pid_after, rc;
+	bool finished;
+} killer_t;
+
+/* Runs the loop until *flag is set (or 10 s pass). */
+static void run_until_flag(bool *flag)
+{
+	int64_t deadline = nb_mono_ms() + 10000;
+	while (!*flag && nb_mono_ms() < deadline) {
+		uv_run(&loop, UV_RUN_NOWAIT);
+		usleep(1000);
+	}
+}
+
+static void kill_and_reuse(void *arg)
+{
+	killer_t *k = arg;
+	nb_conn_t *c = NULL, *a = NULL;
+	PGresult *r = NULL;
+	if (nb_pool_acquire(k->pool, &c) < 0 || nb_db_exec(c, &st_pid, NULL, &r) < 0)
+		return;
+	k->pid_before = (int)nb_db_get_int(r, 0, 0);
+	PQclear(r);
+	nb_pool_release(k->pool, c);
+	if (nb_pool_acquire(k->admin, &a) < 0)
+		return;
+	nb_params_t p;
+	nb_params_init(&p);
+	nb_p_int(&p, k->pid_before);
+	nb_db_exec(a, &st_kill, &p, NULL);
+	nb_pool_release(k->admin, a);
+	usleep(100 * 1000); /* the FATAL message reaches the idle socket */
+	k->rc = nb_pool_acquire(k->pool, &c);
+	if (k->rc < 0)
+		return;
+	k->rc = nb_db_exec(c, &st_pid, NULL, &r);
+	if (k->rc == 0) {
+		k->pid_after = (int)nb_db_get_int(r, 0, 0);
+		PQclear(r);
+	}
+	nb_pool_release(k->pool, c);
+	k->finished = true;
+}
+
+static void test_killed_backend_replaced(void)
+{
+	killer_t k = {make_pool(1, 2000), make_pool(1, 2000), 0, 0, -99, false};
+	nb_sched_spawn(sched, kill_and_reuse, &k, NULL);
+	run_until_flag(&k.finished);
+	CHECK_INT(k.rc, 0);
+	CHECK(k.pid_before > 0 && k.pid_after > 0 && k.pid_after != k.pid_before);
+	nb_pool_destroy(k.pool);
+	nb_pool_destroy(k.admin);
+}
+
+typedef struct errjob {
+	nb_pool_t *pool;
+	int rc1, rc2;
+	char state[8];
+	bool finished;
+} errjob_t;
+
+static void error_then_ok(void *arg)
+{
+	errjob_t *e = arg;
+	nb_conn_t *c = NULL;
+	if (nb_pool_acquire(e->pool, &c) < 0)
+		return;
+	nb_params_t p;
+	nb_params_init(&p);
+	nb_p_int(&p, 0);
+	e->rc1 = nb_db_exec(c, &st_bad, &p, NULL); /* division by zero */
+	snprintf(e->state, sizeof e->state, "%s", nb_db_sqlstate());
+	nb_params_init(&p);
+	nb_p_int(&p, 2);
+	e->rc2 = nb_db_exec(c, &st_bad, &p, NULL);
+	nb_pool_release(e->pool, c);
+	e->finished = true;
+}
+
+static void test_sql_error_then_next_statement_works(void)
+{
+	errjob_t e = {make_pool(1, 2000), -99, -99, "", false};
+	nb_sched_spawn(sched, error_then_ok, &e, NULL);
+	run_until_flag(&e.finished);
+	CHECK_INT(e.rc1, NB_EDB);
+	CHECK_STR(e.state, "22012");
+	CHECK_INT(e.rc2, 0);
+	nb_pool_destroy(e.pool);
+}
+
+static void slow_square(void *arg)
+{
+	int *v = arg;
+	usleep(50 * 1000);
+	*v = *v * *v;
+}
+
+typedef struct off {
+	nb_tpool_t *tp;
+	int value;
+	bool finished;
+} off_t_;
+
+static void offloader(void *arg)
+{
+	off_t_ *o = arg;
+	nb_sched_offload(o->tp, slow_square, &o->value);
+	o->finished = true;
+}
+
+static void test_offload_does_not_block_the_loop(void)
+{
+	nb_tpool_t *tp = nb_tpool_create("test", 2);
+	off_t_ a = {tp, 7, false}, b = {tp, 9, false};
+	int64_t t0 = nb_mono_ms();
+	nb_sched_spawn(sched, offloader, &a, NULL);
+	nb_sched_spawn(sched, offloader, &b, NULL);
+	CHECK(nb_mono_ms() - t0 < 40); /* spawning returned before the work was done */
+	run_until_flag(&a.finished);
+	run_until_flag(&b.finished);
+	CHECK(a.finished && b.finished);
+	CHECK_INT(a.value, 49);
+	CHECK_INT(b.value, 81);
+	CHECK(nb_mono_ms() - t0 < 1000);
+	nb_tpool_destroy(tp);
+}
+
+int main(void)
+{
+	url = getenv("NB_TEST_DATABASE_URL");
+	if (!url) {
+		fprintf(stderr, "NB_TEST_DATABASE_URL is not set\n");
+		return 2;
+	}
+	uv_loop_init(&loop);
+	sched = nb_sched_create(&loop);
+	T_RUN(test_many_coroutines_share_few_connections);
+	T_RUN(test_waiting_coroutine_times_out);
+	T_RUN(test_killed_backend_replaced);
+	T_RUN(test_sql_error_then_next_statement_works);
+	T_RUN(test_offload_does_not_block_the_loop);
+	nb_sched_destroy(sched);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	uv_loop_close(&loop);
+	nb_coro_thread_cleanup();
+	return t_done();
+}
