@@ -26,7 +26,9 @@
  * separating a character from its combining marks. */
 #define MAX_EXTEND_BACKOFF 16
 
-enum { B_PARA, B_LINE, B_SENT, B_SPACE, B_KINDS };
+/* Kinds of split, best first. B_ANY_SPACE is whitespace in the window's first
+ * half: a short chunk is still better than a split inside a word. */
+enum { B_PARA, B_LINE, B_SENT, B_SPACE, B_ANY_SPACE, B_KINDS };
 
 typedef struct chunker {
 	const char *s;
@@ -215,8 +217,8 @@ static void note_space(chunker_t *c, window_t *w, size_t i, bool sentence)
 /*
  * Scans target_chars code points from start, noting where the chunk could
  * end. A split at i means the chunk is s[start..i); it is only a candidate
- * in the window's second half and when the chunk would reach past the
- * previous chunk's end.
+ * when the chunk would reach past the previous chunk's end, and (but for
+ * B_ANY_SPACE) in the window's second half.
  */
 static void scan_window(chunker_t *c, size_t start, window_t *w)
 {
@@ -233,8 +235,11 @@ static void scan_window(chunker_t *c, size_t start, window_t *w)
 			return;
 		}
 		size_t sp = ws_len(c->s, c->len, i);
-		if (sp && k >= min_cp && content_end > c->prev_end)
-			note_space(c, w, i, term);
+		if (sp && content_end > c->prev_end) {
+			w->cand[B_ANY_SPACE] = i;
+			if (k >= min_cp)
+				note_space(c, w, i, term);
+		}
 		if (k == c->target)
 			break;
 		if (sp) {
@@ -302,7 +307,7 @@ static size_t overlap_start(chunker_t *c, size_t start, size_t end, size_t ov)
 	bool after_ws = back > start && ws_len(s, c->len, before);
 	bool nl = after_ws && s[before] == '\n', term = false, term_before_ws = false;
 	bool cjk_prev = back > start && is_cjk_sentence_end(cp_at(s, c->len, before, &l));
-	for (size_t i = back; i < end && sent == NONE; k++) {
+	for (size_t i = back; i < end && sent == NONE && (word == NONE || k <= ov / 2); k++) {
 		size_t sp = ws_len(s, c->len, i);
 		if (sp) {
 			if (!after_ws)
@@ -322,7 +327,18 @@ static size_t overlap_start(chunker_t *c, size_t start, size_t end, size_t ov)
 		after_ws = nl = term_before_ws = false;
 		i += (size_t)l;
 	}
-	return sent != NONE ? sent : word != NONE ? word : back;
+	if (sent != NONE)
+		return sent;
+	if (word != NONE)
+		return word;
+	/* Inside a word: do not start on a combining mark or after a ZWJ. */
+	for (int steps = 0; steps < MAX_EXTEND_BACKOFF && back < end; steps++) {
+		bool after_zwj = cp_at(s, c->len, prev_cp(s, back), &l) == 0x200D;
+		if (!is_extend(cp_at(s, c->len, back, &l)) && !after_zwj)
+			break;
+		back = next_cp(s, c->len, back);
+	}
+	return back;
 }
 
 /* ---- output ------------------------------------------------------------- */
@@ -378,8 +394,11 @@ static size_t chunk_one(chunker_t *c, size_t start, size_t *prev_split)
 	if (ov == 0)
 		return next;
 	size_t o = overlap_start(c, start, end, ov);
-	/* Progress: at least a quarter of the target past this chunk's start. */
+	/* Progress: at least a quarter of the target past this chunk's start
+	 * (bounding the total work), but never past the split (coverage). */
 	size_t floor = advance_cps(c->s, c->len, start, c->target / 4 > 0 ? (size_t)c->target / 4 : 1);
+	if (floor > split)
+		floor = split;
 	return skip_ws(c->s, c->len, o > floor ? o : floor);
 }
 

@@ -12,6 +12,7 @@
  */
 #include "rag/extract.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,13 +120,15 @@ void nb_extract__clean(nb_buf_t *out, const char *s, size_t n)
 	nb_utf8_sanitize(out, s, n);
 	char *p = out->data + start;
 	size_t m = out->len - start, r = 0, w = 0;
-	if (m >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0)
-		r = 3;
 	/* In place: dropping bytes only ever shrinks the text. */
 	while (r < m) {
 		char c = p[r++];
 		if (c == '\0')
 			continue;
+		if (c == '\xEF' && r + 1 < m && p[r] == '\xBB' && p[r + 1] == '\xBF') {
+			r += 2; /* U+FEFF: a BOM, also where files were concatenated */
+			continue;
+		}
 		if (c == '\r') {
 			c = '\n';
 			if (r < m && p[r] == '\n')
@@ -142,15 +145,40 @@ static int is_hspace(char c)
 	return c == ' ' || c == '\t' || c == '\f' || c == '\v';
 }
 
+/* Unicode spaces (the set chunk.c treats as whitespace), so that a line of
+ * only U+00A0 or U+3000 counts as blank. */
+static int is_unicode_space(uint32_t cp)
+{
+	return cp == 0x85 || cp == 0xA0 || cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200A) ||
+	       cp == 0x2028 || cp == 0x2029 || cp == 0x202F || cp == 0x205F || cp == 0x3000;
+}
+
+/* End of s[start..end) without trailing spaces (ASCII or Unicode). */
+static size_t trim_line_end(const char *s, size_t start, size_t end)
+{
+	while (end > start) {
+		if (is_hspace(s[end - 1])) {
+			end--;
+			continue;
+		}
+		size_t p = end - 1;
+		while (p > start && ((unsigned char)s[p] & 0xC0) == 0x80)
+			p--;
+		uint32_t cp;
+		if (nb_utf8_decode(s + p, end - p, &cp) != (int)(end - p) || !is_unicode_space(cp))
+			break;
+		end = p;
+	}
+	return end;
+}
+
 void nb_extract__normalize(nb_buf_t *out, const char *s, size_t n)
 {
 	size_t newlines = 0, i = 0;
 	int any = 0;
 	while (i < n) {
 		const char *nl = memchr(s + i, '\n', n - i);
-		size_t end = nl ? (size_t)(nl - s) : n, t = end;
-		while (t > i && is_hspace(s[t - 1]))
-			t--;
+		size_t end = nl ? (size_t)(nl - s) : n, t = trim_line_end(s, i, end);
 		if (t > i) {
 			if (any)
 				nb_buf_append(out, "\n\n", newlines >= 2 ? 2 : 1);

@@ -3,7 +3,8 @@
  *
  * Every kind ends in the same normal form, so that the chunker and the
  * citations see one shape of text: valid UTF-8 (invalid bytes become U+FFFD),
- * no NUL byte (PostgreSQL text cannot hold one), no leading BOM, LF line ends,
+ * no NUL byte (PostgreSQL text cannot hold one), no BOM (U+FEFF is dropped
+ * wherever it is, as files are often concatenated with theirs), LF line ends,
  * no trailing spaces on a line, paragraphs separated by exactly one blank
  * line, no blank line at the start or the end.
  */

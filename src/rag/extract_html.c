@@ -1,19 +1,24 @@
 /*
  * extract_html.c — HTML to text with libxml2's forgiving HTML parser.
  *
- * The parser builds a tree (it recovers from any markup, and caps nesting
- * itself), which is walked without recursion using the parent/next
- * pointers, so 100k nested tags cost no C stack. Each element name maps to a
- * class (skip, line break, paragraph, list item, table cell, preformatted);
- * text nodes go to the builder with whitespace collapsed, except inside
- * <pre>. The document's <title> becomes the first paragraph; the rest of
+ * The parser builds a tree (it recovers from any markup), which is walked
+ * without recursion using the parent/next pointers, so nesting costs no C
+ * stack. libxml2 stops building the tree past 256 levels of nesting; that
+ * cap is what keeps hostile markup (100k open tags followed by stray end
+ * tags, which libxml2 matches against the whole open-tag stack) linear, so
+ * it is kept, and the text after such a point is lost.
+ *
+ * Each element name maps to a class (skip, line break, paragraph, list item
+ * "- ", table cell " | ", preformatted); text nodes go to the builder with
+ * whitespace collapsed, except inside <pre>. The document's <title> becomes the first paragraph; the rest of
  * <head> and non-content elements (scripts, styles, navigation, form
  * controls, embedded objects) are dropped.
  *
  * Encoding: a document that declares a charset other than UTF-8 (or starts
  * with a UTF-16 BOM) is left to libxml2; anything else is cleaned into valid
  * UTF-8 first and parsed as UTF-8, so invalid bytes cannot make libxml2
- * switch to Latin-1 halfway through.
+ * switch to Latin-1 halfway through. In a declared charset, libxml2 stops
+ * at the first byte it cannot convert (the text before it is kept).
  */
 #include <libxml/HTMLparser.h>
 #include <libxml/parser.h>
@@ -25,7 +30,6 @@
 #include <strings.h>
 
 #include "core/buf.h"
-#include "core/log.h"
 #include "rag/extract_internal.h"
 
 enum html_class { H_INLINE = 0, H_SKIP, H_HEAD, H_TITLE, H_PARA, H_LINE, H_LI, H_BR, H_PRE, H_CELL };
@@ -195,6 +199,14 @@ static int html_declares_other_charset(const unsigned char *d, size_t n)
 
 static pthread_once_t html_once = PTHREAD_ONCE_INIT;
 
+/* libxml2 reports some errors (encoding conversion, I/O) on stderr even with
+ * HTML_PARSE_NOERROR; the server's stderr is JSON log lines only. */
+static void html_quiet(void *ctx, xmlErrorPtr e)
+{
+	(void)ctx;
+	(void)e;
+}
+
 static void html_init(void)
 {
 	xmlInitParser();
@@ -218,7 +230,12 @@ int nb_extract__html(nb_extract__tb_t *tb, const unsigned char *data, size_t len
 		len = clean.len;
 		enc = "UTF-8";
 	}
+	/* The handler is per thread in libxml2: set it around this parse only. */
+	xmlStructuredErrorFunc old_handler = xmlStructuredError;
+	void *old_ctx = xmlStructuredErrorContext;
+	xmlSetStructuredErrorFunc(NULL, html_quiet);
 	htmlDocPtr doc = len ? htmlReadMemory(src, (int)len, NULL, enc, opts) : NULL;
+	xmlSetStructuredErrorFunc(old_ctx, old_handler);
 	nb_buf_dispose(&clean);
 	if (!doc)
 		return 0; /* nothing parsed: the caller reports that no text was found */

@@ -50,13 +50,13 @@ void nb_extract__tb_pre(nb_extract__tb_t *tb, const char *s, size_t n);
 
 /**
  * Appends s[0..n) to out made safe: invalid UTF-8 replaced by U+FFFD, NUL
- * bytes removed, a leading BOM dropped, CRLF and CR turned into LF.
+ * bytes removed, every U+FEFF (BOM) dropped, CRLF and CR turned into LF.
  */
 void nb_extract__clean(nb_buf_t *out, const char *s, size_t n);
 /**
- * Appends clean text s[0..n) to out in the normal form: trailing spaces of
- * lines trimmed, blank lines collapsed into one paragraph break, no blank
- * line at the start or the end.
+ * Appends clean text s[0..n) to out in the normal form: trailing spaces
+ * (ASCII and Unicode) of lines trimmed, blank lines collapsed into one
+ * paragraph break, no blank line at the start or the end.
  */
 void nb_extract__normalize(nb_buf_t *out, const char *s, size_t n);
 /** Copies msg into err[0..errlen) (truncating); err may be NULL. */

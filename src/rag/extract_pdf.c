@@ -15,6 +15,7 @@
  */
 #include <limits.h>
 #include <poppler.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,6 +24,8 @@
 #include "core/log.h"
 #include "core/utf8.h"
 #include "rag/extract_internal.h"
+
+static pthread_mutex_t pdf_open_lock = PTHREAD_MUTEX_INITIALIZER;
 
 typedef struct pdf_text {
 	nb_buf_t text;
@@ -98,7 +101,12 @@ int nb_extract__pdf(const unsigned char *data, size_t len, nb_extracted_t *out, 
 	GError *gerr = NULL;
 	/* Static bytes: the document is released before data goes away. */
 	GBytes *bytes = g_bytes_new_static(data, len);
+	/* poppler-glib sets up its process-wide parameters on the first open,
+	 * not under a lock in every version: opening under ours keeps
+	 * concurrent jobs safe at the cost of serialising the (short) open. */
+	pthread_mutex_lock(&pdf_open_lock);
 	PopplerDocument *doc = poppler_document_new_from_bytes(bytes, NULL, &gerr);
+	pthread_mutex_unlock(&pdf_open_lock);
 	g_bytes_unref(bytes);
 	if (!doc) {
 		pdf_open_error(gerr, err, errlen);

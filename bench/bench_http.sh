@@ -1,0 +1,24 @@
+#!/bin/sh
+# HTTP core: wrk at 1000 connections on /healthz (no database) and /readyz
+# (one prepared query), in both concurrency models, next to pgbench running
+# the same prepared query at its best client count.
+set -eu
+. bench/lib.sh
+bench_start
+echo 'SELECT coalesce(max(version), 0) FROM schema_migrations;' > "$tmp/ready.sql"
+serve_start NOTEBOOKD_DEBUG_ROUTES=1
+h=$(wrk_run "http://127.0.0.1:$port/healthz")
+r=$(wrk_run "http://127.0.0.1:$port/readyz")
+t=$(wrk_run "http://127.0.0.1:$port/debug/readyz-thread")
+rss=$(ps -o rss= -p "$serve_pid")
+serve_stop
+pg=$(pgbench_best "$tmp/ready.sql")
+set -- $pg; pgtps=$1; pgc=$2
+printf '%-44s %10s %9s %9s %7s\n' "wrk -t2 -c1000 -d10 ($cores cores)" "req/s" "p50" "p99" "errors"
+set -- $h; printf '%-44s %10s %9s %9s %7s\n' "/healthz (event loop, no database)" "$1" "$2" "$3" "$4"
+set -- $r; rr=$1; printf '%-44s %10s %9s %9s %7s\n' "/readyz (coroutine, async libpq)" "$1" "$2" "$3" "$4"
+set -- $t; tr=$1; printf '%-44s %10s %9s %9s %7s\n' "/debug/readyz-thread (thread pool, blocking)" "$1" "$2" "$3" "$4"
+printf '%-44s %10s (at %s clients)\n' "pgbench, same prepared query (ceiling)" "$pgtps" "$pgc"
+echo "ratio /readyz / pgbench:               $(ratio "$rr" "$pgtps")"
+echo "ratio /debug/readyz-thread / pgbench:  $(ratio "$tr" "$pgtps")"
+echo "notebookd RSS after the runs: $((rss / 1024)) MiB"

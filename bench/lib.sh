@@ -1,0 +1,61 @@
+# Shared set-up for the benchmarks: a throwaway cluster (unix socket only,
+# fsync off) and a notebookd on a free port. Source it; call bench_start.
+BIN=${NOTEBOOKD_BIN:-build/release/notebookd}
+PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+cores=$(nproc)
+
+bench_start() {
+	tmp=$(mktemp -d /tmp/notebookd-bench.XXXXXX)
+	chmod 755 "$tmp"
+	pgport=$((30000 + $$ % 20000))
+	trap 'bench_stop' EXIT INT TERM
+	DATABASE_URL=$(sh scripts/pg.sh start "$tmp/pg" "$pgport" unix)
+	export DATABASE_URL
+	"$BIN" migrate >/dev/null
+	ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+}
+
+serve_start() { # extra env as arguments: VAR=value ...
+	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+	env NOTEBOOKD_LISTEN="127.0.0.1:$port" NOTEBOOKD_ACCESS_LOG=0 NOTEBOOKD_JWT_SECRET="bench-secret-0123456789abcdef0123456789" \
+		NOTEBOOKD_MAIL_DIR="$tmp/mail" "$@" "$BIN" serve >"$tmp/serve.log" 2>&1 &
+	serve_pid=$!
+	for _ in $(seq 1 100); do
+		python3 -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$port/healthz', timeout=1)" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	echo "notebookd did not start"; cat "$tmp/serve.log"; return 1
+}
+
+serve_stop() {
+	[ -n "${serve_pid:-}" ] && kill "$serve_pid" 2>/dev/null && wait "$serve_pid" 2>/dev/null || true
+	serve_pid=
+}
+
+bench_stop() {
+	serve_stop
+	sh scripts/pg.sh stop "$tmp/pg" >/dev/null 2>&1 || true
+	rm -rf "$tmp"
+}
+
+# wrk_run URL [connections] [seconds] → prints "rps p50 p99 errors"
+wrk_run() {
+	out=$(wrk -t2 -c"${2:-1000}" -d"${3:-10}" --latency "$1" 2>&1)
+	rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+	p50=$(echo "$out" | awk '$1 == "50%" {print $2}')
+	p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
+	errs=$(echo "$out" | awk '/Socket errors/ {gsub(",", ""); n += $4+$6+$8+$10} /Non-2xx/ {n += $5} END {print n+0}')
+	echo "$rps $p50 $p99 ${errs:-0}"
+}
+
+# pgbench_best FILE → best tps over client counts
+pgbench_best() {
+	best=0; bestc=0
+	for c in 8 16 32 64; do
+		t=$("$PGBIN/pgbench" -n -M prepared -f "$1" -c $c -j 2 -T "${PGBENCH_SECONDS:-8}" "$DATABASE_URL" 2>/dev/null | awk '/^tps/ {print int($3)}')
+		if [ "${t:-0}" -gt "$best" ]; then best=$t; bestc=$c; fi
+	done
+	echo "$best $bestc"
+}
+
+ratio() { python3 -c "print('%.2f' % (float('$1') / float('$2')))"; }
