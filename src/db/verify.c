@@ -31,16 +31,19 @@
 
 /* ---- what the schema must hold ----------------------------------------- */
 
+/* clang-format off */
 static const char *const k_tables[] = {
 	"users",    "refresh_tokens", "otps",          "notebooks", "documents",    "sources",           "chunks",
 	"jobs",     "conversations",  "messages",      "quizzes",   "study_guides", "generation_history",
 };
+/* clang-format on */
 #define N_TABLES (sizeof k_tables / sizeof k_tables[0])
 
 typedef struct fk_spec {
 	const char *table, *column, *ref;
 } fk_spec_t;
 
+/* clang-format off */
 static const fk_spec_t k_fks[] = {
 	{"refresh_tokens", "user_id", "users"},
 	{"refresh_tokens", "replaced_by", "refresh_tokens"},
@@ -67,6 +70,7 @@ static const fk_spec_t k_fks[] = {
 	{"generation_history", "quiz_id", "quizzes"},
 	{"generation_history", "study_guide_id", "study_guides"},
 };
+/* clang-format on */
 
 /*
  * An index by definition: its access method, uniqueness, leading key columns
@@ -86,6 +90,7 @@ typedef struct idx_spec {
 
 #define LIVE "deleted_at IS NULL"
 
+/* clang-format off */
 static const idx_spec_t k_indexes[] = {
 	{"users", "btree", true, "lower(email)", {LIVE, NULL}, "users_email_live_key", NULL},
 	{"notebooks", "btree", false, "owner_id, created_at DESC", {LIVE, NULL}, "notebooks_owner_live_idx", NULL},
@@ -114,6 +119,7 @@ static const idx_spec_t k_indexes[] = {
 	{"generation_history", "btree", false, "user_id, created_at DESC", {LIVE, NULL},
 	 "generation_history_user_created_idx", NULL},
 };
+/* clang-format on */
 
 /* An enum column: some CHECK constraint on it must name every value. */
 typedef struct enum_spec {
@@ -121,6 +127,7 @@ typedef struct enum_spec {
 	const char *values[6];
 } enum_spec_t;
 
+/* clang-format off */
 static const enum_spec_t k_enums[] = {
 	{"sources", "kind", {"text", "markdown", "html", "pdf", "url", NULL}},
 	{"sources", "status", {"pending", "processing", "ready", "failed", NULL}},
@@ -134,9 +141,11 @@ static const enum_spec_t k_enums[] = {
 	{"generation_history", "provider", {"extractive", "openai", NULL}},
 	{"generation_history", "status", {"succeeded", "failed", NULL}},
 };
+/* clang-format on */
 
 /* ---- catalog queries ----------------------------------------------------- */
 
+/* clang-format off */
 #define NS "(SELECT oid FROM pg_namespace WHERE nspname = current_schema())"
 
 static const char q_tables[] = "SELECT relname FROM pg_class WHERE relnamespace = " NS " AND relkind IN ('r', 'p')";
@@ -179,6 +188,7 @@ static const char q_checks[] =
 	" FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid"
 	" JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = ANY (c.conkey)"
 	" WHERE c.contype = 'c' AND t.relnamespace = " NS " ORDER BY 1, 2";
+/* clang-format on */
 
 /* Column numbers of the results above. */
 enum { COL_TABLE = 0, COL_NAME = 1, COL_TYPE = 2, COL_NOTNULL = 3 };
@@ -584,6 +594,7 @@ typedef struct load_step {
 	const char *sql;
 } load_step_t;
 
+/* clang-format off */
 static const load_step_t k_load[] = {
 	{"users", 2000,
 	 "INSERT INTO users (id, email, password_hash)"
@@ -630,6 +641,7 @@ static const load_step_t k_load[] = {
 	 " now() + g * interval '1 millisecond'"
 	 " FROM generate_series(0, 49999) g"},
 };
+/* clang-format on */
 
 #define EXPLAIN "EXPLAIN (FORMAT JSON) "
 /* Finds sample row n by its id, whatever the id column's type (a verify of a
@@ -649,6 +661,7 @@ typedef struct plan_spec {
 	const char *pick, *sql;
 } plan_spec_t;
 
+/* clang-format off */
 static const plan_spec_t k_plans[] = {
 	{"notebooks of an owner", "notebooks", "notebooks_owner_live_idx", true, 1,
 	 "SELECT owner_id FROM notebooks WHERE " PICK("n", "0"),
@@ -684,12 +697,13 @@ static const plan_spec_t k_plans[] = {
 	 EXPLAIN "SELECT id FROM chunks WHERE notebook_id = $1"
 		 " AND tsv @@ websearch_to_tsquery('english', $2) AND deleted_at IS NULL"},
 };
+/* clang-format on */
 
 typedef struct plan_walk {
 	const char *table;
 	bool seq, sort;
 	nb_buf_t shape; /* every node, "Limit > Index Scan on t using i" */
-	nb_buf_t used;  /* the index nodes, "Index Scan using i" */
+	nb_buf_t used;	/* the index nodes, "Index Scan using i" */
 } plan_walk_t;
 
 static void walk_plan(const json_t *node, plan_walk_t *w)
@@ -736,8 +750,7 @@ static void judge_plan(vctx_t *v, const plan_spec_t *p, const char *text)
 		report(v, false, "plan: %s → %s: sorts instead of reading an index in order (%s serves this query)",
 		       p->what, w.shape.data, p->want);
 	else if (!w.used.len)
-		report(v, false, "plan: %s → %s: uses no index (%s serves this query)", p->what, w.shape.data,
-		       p->want);
+		report(v, false, "plan: %s → %s: uses no index (%s serves this query)", p->what, w.shape.data, p->want);
 	else
 		report(v, true, "plan: %s → %s", p->what, w.used.data);
 	nb_buf_dispose(&w.shape);
@@ -807,8 +820,8 @@ static int load_samples(vctx_t *v, const char *salt)
 		return -1;
 	}
 	report(v, true,
-	       "plans: loaded and analyzed %ld sample rows in %.1f s (in a transaction rolled back at the end)",
-	       rows, seconds_since(&t0));
+	       "plans: loaded and analyzed %ld sample rows in %.1f s (in a transaction rolled back at the end)", rows,
+	       seconds_since(&t0));
 	return 0;
 }
 

@@ -29,8 +29,9 @@
  * checks are then skipped with a failing line saying why.
  *
  * Returns the number of failed checks (0 when all passed), or -1 when it could
- * not run at all (no connection, or the connection was lost; the reason is
- * written to out).
+ * not run at all: no connection, a connection inside a transaction (the final
+ * ROLLBACK would undo the caller's work), or a connection lost on the way. The
+ * reason is then written to out instead of the summary line.
  */
 int nb_verify_run(PGconn *pg, FILE *out, bool color);
 
