@@ -12,6 +12,8 @@
 #include <unistd.h>
 
 #include "api/app.h"
+#include "api/util.h"
+#include "auth/service.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "db/migrate.h"
@@ -149,12 +151,17 @@ static int cmd_serve(int argc, char **argv)
 	} else {
 		nb_app.read_pool = nb_app.pool;
 	}
+	char err[256];
+	if (nb_auth_init(err, sizeof err) < 0) {
+		fprintf(stderr, "notebookd: %s\n", err);
+		return 1;
+	}
 	nb_server_opts_t so;
 	nb_server_opts_from_config(&so);
 	so.routes = nb_api_routes(&so.nroutes);
+	so.authenticate = nb_api_authenticate;
 	so.pool = nb_app.pool;
 	nb_pool_opts_from_config(&so.loop_pool, nb_cfg.database_url);
-	char err[256];
 	nb_server_t *srv = nb_server_create(&so, err, sizeof err);
 	if (!srv) {
 		fprintf(stderr, "notebookd: %s\n", err);
@@ -163,6 +170,7 @@ static int cmd_serve(int argc, char **argv)
 	nb_info("listening on http://%s (port %d)", nb_cfg.listen, nb_server_port(srv));
 	nb_server_run(srv);
 	nb_server_destroy(srv);
+	nb_auth_shutdown();
 	if (nb_app.read_pool != nb_app.pool)
 		nb_pool_destroy(nb_app.read_pool);
 	nb_pool_destroy(nb_app.pool);

@@ -23,6 +23,18 @@ const nb_route_t *nb_api_routes(int *count);
 int nb_api_healthz(nb_req_t *req);
 int nb_api_readyz(nb_req_t *req);
 int nb_api_metrics(nb_req_t *req);
+/* src/api/auth.c */
+int nb_api_register(nb_req_t *req);
+int nb_api_login(nb_req_t *req);
+int nb_api_refresh(nb_req_t *req);
+int nb_api_logout(nb_req_t *req);
+int nb_api_otp_request(nb_req_t *req);
+int nb_api_otp_verify(nb_req_t *req);
+/* src/api/me.c */
+int nb_api_me_get(nb_req_t *req);
+int nb_api_me_patch(nb_req_t *req);
+int nb_api_me_delete(nb_req_t *req);
+int nb_api_me_export(nb_req_t *req);
 /* src/api/debug.c (only with NOTEBOOKD_DEBUG_ROUTES=1) */
 int nb_api_debug_sleep(nb_req_t *req);
 

@@ -16,6 +16,17 @@ static const nb_route_t routes[] = {
 	{"GET", "/healthz", nb_api_healthz, 0, NB_EXEC_INLINE},
 	{"GET", "/readyz", nb_api_readyz, 0, NB_EXEC_DEFAULT},
 	{"GET", "/metrics", nb_api_metrics, 0, NB_EXEC_DEFAULT},
+
+	{"POST", "/v1/auth/register", nb_api_register, 0, NB_EXEC_HASH},
+	{"POST", "/v1/auth/login", nb_api_login, 0, NB_EXEC_HASH},
+	{"POST", "/v1/auth/refresh", nb_api_refresh, 0, NB_EXEC_DEFAULT},
+	{"POST", "/v1/auth/logout", nb_api_logout, 0, NB_EXEC_DEFAULT},
+	{"POST", "/v1/auth/otp/request", nb_api_otp_request, 0, NB_EXEC_DEFAULT},
+	{"POST", "/v1/auth/otp/verify", nb_api_otp_verify, 0, NB_EXEC_HASH},
+
+	{"GET", "/v1/me", nb_api_me_get, AUTH, NB_EXEC_DEFAULT},
+	{"PATCH", "/v1/me", nb_api_me_patch, AUTH, NB_EXEC_DEFAULT},
+	{"DELETE", "/v1/me", nb_api_me_delete, AUTH, NB_EXEC_DEFAULT},
 };
 
 static const nb_route_t debug_routes[] = {

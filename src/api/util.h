@@ -1,0 +1,56 @@
+/*
+ * util.h — what every handler needs: reading fields of the JSON body with
+ * clear 422s, pagination parameters and cursors, the authentication
+ * middleware, and mapping errors to answers.
+ */
+#ifndef NB_API_UTIL_H
+#define NB_API_UTIL_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "http/request.h"
+
+/**
+ * The auth middleware (the server calls it for NB_ROUTE_AUTH routes): checks
+ * the bearer token, then that the user still exists (an erased account's
+ * tokens stop working at once). Sets req->user_id. 0 or NB_EUNAUTH (with the
+ * 401 answer set).
+ */
+int nb_api_authenticate(nb_req_t *req);
+
+/**
+ * Reads a string field of the body. Missing or null: *out = NULL and 0 if
+ * optional, 422 if required. Wrong type, empty (when !allow_empty) or longer
+ * than max_chars code points: 422 naming the field. Returns 0 or the error
+ * (with the answer set).
+ */
+int nb_body_str(nb_req_t *req, const char *field, bool required, bool allow_empty, size_t max_chars,
+		const char **out);
+/** True when the body has this key (even null). */
+bool nb_body_has(nb_req_t *req, const char *field);
+/** 400 when the request has no JSON body (for endpoints that need one). */
+int nb_body_required(nb_req_t *req);
+
+/** Pagination: limit (1..max, default def) and an opaque cursor of two strings (time, id). */
+typedef struct nb_page {
+	int limit;
+	const char *after_ts; /* NULL on the first page */
+	const char *after_id;
+} nb_page_t;
+/** Parses ?limit and ?cursor. 0 or 422 (answer set). */
+int nb_page_parse(nb_req_t *req, int def, int max, nb_page_t *page);
+/** Makes the cursor for the item after (ts, id): base64url, in the arena. */
+const char *nb_cursor_make(nb_req_t *req, const char *ts, const char *id);
+/**
+ * Answers a list: {"items": items, "next_cursor": ...}. items holds up to
+ * limit + 1 objects (one extra tells there is a next page, and is dropped);
+ * the cursor is made from the last kept item's ts_key and "id".
+ */
+void nb_resp_list(nb_req_t *req, json_t *items, int limit, const char *ts_key);
+
+/** Answers an error code with its default message (for `return nb_fail(req, rc)`). */
+int nb_fail(nb_req_t *req, int err);
+
+#endif

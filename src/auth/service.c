@@ -1,0 +1,172 @@
+/*
+ * service.c — keys, token pairs, bearer checks, rate limits (see service.h).
+ */
+#include "auth/service.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "auth/jwt.h"
+#include "auth/mail.h"
+#include "auth/password.h"
+#include "auth/ratelimit.h"
+#include "auth/secret.h"
+#include "core/config.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "core/timeutil.h"
+
+static unsigned char key[256];
+static size_t keylen;
+static nb_ratelimit_t *limits[3][2]; /* [scope][0 = client, 1 = account] */
+
+/* Reads or creates the development key file. */
+static int dev_key(char *err, size_t errlen)
+{
+	char path[1024];
+	snprintf(path, sizeof path, "%s/jwt_secret", nb_cfg.var_dir ? nb_cfg.var_dir : "var");
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		mkdir(nb_cfg.var_dir ? nb_cfg.var_dir : "var", 0700);
+		unsigned char raw[32];
+		char hex[65];
+		randombytes_buf(raw, sizeof raw);
+		nb_hex_encode(raw, sizeof raw, hex, sizeof hex);
+		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (fd < 0 || write(fd, hex, 64) != 64) {
+			snprintf(err, errlen, "could not create %s: %s", path, strerror(errno));
+			if (fd >= 0)
+				close(fd);
+			return -1;
+		}
+		close(fd);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			snprintf(err, errlen, "could not open %s: %s", path, strerror(errno));
+			return -1;
+		}
+	}
+	ssize_t n = read(fd, key, sizeof key);
+	close(fd);
+	if (n < 32) {
+		snprintf(err, errlen, "%s must hold at least 32 bytes", path);
+		return -1;
+	}
+	keylen = (size_t)n;
+	nb_warn("NOTEBOOKD_JWT_SECRET is not set: using the development key in %s (set it in production)", path);
+	return 0;
+}
+
+int nb_auth_init(char *err, size_t errlen)
+{
+	const char *s = nb_cfg.jwt_secret;
+	if (s) {
+		size_t n = strlen(s);
+		if (n < NB_JWT_MIN_KEY || n > sizeof key) {
+			snprintf(err, errlen, "NOTEBOOKD_JWT_SECRET must be 32 to %zu bytes long", sizeof key);
+			return -1;
+		}
+		memcpy(key, s, n);
+		keylen = n;
+	} else if (dev_key(err, errlen) < 0) {
+		return -1;
+	}
+	for (int i = 0; i < 3; i++)
+		for (int j = 0; j < 2; j++)
+			limits[i][j] = nb_ratelimit_create(nb_cfg.auth_rate_per_min);
+	nb_password_init();
+	nb_mail_init();
+	return 0;
+}
+
+void nb_auth_shutdown(void)
+{
+	nb_mail_shutdown();
+	for (int i = 0; i < 3; i++)
+		for (int j = 0; j < 2; j++) {
+			nb_ratelimit_destroy(limits[i][j]);
+			limits[i][j] = NULL;
+		}
+}
+
+const unsigned char *nb_auth_key(size_t *len)
+{
+	*len = keylen;
+	return key;
+}
+
+static json_t *pair(const char *user_id, const char *refresh, json_t *user)
+{
+	char *access = nb_jwt_sign(key, keylen, nb_cfg.jwt_issuer, nb_cfg.jwt_audience, user_id,
+				   nb_now_ms() / 1000, nb_cfg.access_ttl_s);
+	if (!access)
+		return NULL;
+	json_t *o = json_pack("{s:s, s:s, s:s, s:i, s:O}", "access_token", access, "refresh_token", refresh,
+			      "token_type", "Bearer", "expires_in", nb_cfg.access_ttl_s, "user", user);
+	free(access);
+	return o;
+}
+
+int nb_auth_issue(nb_conn_t *c, const nb_user_row_t *u, json_t **out)
+{
+	char token[64];
+	unsigned char hash[32];
+	nb_refresh_token_new(token, hash);
+	int rc = nb_store_refresh_create(c, u->id, hash, nb_cfg.refresh_ttl_s);
+	if (rc < 0)
+		return rc;
+	*out = pair(u->id, token, u->json);
+	return *out ? 0 : NB_EINTERNAL;
+}
+
+int nb_auth_refresh(nb_conn_t *c, const char *refresh_token, json_t **out)
+{
+	unsigned char old_hash[32], new_hash[32];
+	if (nb_refresh_token_hash(refresh_token, strlen(refresh_token), old_hash) < 0)
+		return NB_EUNAUTH;
+	char token[64], user_id[37];
+	nb_refresh_token_new(token, new_hash);
+	int rc = nb_store_refresh_rotate(c, old_hash, new_hash, nb_cfg.refresh_ttl_s, nb_cfg.refresh_absolute_ttl_s,
+					 user_id);
+	if (rc < 0)
+		return rc;
+	nb_user_row_t u = {0};
+	rc = nb_store_user_by_id(c, user_id, &u);
+	if (rc < 0)
+		return rc == NB_ENOTFOUND ? NB_EUNAUTH : rc;
+	*out = pair(u.id, token, u.json);
+	nb_user_row_dispose(&u);
+	return *out ? 0 : NB_EINTERNAL;
+}
+
+int nb_auth_check_bearer(const char *header, char user_id[37])
+{
+	if (!header || strncasecmp(header, "Bearer ", 7) != 0)
+		return NB_EUNAUTH;
+	const char *tok = header + 7;
+	while (*tok == ' ')
+		tok++;
+	nb_jwt_claims_t claims;
+	const char *why = NULL;
+	if (nb_jwt_verify(key, keylen, nb_cfg.jwt_issuer, nb_cfg.jwt_audience, tok, strlen(tok), nb_now_ms() / 1000,
+			  &claims, &why) < 0) {
+		nb_debug("bearer token refused: %s", why ? why : "invalid");
+		return NB_EUNAUTH;
+	}
+	memcpy(user_id, claims.sub, 37);
+	return 0;
+}
+
+int nb_auth_limit(nb_limit_scope_t scope, const char *client, const char *account)
+{
+	int64_t now = nb_now_ms();
+	int a = nb_ratelimit_hit(limits[scope][0], client ? client : "-", now);
+	int b = account ? nb_ratelimit_hit(limits[scope][1], account, now) : 0;
+	return a > b ? a : b;
+}

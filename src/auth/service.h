@@ -1,0 +1,56 @@
+/*
+ * service.h — the authentication service: the signing key, token pairs,
+ * bearer-token checks and the rate limits on the door.
+ *
+ * The API handlers (src/api/auth.c, me.c) orchestrate; this module owns the
+ * secrets and the rules: access tokens are HS256 JWTs checked by
+ * auth/jwt.c, refresh tokens are random and stored hashed, limits are kept
+ * in memory per process.
+ */
+#ifndef NB_AUTH_SERVICE_H
+#define NB_AUTH_SERVICE_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "db/pool.h"
+#include "store/users.h"
+
+/**
+ * Loads the JWT key (NOTEBOOKD_JWT_SECRET, at least 32 bytes; without it a
+ * random development key is made once and kept in NOTEBOOKD_VAR_DIR/jwt_secret
+ * with a warning), creates the rate limiters and starts the mail thread.
+ * 0, or -1 with a one-line reason in err.
+ */
+int nb_auth_init(char *err, size_t errlen);
+/** Stops the mail thread and frees the limiters. */
+void nb_auth_shutdown(void);
+/** The HMAC key (also the OTP hashing key). */
+const unsigned char *nb_auth_key(size_t *len);
+
+/**
+ * Issues a token pair for u: a new refresh family (stored on c) and an access
+ * token. *out = {access_token, refresh_token, token_type, expires_in, user}.
+ */
+int nb_auth_issue(nb_conn_t *c, const nb_user_row_t *u, json_t **out);
+/**
+ * Rotates a refresh token (see nb_store_refresh_rotate) and issues the new
+ * pair. NB_EUNAUTH for any token that cannot be spent.
+ */
+int nb_auth_refresh(nb_conn_t *c, const char *refresh_token, json_t **out);
+/**
+ * Checks an Authorization header value ("Bearer <jwt>") without the
+ * database: signature, algorithm, typ, exp, iss, aud. 0 with the subject in
+ * user_id, or NB_EUNAUTH.
+ */
+int nb_auth_check_bearer(const char *header, char user_id[37]);
+
+/** Rate-limit scopes of the door. */
+typedef enum { NB_LIMIT_LOGIN, NB_LIMIT_OTP_REQUEST, NB_LIMIT_OTP_VERIFY } nb_limit_scope_t;
+/**
+ * Counts one attempt for the client address and (if given) the account.
+ * 0 when allowed, else the Retry-After seconds.
+ */
+int nb_auth_limit(nb_limit_scope_t scope, const char *client, const char *account);
+
+#endif

@@ -1,0 +1,579 @@
+"""End-to-end tests of accounts and authentication: register, login, JWT
+access tokens and their attacks, rotating refresh tokens with reuse
+detection, one-time codes by mail (files and real SMTP), /v1/me, erasure."""
+import base64
+import glob
+import hashlib
+import hmac
+import json
+import os
+import re
+import socketserver
+import statistics
+import threading
+import time
+import uuid
+
+from harness import Server, check, eq, psql, raw_http
+
+srv = None
+SECRET = None
+
+
+def setup_module():
+    global srv, SECRET
+    srv = Server()
+    SECRET = srv.env["NOTEBOOKD_JWT_SECRET"].encode()
+
+
+def teardown_module():
+    eq(srv.stop(), 0)
+
+
+def email():
+    return "user-%s@example.com" % uuid.uuid4().hex[:12]
+
+
+def register(s=None, e=None, password="correct horse battery", name=None):
+    s = s or srv
+    body = {"email": e or email(), "password": password}
+    if name is not None:
+        body["display_name"] = name
+    r = s.post("/v1/auth/register", body)
+    eq(r.status, 201, r.body)
+    return r.json
+
+
+def b64(b):
+    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+
+
+def make_jwt(header, payload, key=None, alg="sha256"):
+    h = b64(json.dumps(header).encode())
+    p = b64(json.dumps(payload).encode())
+    digest = getattr(hashlib, alg)
+    sig = hmac.new(key or SECRET, (h + "." + p).encode(), digest).digest()
+    return h + "." + p + "." + b64(sig)
+
+
+def claims(sub, **over):
+    now = int(time.time())
+    c = {"sub": sub, "iat": now, "exp": now + 600, "jti": str(uuid.uuid4()), "iss": "notebookd", "aud": "notebookd-api"}
+    c.update(over)
+    return c
+
+
+# ------------------------------------------------------------------ register
+
+def test_register_returns_tokens_and_user():
+    e = email()
+    t = register(e=e, name="Ada")
+    for k in ["access_token", "refresh_token", "token_type", "expires_in", "user"]:
+        check(k in t, k)
+    eq(t["token_type"], "Bearer")
+    eq(t["expires_in"], 900)
+    u = t["user"]
+    eq(u["email"], e)
+    eq(u["display_name"], "Ada")
+    eq(u["email_verified_at"], None)
+    uuid.UUID(u["id"])
+    check(re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$", u["created_at"]), u["created_at"])
+    check("password" not in json.dumps(t["user"]))
+    # the password is stored as a full Argon2id string, never in clear
+    h = psql("SELECT password_hash FROM users WHERE id = '%s'" % u["id"])
+    check(h.startswith("$argon2id$v=19$m=19456,t=2,p=1$"), h)
+
+
+def test_register_duplicate_email_is_409_case_insensitive_and_trimmed():
+    e = email()
+    register(e=e)
+    r = srv.post("/v1/auth/register", {"email": "  " + e.upper() + " ", "password": "another password"})
+    eq(r.status, 409)
+    eq(r.json["error"]["code"], "conflict")
+
+
+def test_register_bad_input():
+    cases = [
+        ({"email": "not-an-email", "password": "long enough pw"}, 422, "email"),
+        ({"email": email(), "password": "short"}, 422, "password"),
+        ({"email": email(), "password": "x" * 1025}, 422, "password"),
+        ({"password": "long enough pw"}, 422, "email"),
+        ({"email": email()}, 422, "password"),
+        ({"email": 42, "password": "long enough pw"}, 422, "email"),
+        ({"email": email(), "password": ["list"]}, 422, "password"),
+        ({"email": email(), "password": "long enough pw", "display_name": 7}, 422, "display_name"),
+        ({"email": email(), "password": "long enough pw", "display_name": "x" * 201}, 422, "display_name"),
+        ({"email": "a@b.c" + "x" * (10 * 1024 * 1024), "password": "long enough pw"}, 422, "email"),
+        ({"email": "'; DROP TABLE users; --@example.com", "password": "long enough pw"}, 422, "email"),
+    ]
+    for body, status, field in cases:
+        r = srv.post("/v1/auth/register", body)
+        eq(r.status, status, "%r -> %s" % (str(body)[:80], r.body[:200]))
+        eq(r.json["error"]["code"], "validation_failed")
+        eq(r.json["error"]["field"], field)
+    # exactly 10 characters (code points, not bytes) is fine
+    register(password="ééééééééé€")
+    # SQL in a free-text field is just text
+    t = register(name="Robert'); DROP TABLE users;--")
+    eq(t["user"]["display_name"], "Robert'); DROP TABLE users;--")
+    check(int(psql("SELECT count(*) FROM users")) > 0)
+
+
+def test_malformed_bodies_are_400_or_415_and_write_nothing():
+    before = psql("SELECT count(*) FROM users")
+    bad = [
+        (b"{not json", "application/json", 400),
+        (b"[1, 2]", "application/json", 400),
+        (b'"string"', "application/json", 400),
+        (b'{"email": "a\\u0000b@x.io", "password": "long enough pw"}', "application/json", 400),
+        (b'{"email": "\xff\xfe@x.io", "password": "long enough pw"}', "application/json", 400),
+        (b'{"email": "dup@x.io", "email": "dup2@x.io", "password": "long enough pw"}', "application/json", 400),
+        (b"[" * 5000 + b"]" * 5000, "application/json", 400),
+        (b'{"email": "a@b.io", "password": "long enough pw"}', "text/plain", 415),
+        (b'{"email": "a@b.io", "password": "long enough pw"}', "application/jsonx", 415),
+        (b'{"email": "a@b.io", "password": "long enough pw"}', None, 415),
+    ]
+    for raw, ctype, status in bad:
+        h = {"Content-Type": ctype} if ctype else {}
+        r = srv.request("POST", "/v1/auth/register", raw=raw, headers=h)
+        eq(r.status, status, "%r %s -> %s" % (raw[:40], ctype, r.body[:120]))
+        code = {400: "bad_request", 415: "unsupported_media_type"}[status]
+        eq(r.json["error"]["code"], code)
+    # no body at all
+    r = srv.request("POST", "/v1/auth/register", raw=b"", headers={"Content-Type": "application/json"})
+    eq(r.status, 400)
+    eq(psql("SELECT count(*) FROM users"), before)
+    # charset parameter is fine
+    r = srv.request("POST", "/v1/auth/register", raw=json.dumps({"email": email(), "password": "long enough pw"}).encode(),
+                    headers={"Content-Type": "application/json; charset=utf-8"})
+    eq(r.status, 201)
+
+
+# --------------------------------------------------------------------- login
+
+def test_login_and_identical_failures():
+    e = email()
+    register(e=e, password="the right password")
+    r = srv.post("/v1/auth/login", {"email": e.upper(), "password": "the right password"})
+    eq(r.status, 200, r.body)
+    eq(r.json["user"]["email"], e)
+    wrong = srv.post("/v1/auth/login", {"email": e, "password": "the wrong password"})
+    unknown = srv.post("/v1/auth/login", {"email": email(), "password": "the right password"})
+    eq(wrong.status, 401)
+    eq(unknown.status, 401)
+    strip = lambda b: re.sub(r'"request_id":"[^"]*"', "", b)
+    eq(strip(wrong.body), strip(unknown.body))
+    eq(wrong.header("Content-Type"), unknown.header("Content-Type"))
+
+
+def test_login_time_does_not_reveal_whether_the_email_exists():
+    e = email()
+    register(e=e, password="the right password")
+
+    def timed(body):
+        t0 = time.perf_counter()
+        eq(srv.post("/v1/auth/login", body).status, 401)
+        return time.perf_counter() - t0
+
+    wrong = statistics.median(timed({"email": e, "password": "nope nope nope"}) for _ in range(5))
+    unknown = statistics.median(timed({"email": email(), "password": "nope nope nope"}) for _ in range(5))
+    # both run one Argon2id verification: neither is a fraction of the other
+    check(unknown > 0.4 * wrong and wrong > 0.4 * unknown, "wrong %.3fs, unknown %.3fs" % (wrong, unknown))
+
+
+def weak_argon2id(password):
+    """An Argon2id hash with weaker parameters (m=8 MiB, t=1), made with libsodium through ctypes."""
+    import ctypes
+    import ctypes.util
+    lib = ctypes.CDLL(ctypes.util.find_library("sodium") or "libsodium.so.23")
+    eq(lib.sodium_init() >= 0, True)
+    out = ctypes.create_string_buffer(128)
+    pw = password.encode()
+    rc = lib.crypto_pwhash_str_alg(out, pw, ctypes.c_ulonglong(len(pw)), ctypes.c_ulonglong(1),
+                                   ctypes.c_size_t(8 * 1024 * 1024), ctypes.c_int(2))
+    eq(rc, 0)
+    return out.value.decode()
+
+
+def test_login_rehashes_old_parameters():
+    e = email()
+    t = register(e=e, password="the right password")
+    weak = weak_argon2id("the right password")
+    check(weak.startswith("$argon2id$v=19$m=8192,t=1,p=1$"), weak)
+    psql("UPDATE users SET password_hash = '%s' WHERE id = '%s'" % (weak, t["user"]["id"]))
+    eq(srv.post("/v1/auth/login", {"email": e, "password": "the right password"}).status, 200)
+    h = psql("SELECT password_hash FROM users WHERE id = '%s'" % t["user"]["id"])
+    check(h.startswith("$argon2id$v=19$m=19456,t=2,p=1$"), h)
+    eq(srv.post("/v1/auth/login", {"email": e, "password": "the right password"}).status, 200)
+
+
+# ------------------------------------------------------------ access tokens
+
+def test_me_requires_a_valid_token():
+    t = register()
+    uid = t["user"]["id"]
+    eq(srv.get("/v1/me", token=t["access_token"]).status, 200)
+    eq(srv.get("/v1/me", token=t["access_token"]).json["id"], uid)
+    bad_tokens = {
+        "none": None,
+        "garbage": "garbage",
+        "alg none": b64(json.dumps({"alg": "none", "typ": "at+jwt"}).encode()) + "." + b64(json.dumps(claims(uid)).encode()) + ".",
+        "alg none signed": make_jwt({"alg": "none", "typ": "at+jwt"}, claims(uid)),
+        "HS512 same key": make_jwt({"alg": "HS512", "typ": "at+jwt"}, claims(uid), alg="sha512"),
+        "HS384 same key": make_jwt({"alg": "HS384", "typ": "at+jwt"}, claims(uid), alg="sha384"),
+        "RS256 header": make_jwt({"alg": "RS256", "typ": "at+jwt"}, claims(uid)),
+        "other key": make_jwt({"alg": "HS256", "typ": "at+jwt"}, claims(uid), key=b"k" * 40),
+        "expired": make_jwt({"alg": "HS256", "typ": "at+jwt"}, claims(uid, iat=int(time.time()) - 2000, exp=int(time.time()) - 1000)),
+        "wrong iss": make_jwt({"alg": "HS256", "typ": "at+jwt"}, claims(uid, iss="evil")),
+        "wrong aud": make_jwt({"alg": "HS256", "typ": "at+jwt"}, claims(uid, aud="other")),
+        "no typ": make_jwt({"alg": "HS256"}, claims(uid)),
+        "wrong typ": make_jwt({"alg": "HS256", "typ": "JWT"}, claims(uid)),
+        "sub not uuid": make_jwt({"alg": "HS256", "typ": "at+jwt"}, claims("1 OR 1=1")),
+        "unknown user": make_jwt({"alg": "HS256", "typ": "at+jwt"}, claims(str(uuid.uuid4()))),
+        "header not json": b64(b"{oops") + "." + b64(json.dumps(claims(uid)).encode()) + ".sig",
+        "two parts": "a.b",
+        "tampered payload": t["access_token"].split(".")[0] + "." + b64(json.dumps(claims(str(uuid.uuid4()))).encode()) + "." + t["access_token"].split(".")[2],
+    }
+    for name, tok in bad_tokens.items():
+        h = {} if tok is None else {"Authorization": "Bearer " + tok}
+        r = srv.get("/v1/me", headers=h)
+        eq(r.status, 401, name)
+        eq(r.json["error"]["code"], "unauthenticated", name)
+    # a correctly made token with our key is accepted (the forger knows the key here: proves the test can pass)
+    good = make_jwt({"alg": "HS256", "typ": "at+jwt"}, claims(uid))
+    eq(srv.get("/v1/me", headers={"Authorization": "Bearer " + good}).status, 200)
+    eq(srv.get("/v1/me", headers={"Authorization": "Basic " + t["access_token"]}).status, 401)
+
+
+def test_expired_access_token_short_ttl():
+    s2 = Server(env={"NOTEBOOKD_ACCESS_TTL_S": "10"})
+    try:
+        t = register(s=s2)
+        eq(t["expires_in"], 10)
+        eq(s2.get("/v1/me", token=t["access_token"]).status, 200)
+        time.sleep(11)
+        eq(s2.get("/v1/me", token=t["access_token"]).status, 401)
+    finally:
+        eq(s2.stop(), 0)
+
+
+# ----------------------------------------------------------- refresh tokens
+
+def test_refresh_rotates_and_reuse_revokes_the_family():
+    t = register()
+    r1 = srv.post("/v1/auth/refresh", {"refresh_token": t["refresh_token"]})
+    eq(r1.status, 200, r1.body)
+    check(r1.json["refresh_token"] != t["refresh_token"])
+    eq(srv.get("/v1/me", token=r1.json["access_token"]).status, 200)
+    r2 = srv.post("/v1/auth/refresh", {"refresh_token": r1.json["refresh_token"]})
+    eq(r2.status, 200)
+    # the attacker replays the first (spent) token
+    replay = srv.post("/v1/auth/refresh", {"refresh_token": t["refresh_token"]})
+    eq(replay.status, 401)
+    # ... and the whole family is revoked: the victim's current token fails too
+    eq(srv.post("/v1/auth/refresh", {"refresh_token": r2.json["refresh_token"]}).status, 401)
+    # only hashes are stored
+    n = psql("SELECT count(*) FROM refresh_tokens WHERE user_id = '%s' AND revoked_at IS NULL" % t["user"]["id"])
+    eq(n, "0")
+    raw = t["refresh_token"]
+    eq(psql("SELECT count(*) FROM refresh_tokens WHERE encode(token_hash, 'escape') LIKE '%%%s%%'" % raw[:10]), "0")
+    # another login is a separate family and still works
+    e = t["user"]["email"]
+    r = srv.post("/v1/auth/login", {"email": e, "password": "correct horse battery"})
+    eq(srv.post("/v1/auth/refresh", {"refresh_token": r.json["refresh_token"]}).status, 200)
+
+
+def test_concurrent_refresh_exactly_one_wins():
+    t = register()
+    results = []
+    lock = threading.Lock()
+
+    def go():
+        r = srv.post("/v1/auth/refresh", {"refresh_token": t["refresh_token"]})
+        with lock:
+            results.append(r.status)
+
+    ths = [threading.Thread(target=go) for _ in range(12)]
+    for th in ths:
+        th.start()
+    for th in ths:
+        th.join()
+    eq(results.count(200), 1, results)
+    eq(results.count(401), 11, results)
+
+
+def test_refresh_bad_tokens():
+    for tok in ["", "x" * 43, "short", "a" * 500, "Zm9v" * 10 + "abc"]:
+        r = srv.post("/v1/auth/refresh", {"refresh_token": tok})
+        eq(r.status, 401, tok)
+    eq(srv.post("/v1/auth/refresh", {"refresh_token": 12}).status, 422)
+    eq(srv.post("/v1/auth/refresh", {}).status, 422)
+
+
+def test_refresh_token_expiry():
+    s2 = Server(env={"NOTEBOOKD_REFRESH_TTL_S": "60"})
+    try:
+        t = register(s=s2)
+        psql("UPDATE refresh_tokens SET expires_at = now() - interval '1 second' WHERE user_id = '%s'" % t["user"]["id"])
+        eq(s2.post("/v1/auth/refresh", {"refresh_token": t["refresh_token"]}).status, 401)
+        # absolute family expiry: a family older than the absolute lifetime cannot rotate
+        t2 = register(s=s2)
+        psql("UPDATE refresh_tokens SET family_issued_at = now() - interval '100 days' WHERE user_id = '%s'" % t2["user"]["id"])
+        eq(s2.post("/v1/auth/refresh", {"refresh_token": t2["refresh_token"]}).status, 401)
+    finally:
+        eq(s2.stop(), 0)
+
+
+def test_logout_revokes_the_family():
+    t = register()
+    r = srv.post("/v1/auth/refresh", {"refresh_token": t["refresh_token"]})
+    eq(srv.post("/v1/auth/logout", {"refresh_token": r.json["refresh_token"]}).status, 204)
+    eq(srv.post("/v1/auth/refresh", {"refresh_token": r.json["refresh_token"]}).status, 401)
+    eq(srv.post("/v1/auth/logout", {"refresh_token": "unknown-token"}).status, 204)
+
+
+# ----------------------------------------------------------------------- me
+
+def test_me_patch_and_email_change_clears_verification():
+    t = register(name="Old")
+    tok = t["access_token"]
+    uid = t["user"]["id"]
+    r = srv.patch("/v1/me", {"display_name": "New Name"}, token=tok)
+    eq(r.status, 200)
+    eq(r.json["display_name"], "New Name")
+    psql("UPDATE users SET email_verified_at = now() WHERE id = '%s'" % uid)
+    check(srv.get("/v1/me", token=tok).json["email_verified_at"])
+    # same email in another case keeps verification
+    r = srv.patch("/v1/me", {"email": t["user"]["email"].upper()}, token=tok)
+    eq(r.status, 200)
+    check(r.json["email_verified_at"])
+    new = email()
+    r = srv.patch("/v1/me", {"email": new}, token=tok)
+    eq(r.status, 200)
+    eq(r.json["email"], new)
+    eq(r.json["email_verified_at"], None)
+    other = register()
+    r = srv.patch("/v1/me", {"email": other["user"]["email"]}, token=tok)
+    eq(r.status, 409)
+    eq(srv.patch("/v1/me", {"email": "bad"}, token=tok).status, 422)
+    eq(srv.patch("/v1/me", {"display_name": None}, token=tok).json["display_name"], None)
+    eq(srv.patch("/v1/me", {"display_name": 5}, token=tok).status, 422)
+
+
+def test_delete_me_erases_everything_and_tokens_stop_working():
+    t = register()
+    uid = t["user"]["id"]
+    tok = t["access_token"]
+    # data owned by the user, inserted directly (the API for it comes later)
+    nb = str(uuid.uuid4())
+    psql("INSERT INTO notebooks (id, owner_id, title) VALUES ('%s', '%s', 'mine')" % (nb, uid))
+    eq(srv.delete("/v1/me", token=tok).status, 204)
+    eq(psql("SELECT count(*) FROM users WHERE id = '%s'" % uid), "0")
+    eq(psql("SELECT count(*) FROM notebooks WHERE owner_id = '%s'" % uid), "0")
+    eq(psql("SELECT count(*) FROM refresh_tokens WHERE user_id = '%s'" % uid), "0")
+    eq(srv.get("/v1/me", token=tok).status, 401)
+    eq(srv.post("/v1/auth/refresh", {"refresh_token": t["refresh_token"]}).status, 401)
+    eq(srv.post("/v1/auth/login", {"email": t["user"]["email"], "password": "correct horse battery"}).status, 401)
+    # the email can be registered again
+    register(e=t["user"]["email"])
+
+
+def test_cross_account_token_sees_only_its_own_account():
+    a = register()
+    b = register()
+    eq(srv.get("/v1/me", token=a["access_token"]).json["id"], a["user"]["id"])
+    eq(srv.get("/v1/me", token=b["access_token"]).json["id"], b["user"]["id"])
+    # b's refresh token cannot be spent to get a's account
+    r = srv.post("/v1/auth/refresh", {"refresh_token": b["refresh_token"]})
+    eq(r.json["user"]["id"], b["user"]["id"])
+
+
+# --------------------------------------------------------------------- OTP
+
+def read_code(s, addr, purpose_word, timeout=10):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        for path in sorted(glob.glob(os.path.join(s.mail_dir, "*.eml")), reverse=True):
+            with open(path, encoding="utf-8", newline="") as f:
+                msg = f.read()
+            if ("To: " + addr) in msg and purpose_word in msg:
+                os.unlink(path)
+                return re.search(r"\b(\d{6})\b", msg.split("\r\n\r\n", 1)[1]).group(1)
+        time.sleep(0.05)
+    raise AssertionError("no mail for %s" % addr)
+
+
+def test_otp_request_answers_202_whether_or_not_the_account_exists():
+    t = register()
+    known = srv.post("/v1/auth/otp/request", {"email": t["user"]["email"], "purpose": "login"})
+    unknown = srv.post("/v1/auth/otp/request", {"email": email(), "purpose": "login"})
+    eq(known.status, 202)
+    eq(unknown.status, 202)
+    eq(known.json, {"status": "accepted"})
+    eq(known.body, unknown.body)
+    read_code(srv, t["user"]["email"], "sign in")
+    eq(srv.post("/v1/auth/otp/request", {"email": email(), "purpose": "hack"}).status, 422)
+    eq(srv.post("/v1/auth/otp/request", {"email": "nope", "purpose": "login"}).status, 422)
+
+
+def test_otp_login_single_use():
+    t = register()
+    e = t["user"]["email"]
+    srv.post("/v1/auth/otp/request", {"email": e, "purpose": "login"})
+    code = read_code(srv, e, "sign in")
+    r = srv.post("/v1/auth/otp/verify", {"email": e, "purpose": "login", "code": code})
+    eq(r.status, 200, r.body)
+    eq(r.json["user"]["id"], t["user"]["id"])
+    eq(srv.get("/v1/me", token=r.json["access_token"]).status, 200)
+    # replay
+    r = srv.post("/v1/auth/otp/verify", {"email": e, "purpose": "login", "code": code})
+    eq(r.status, 401)
+    # a code for another purpose does not work here
+    srv.post("/v1/auth/otp/request", {"email": e, "purpose": "verify_email"})
+    code2 = read_code(srv, e, "confirm")
+    eq(srv.post("/v1/auth/otp/verify", {"email": e, "purpose": "login", "code": code2}).status, 401)
+
+
+def test_otp_brute_force_locked_after_five():
+    t = register()
+    e = t["user"]["email"]
+    srv.post("/v1/auth/otp/request", {"email": e, "purpose": "login"})
+    code = read_code(srv, e, "sign in")
+    wrong = "%06d" % ((int(code) + 1) % 1000000)
+    for _ in range(5):
+        eq(srv.post("/v1/auth/otp/verify", {"email": e, "purpose": "login", "code": wrong}).status, 401)
+    # the right code no longer works after five wrong tries
+    eq(srv.post("/v1/auth/otp/verify", {"email": e, "purpose": "login", "code": code}).status, 401)
+    eq(psql("SELECT max(attempts) FROM otps WHERE user_id = '%s'" % t["user"]["id"]), "5")
+
+
+def test_otp_new_request_supersedes_and_expiry():
+    t = register()
+    e = t["user"]["email"]
+    srv.post("/v1/auth/otp/request", {"email": e, "purpose": "login"})
+    old = read_code(srv, e, "sign in")
+    srv.post("/v1/auth/otp/request", {"email": e, "purpose": "login"})
+    new = read_code(srv, e, "sign in")
+    if old != new:
+        eq(srv.post("/v1/auth/otp/verify", {"email": e, "purpose": "login", "code": old}).status, 401)
+    srv.post("/v1/auth/otp/request", {"email": e, "purpose": "login"})
+    code = read_code(srv, e, "sign in")
+    psql("UPDATE otps SET expires_at = now() - interval '1 second' WHERE user_id = '%s' AND consumed_at IS NULL" % t["user"]["id"])
+    eq(srv.post("/v1/auth/otp/verify", {"email": e, "purpose": "login", "code": code}).status, 401)
+    # only a hash of the code is stored
+    eq(psql("SELECT count(*) FROM otps WHERE user_id = '%s' AND position('%s' in encode(code_hash, 'escape')) > 0"
+            % (t["user"]["id"], code)), "0")
+
+
+def test_otp_verify_email_and_reset_password():
+    t = register(password="first password!")
+    e = t["user"]["email"]
+    srv.post("/v1/auth/otp/request", {"email": e, "purpose": "verify_email"})
+    code = read_code(srv, e, "confirm")
+    eq(srv.post("/v1/auth/otp/verify", {"email": e, "purpose": "verify_email", "code": code}).status, 204)
+    check(srv.get("/v1/me", token=t["access_token"]).json["email_verified_at"])
+
+    srv.post("/v1/auth/otp/request", {"email": e, "purpose": "reset_password"})
+    code = read_code(srv, e, "reset")
+    # a bad new password is refused before the code is spent
+    r = srv.post("/v1/auth/otp/verify", {"email": e, "purpose": "reset_password", "code": code, "new_password": "short"})
+    eq(r.status, 422)
+    eq(r.json["error"]["field"], "new_password")
+    r = srv.post("/v1/auth/otp/verify", {"email": e, "purpose": "reset_password", "code": code})
+    eq(r.status, 422)
+    r = srv.post("/v1/auth/otp/verify", {"email": e, "purpose": "reset_password", "code": code,
+                                         "new_password": "second password!"})
+    eq(r.status, 204, r.body)
+    eq(srv.post("/v1/auth/login", {"email": e, "password": "first password!"}).status, 401)
+    eq(srv.post("/v1/auth/login", {"email": e, "password": "second password!"}).status, 200)
+    # every refresh family from before the reset is revoked
+    eq(srv.post("/v1/auth/refresh", {"refresh_token": t["refresh_token"]}).status, 401)
+
+
+def test_otp_verify_unknown_email_and_bad_input():
+    eq(srv.post("/v1/auth/otp/verify", {"email": email(), "purpose": "login", "code": "123456"}).status, 401)
+    eq(srv.post("/v1/auth/otp/verify", {"email": email(), "purpose": "login"}).status, 422)
+    eq(srv.post("/v1/auth/otp/verify", {"email": email(), "purpose": "login", "code": 123456}).status, 422)
+
+
+def test_rate_limits_on_the_door():
+    s2 = Server(env={"NOTEBOOKD_AUTH_RATE_PER_MIN": "3"})
+    try:
+        e = email()
+        statuses = [s2.post("/v1/auth/login", {"email": e, "password": "whatever pw"}).status for _ in range(5)]
+        eq(statuses[:3], [401, 401, 401])
+        eq(statuses[3], 429)
+        r = s2.post("/v1/auth/login", {"email": e, "password": "whatever pw"})
+        eq(r.status, 429)
+        eq(r.json["error"]["code"], "rate_limited")
+        check(int(r.header("Retry-After")) >= 1)
+        # per account too: another address from the same client is limited by the client key
+        r = s2.post("/v1/auth/otp/request", {"email": email(), "purpose": "login"})
+        eq(r.status, 202)
+    finally:
+        eq(s2.stop(), 0)
+
+
+class SMTPHandler(socketserver.StreamRequestHandler):
+    """Just enough SMTP (RFC 5321) to receive a message: EHLO, MAIL, RCPT, DATA, QUIT."""
+    def handle(self):
+        w = lambda s: self.wfile.write((s + "\r\n").encode())
+        w("220 test ESMTP")
+        rcpts, sender = [], None
+        while True:
+            line = self.rfile.readline()
+            if not line:
+                return
+            cmd = line.decode("utf-8", "replace").strip()
+            up = cmd.upper()
+            if up.startswith("EHLO") or up.startswith("HELO"):
+                w("250-test\r\n250 8BITMIME")
+            elif up.startswith("MAIL FROM:"):
+                sender = cmd[10:].strip()
+                w("250 OK")
+            elif up.startswith("RCPT TO:"):
+                rcpts.append(cmd[8:].strip())
+                w("250 OK")
+            elif up == "DATA":
+                w("354 go ahead")
+                data = []
+                while True:
+                    l = self.rfile.readline()
+                    if l in (b".\r\n", b".\n", b""):
+                        break
+                    data.append(l)
+                self.server.messages.append((sender, rcpts, b"".join(data).decode("utf-8", "replace")))
+                w("250 queued")
+            elif up == "QUIT":
+                w("221 bye")
+                return
+            else:
+                w("250 OK")
+
+
+def test_otp_mail_over_real_smtp():
+    smtp = socketserver.ThreadingTCPServer(("127.0.0.1", 0), SMTPHandler)
+    smtp.messages = []
+    smtp.daemon_threads = True
+    threading.Thread(target=smtp.serve_forever, daemon=True).start()
+    port = smtp.server_address[1]
+    s2 = Server(env={"NOTEBOOKD_SMTP_URL": "smtp://127.0.0.1:%d" % port, "NOTEBOOKD_MAIL_FROM": "Notebookd <no-reply@notebookd.test>"})
+    try:
+        t = register(s=s2)
+        e = t["user"]["email"]
+        eq(s2.post("/v1/auth/otp/request", {"email": e, "purpose": "login"}).status, 202)
+        deadline = time.time() + 10
+        while not smtp.messages and time.time() < deadline:
+            time.sleep(0.05)
+        eq(len(smtp.messages), 1)
+        sender, rcpts, data = smtp.messages[0]
+        eq(sender, "<no-reply@notebookd.test>")
+        eq(rcpts, ["<%s>" % e])
+        check("Subject: Your notebookd code:" in data)
+        code = re.search(r"\b(\d{6})\b", data.split("\r\n\r\n", 1)[1]).group(1)
+        eq(s2.post("/v1/auth/otp/verify", {"email": e, "purpose": "login", "code": code}).status, 200)
+        # no file was written when SMTP is configured
+        eq(glob.glob(os.path.join(s2.mail_dir, "*.eml")), [])
+    finally:
+        eq(s2.stop(), 0)
+        smtp.shutdown()
