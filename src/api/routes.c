@@ -27,6 +27,7 @@ static const nb_route_t routes[] = {
 	{"GET", "/v1/me", nb_api_me_get, AUTH, NB_EXEC_DEFAULT},
 	{"PATCH", "/v1/me", nb_api_me_patch, AUTH, NB_EXEC_DEFAULT},
 	{"DELETE", "/v1/me", nb_api_me_delete, AUTH, NB_EXEC_DEFAULT},
+	{"GET", "/v1/me/export", nb_api_me_export, AUTH, NB_EXEC_STREAM},
 };
 
 static const nb_route_t debug_routes[] = {

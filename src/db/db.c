@@ -218,6 +218,36 @@ int nb_db_exec(nb_conn_t *c, nb_stmt_t *st, const nb_params_t *p, PGresult **res
 	return rc;
 }
 
+int nb_db_exec_unprepared(nb_conn_t *c, const char *sql, const nb_params_t *p, PGresult **res)
+{
+	if (res)
+		*res = NULL;
+	PGconn *pg = nb_conn_pg(c);
+	tl_stmt_count++;
+	nb_conn__count_use(c);
+	PGresult *r = NULL;
+	int n = p ? p->n : 0;
+	if (nb_conn__async(c)) {
+		if (!PQsendQueryParams(pg, sql, n, NULL, p ? p->v : NULL, p ? p->len : NULL, p ? p->fmt : NULL, 0) ||
+		    nb_conn__await(c, &r, nb_conn__wait_ms(c)) < 0) {
+			nb_conn_mark_broken(c);
+			return NB_EUNAVAIL;
+		}
+	} else {
+		r = PQexecParams(pg, sql, n, NULL, p ? p->v : NULL, p ? p->len : NULL, p ? p->fmt : NULL, 0);
+	}
+	if (!ok_status(r)) {
+		int rc = fail(c, r, "unprepared statement");
+		PQclear(r);
+		return rc;
+	}
+	if (res)
+		*res = r;
+	else
+		PQclear(r);
+	return 0;
+}
+
 int nb_db_command(nb_conn_t *c, const char *sql)
 {
 	bool first = nb_conn__uses(c) == 0 && PQtransactionStatus(nb_conn_pg(c)) == PQTRANS_IDLE;

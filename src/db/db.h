@@ -63,6 +63,11 @@ void nb_p_null(nb_params_t *p);
  * died. On NB_EUNAVAIL the connection is marked broken.
  */
 int nb_db_exec(nb_conn_t *c, nb_stmt_t *st, const nb_params_t *p, PGresult **res);
+/**
+ * Runs a statement that cannot be prepared (DECLARE … CURSOR, FETCH), with
+ * parameters, through the unnamed statement. Results and errors as nb_db_exec.
+ */
+int nb_db_exec_unprepared(nb_conn_t *c, const char *sql, const nb_params_t *p, PGresult **res);
 /** Runs a parameterless utility command (BEGIN, COMMIT, …); 0 or an error as nb_db_exec. */
 int nb_db_command(nb_conn_t *c, const char *sql);
 /** BEGIN / COMMIT / ROLLBACK. */

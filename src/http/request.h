@@ -103,6 +103,12 @@ int nb_resp_error(nb_req_t *r, int err, const char *message, const char *field);
 int nb_stream_begin(nb_req_t *r, int status, const char *content_type);
 /** Sends a chunk; blocks while the client is far behind. 0, or -1 if the client is gone. */
 int nb_stream_write(nb_req_t *r, const char *data, size_t len);
+/**
+ * Gives up a stream that already sent its headers (an error midway): the
+ * connection is closed without the final chunk, so the client sees a
+ * truncated answer rather than a complete-looking one.
+ */
+void nb_stream_abort(nb_req_t *r);
 /** True when the client has gone away. */
 bool nb_stream_closed(nb_req_t *r);
 

@@ -78,6 +78,7 @@ struct sreq {
 	bool in_mailbox; /* queued on the loop's mailbox */
 	bool streaming;
 	atomic_bool gone; /* client gone, or the request was abandoned */
+	bool aborted;     /* a stream given up midway */
 	int status;
 	size_t bytes_out;
 	/* loop-only */
@@ -320,7 +321,8 @@ static void finish_from_worker(sreq_t *r)
 {
 	nb_buf_t tail = NB_BUF_INIT;
 	if (r->streaming) {
-		nb_buf_puts(&tail, "0\r\n\r\n");
+		if (!r->aborted)
+			nb_buf_puts(&tail, "0\r\n\r\n");
 	} else {
 		bool keep = r->keep_alive && !atomic_load(&r->srv->stopping);
 		serialize_response(r, &tail, keep);
@@ -662,6 +664,12 @@ int nb_stream_write(nb_req_t *req, const char *data, size_t len)
 	return 0;
 }
 
+void nb_stream_abort(nb_req_t *req)
+{
+	sreq_t *r = (sreq_t *)req;
+	r->aborted = true;
+}
+
 bool nb_stream_closed(nb_req_t *req)
 {
 	return atomic_load(&((sreq_t *)req)->gone);
@@ -744,6 +752,8 @@ static void maybe_complete(sreq_t *r)
 	if (c) {
 		c->cur = NULL;
 		r->conn = NULL;
+		if (r->aborted)
+			c->close_after = true;
 	}
 	sreq_free(r);
 	if (!c)
@@ -763,7 +773,8 @@ static void finish_on_loop(sreq_t *r)
 {
 	nb_buf_t tail = NB_BUF_INIT;
 	if (r->streaming) {
-		nb_buf_puts(&tail, "0\r\n\r\n");
+		if (!r->aborted)
+			nb_buf_puts(&tail, "0\r\n\r\n");
 	} else {
 		bool keep = r->keep_alive && !atomic_load(&r->srv->stopping);
 		serialize_response(r, &tail, keep);
@@ -931,20 +942,23 @@ static void arm_timer(conn_t *c, int ms)
 	uv_timer_start(&c->timer, on_timer, (uint64_t)ms, 0);
 }
 
+/* One read buffer per loop thread: on_read consumes it before the next read
+ * (the parser copies what it keeps), so idle connections hold no buffer. */
+static _Thread_local char tl_readbuf[65536];
+
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
 	(void)h;
 	(void)suggested;
-	/* 64 KiB per read; freed in on_read. Idle connections hold no buffer. */
-	buf->base = nb_xmalloc(65536);
-	buf->len = 65536;
+	buf->base = tl_readbuf;
+	buf->len = sizeof tl_readbuf;
 }
 
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
 	conn_t *c = s->data;
+	(void)buf;
 	if (n < 0) {
-		free(buf->base);
 		conn_close(c);
 		return;
 	}
@@ -954,7 +968,6 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 		else
 			feed(c, buf->base, (size_t)n);
 	}
-	free(buf->base);
 }
 
 static void conn_next_request(conn_t *c)

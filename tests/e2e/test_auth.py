@@ -577,3 +577,67 @@ def test_otp_mail_over_real_smtp():
     finally:
         eq(s2.stop(), 0)
         smtp.shutdown()
+
+
+# ------------------------------------------------------------------- export
+
+def test_export_streams_everything_the_user_owns():
+    t = register(name="Exporter")
+    uid = t["user"]["id"]
+    other = register()
+    # 250 notebooks (more than one cursor batch), each with sources; some with conversations and quizzes
+    psql("""
+    INSERT INTO notebooks (id, owner_id, title, created_at)
+      SELECT gen_random_uuid(), '%(u)s', 'nb ' || i, now() - i * interval '1 second' FROM generate_series(1, 250) i;
+    INSERT INTO documents (id, user_id, sha256, mime_type, byte_size, content, extracted_text)
+      SELECT gen_random_uuid(), '%(u)s', sha256(i::text::bytea), 'text/plain', 5, 'hello'::bytea, 'text of ' || i
+      FROM generate_series(1, 3) i;
+    INSERT INTO sources (id, notebook_id, document_id, title, kind, status)
+      SELECT gen_random_uuid(), n.id, (SELECT id FROM documents WHERE user_id = '%(u)s' ORDER BY id LIMIT 1),
+             'src of ' || n.title, 'text', 'ready'
+      FROM notebooks n, generate_series(1, 2) k WHERE n.owner_id = '%(u)s';
+    INSERT INTO conversations (id, user_id, notebook_id, title)
+      SELECT gen_random_uuid(), '%(u)s', n.id, 'talk' FROM notebooks n WHERE n.owner_id = '%(u)s' AND n.title LIKE 'nb 1%%';
+    INSERT INTO messages (id, conversation_id, role, content)
+      SELECT gen_random_uuid(), c.id, r, 'said ' || r FROM conversations c, unnest(ARRAY['user', 'assistant']) r
+      WHERE c.user_id = '%(u)s';
+    INSERT INTO quizzes (id, notebook_id, title, status)
+      SELECT gen_random_uuid(), n.id, 'quiz', 'ready' FROM notebooks n WHERE n.owner_id = '%(u)s' AND n.title = 'nb 7';
+    INSERT INTO notebooks (id, owner_id, title) VALUES (gen_random_uuid(), '%(o)s', 'not mine');
+    """ % {"u": uid, "o": other["user"]["id"]})
+    r = srv.get("/v1/me/export", token=t["access_token"])
+    eq(r.status, 200, r.body[:300])
+    check(r.header("Transfer-Encoding") == "chunked")
+    doc = r.json
+    eq(doc["user"]["id"], uid)
+    check(re.match(r"^\d{4}-\d\d-\d\dT.*Z$", doc["exported_at"]))
+    eq(len(doc["notebooks"]), 250)
+    titles = {n["title"] for n in doc["notebooks"]}
+    check("not mine" not in titles)
+    for n in doc["notebooks"]:
+        eq(len(n["sources"]), 2, n["title"])
+        eq(n["source_count"], 2)
+        eq(n["sources"][0]["text"], "text of 1" if False else n["sources"][0]["text"])
+        check(n["sources"][0]["text"].startswith("text of "))
+        for s in n["sources"]:
+            eq(s["notebook_id"], n["id"])
+    convs = [c for n in doc["notebooks"] for c in n["conversations"]]
+    eq(len(convs), int(psql("SELECT count(*) FROM conversations WHERE user_id = '%s'" % uid)))
+    for c in convs:
+        eq([m["role"] for m in c["messages"]], sorted([m["role"] for m in c["messages"]], key=lambda x: 0))
+        eq(len(c["messages"]), 2)
+    quizzes = [q for n in doc["notebooks"] for q in n["quizzes"]]
+    eq(len(quizzes), 1)
+    eq(doc["generations"], [])
+    # never a secret
+    for needle in ["password_hash", "argon2", "token_hash", "code_hash", "refresh_token"]:
+        check(needle not in r.body, needle)
+
+
+def test_export_of_an_empty_account():
+    t = register()
+    r = srv.get("/v1/me/export", token=t["access_token"])
+    eq(r.status, 200)
+    eq(r.json["notebooks"], [])
+    eq(r.json["generations"], [])
+    eq(srv.get("/v1/me/export").status, 401)

@@ -1,0 +1,51 @@
+/*
+ * shapes.h — the API's JSON shapes as SQL expressions (API.md, Resources).
+ *
+ * PostgreSQL renders each resource with json_build_object, so every endpoint
+ * and the export answer the same shape, defined once here. Each macro takes
+ * the alias of its table in the query.
+ */
+#ifndef NB_STORE_SHAPES_H
+#define NB_STORE_SHAPES_H
+
+#define NB_SQL_SOURCE_JSON(s)                                                                               \
+	"json_build_object('id', " s ".id, 'notebook_id', " s ".notebook_id, 'document_id', " s ".document_id," \
+	" 'kind', " s ".kind, 'title', " s ".title, 'url', " s ".url, 'status', " s ".status,"                  \
+	" 'error', " s ".error, 'byte_size', " s ".byte_size, 'chunk_count', " s ".chunk_count,"               \
+	" 'page_count', " s ".page_count, 'created_at', nb_ts(" s ".created_at),"                               \
+	" 'updated_at', nb_ts(" s ".updated_at))"
+
+/* Without source_count and sources: the callers add those. */
+#define NB_SQL_NOTEBOOK_FIELDS(n)                                                                         \
+	"'id', " n ".id, 'title', " n ".title, 'description', " n ".description,"                           \
+	" 'created_at', nb_ts(" n ".created_at), 'updated_at', nb_ts(" n ".updated_at),"                     \
+	" 'deleted_at', nb_ts(" n ".deleted_at)"
+
+#define NB_SQL_MESSAGE_JSON(m)                                                                           \
+	"json_build_object('id', " m ".id, 'conversation_id', " m ".conversation_id, 'role', " m ".role,"  \
+	" 'content', " m ".content, 'citations', " m ".citations, 'created_at', nb_ts(" m ".created_at))"
+
+#define NB_SQL_QUIZ_JSON(q)                                                                               \
+	"json_build_object('id', " q ".id, 'notebook_id', " q ".notebook_id, 'title', " q ".title,"         \
+	" 'status', " q ".status, 'error', " q ".error,"                                                      \
+	" 'job_id', (SELECT j.id FROM jobs j WHERE j.quiz_id = " q ".id ORDER BY j.created_at DESC LIMIT 1)," \
+	" 'questions', " q ".questions, 'created_at', nb_ts(" q ".created_at),"                              \
+	" 'updated_at', nb_ts(" q ".updated_at))"
+
+#define NB_SQL_STUDY_GUIDE_JSON(g)                                                                          \
+	"json_build_object('id', " g ".id, 'notebook_id', " g ".notebook_id, 'title', " g ".title,"           \
+	" 'status', " g ".status, 'error', " g ".error,"                                                        \
+	" 'job_id', (SELECT j.id FROM jobs j WHERE j.study_guide_id = " g ".id"                                 \
+	"            ORDER BY j.created_at DESC LIMIT 1),"                                                       \
+	" 'summary', " g ".summary, 'key_terms', " g ".key_terms, 'review_questions', " g ".review_questions," \
+	" 'markdown', " g ".markdown, 'created_at', nb_ts(" g ".created_at), 'updated_at', nb_ts(" g ".updated_at))"
+
+#define NB_SQL_GENERATION_JSON(h)                                                                          \
+	"json_build_object('id', " h ".id, 'kind', " h ".kind, 'notebook_id', " h ".notebook_id,"            \
+	" 'conversation_id', " h ".conversation_id, 'quiz_id', " h ".quiz_id,"                                \
+	" 'study_guide_id', " h ".study_guide_id, 'provider', " h ".provider, 'model', " h ".model,"          \
+	" 'input_tokens', " h ".input_tokens, 'output_tokens', " h ".output_tokens,"                         \
+	" 'latency_ms', " h ".latency_ms, 'status', " h ".status, 'error', " h ".error,"                      \
+	" 'created_at', nb_ts(" h ".created_at))"
+
+#endif
