@@ -20,6 +20,9 @@
 #include "db/pool.h"
 #include "db/verify.h"
 #include "http/server.h"
+#include "jobs/worker.h"
+#include "rag/ingest.h"
+#include "store/notebooks.h"
 
 typedef struct command {
 	const char *name;
@@ -31,12 +34,18 @@ typedef struct command {
 static int cmd_serve(int argc, char **argv);
 static int cmd_migrate(int argc, char **argv);
 static int cmd_verify(int argc, char **argv);
+static int cmd_purge(int argc, char **argv);
 
 static const command_t commands[] = {
 	{"serve", cmd_serve, "serve the HTTP API (and run in-process job workers)",
 	 "notebookd serve\n\nServes the HTTP API on NOTEBOOKD_LISTEN. If the database is unreachable it keeps\n"
 	 "running, answers 503 on /readyz and reconnects with backoff. SIGTERM or SIGINT\n"
 	 "stop accepting, let in-flight requests finish, then exit.\n"},
+	{"worker", nb_jobs_cmd_worker, "run job workers only (ingestion, generation)",
+	 "notebookd worker [--concurrency N]\n\nClaims jobs from the PostgreSQL queue and runs them with N threads (default\n"
+	 "NOTEBOOKD_WORKERS, or 2). Any number of worker processes may run against one\n"
+	 "database. SIGTERM or SIGINT stop claiming, let running jobs finish within\n"
+	 "NOTEBOOKD_SHUTDOWN_TIMEOUT_MS and hand back the rest.\n"},
 	{"migrate", cmd_migrate, "apply pending database migrations",
 	 "notebookd migrate\n\nApplies the migrations compiled into this binary that the database lacks, in\n"
 	 "order, under an advisory lock. A second run is a no-op. Exits non-zero with a\n"
@@ -49,6 +58,9 @@ static const command_t commands[] = {
 	 "reading its index. Prints one line per check (✓ or ✗) and a summary; exits\n"
 	 "non-zero on any failure. It leaves dead rows for autovacuum, and its ANALYZE\n"
 	 "statistics stand until the next analyze: prefer a quiet moment in production.\n"},
+	{"purge", cmd_purge, "hard-delete what has been in the trash past the retention period",
+	 "notebookd purge\n\nHard-deletes notebooks (with everything under them) and sources that have\n"
+	 "been in the trash longer than NOTEBOOKD_TRASH_RETENTION_DAYS. Run it from cron.\n"},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
@@ -133,6 +145,32 @@ static int cmd_verify(int argc, char **argv)
 	return failed == 0 ? 0 : 1;
 }
 
+static int cmd_purge(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	if (need_database_url() < 0)
+		return 1;
+	nb_pool_opts_t po;
+	nb_pool_opts_from_config(&po, nb_cfg.database_url);
+	po.size = 1;
+	nb_pool_t *pool = nb_pool_create(&po);
+	nb_conn_t *c = NULL;
+	long notebooks = 0, sources = 0;
+	int rc = nb_pool_acquire(pool, &c);
+	if (rc == 0)
+		rc = nb_store_purge_trash(c, nb_cfg.trash_retention_days, &notebooks, &sources);
+	nb_pool_release(pool, c);
+	nb_pool_destroy(pool);
+	if (rc < 0) {
+		fprintf(stderr, "notebookd: purge failed (database unreachable or error; see the log)\n");
+		return 1;
+	}
+	printf("purge: %ld notebooks and %ld sources older than %d days in the trash deleted\n", notebooks, sources,
+	       nb_cfg.trash_retention_days);
+	return 0;
+}
+
 static int cmd_serve(int argc, char **argv)
 {
 	(void)argc;
@@ -167,8 +205,20 @@ static int cmd_serve(int argc, char **argv)
 		fprintf(stderr, "notebookd: %s\n", err);
 		return 1;
 	}
+	nb_pool_t *wpool = NULL;
+	nb_workers_t *workers = NULL;
+	if (nb_cfg.workers > 0) {
+		nb_pool_opts_t wo;
+		nb_pool_opts_from_config(&wo, nb_cfg.database_url);
+		wo.size = nb_cfg.workers + 2;
+		wo.application_name = "notebookd-worker";
+		wpool = nb_pool_create(&wo);
+		workers = nb_workers_start(wpool, nb_cfg.database_url, nb_cfg.workers, "serve");
+	}
 	nb_info("listening on http://%s (port %d)", nb_cfg.listen, nb_server_port(srv));
 	nb_server_run(srv);
+	nb_workers_stop(workers, nb_cfg.shutdown_timeout_ms);
+	nb_pool_destroy(wpool);
 	nb_server_destroy(srv);
 	nb_auth_shutdown();
 	if (nb_app.read_pool != nb_app.pool)
@@ -208,5 +258,6 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	nb_log_set_level(nb_cfg.log_level);
+	nb_ingest_register();
 	return cmd->run(argc - 1, argv + 1);
 }

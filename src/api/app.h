@@ -35,6 +35,24 @@ int nb_api_me_get(nb_req_t *req);
 int nb_api_me_patch(nb_req_t *req);
 int nb_api_me_delete(nb_req_t *req);
 int nb_api_me_export(nb_req_t *req);
+/* src/api/notebooks.c */
+int nb_api_notebook_create(nb_req_t *req);
+int nb_api_notebooks_list(nb_req_t *req);
+int nb_api_notebook_get(nb_req_t *req);
+int nb_api_notebook_update(nb_req_t *req);
+int nb_api_notebook_delete(nb_req_t *req);
+int nb_api_notebook_restore(nb_req_t *req);
+/* src/api/sources.c */
+int nb_api_source_create(nb_req_t *req);
+int nb_api_sources_list(nb_req_t *req);
+int nb_api_source_get(nb_req_t *req);
+int nb_api_source_delete(nb_req_t *req);
+int nb_api_chunks_list(nb_req_t *req);
+/* src/api/search.c */
+int nb_api_search(nb_req_t *req);
+/* src/api/jobs.c */
+int nb_api_job_get(nb_req_t *req);
+int nb_api_jobs_list(nb_req_t *req);
 /* src/api/debug.c (only with NOTEBOOKD_DEBUG_ROUTES=1) */
 int nb_api_debug_sleep(nb_req_t *req);
 

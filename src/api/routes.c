@@ -28,6 +28,22 @@ static const nb_route_t routes[] = {
 	{"PATCH", "/v1/me", nb_api_me_patch, AUTH, NB_EXEC_DEFAULT},
 	{"DELETE", "/v1/me", nb_api_me_delete, AUTH, NB_EXEC_DEFAULT},
 	{"GET", "/v1/me/export", nb_api_me_export, AUTH, NB_EXEC_STREAM},
+
+	{"POST", "/v1/notebooks", nb_api_notebook_create, AUTH, NB_EXEC_DEFAULT},
+	{"GET", "/v1/notebooks", nb_api_notebooks_list, AUTH, NB_EXEC_DEFAULT},
+	{"GET", "/v1/notebooks/{id}", nb_api_notebook_get, AUTH, NB_EXEC_DEFAULT},
+	{"PATCH", "/v1/notebooks/{id}", nb_api_notebook_update, AUTH, NB_EXEC_DEFAULT},
+	{"DELETE", "/v1/notebooks/{id}", nb_api_notebook_delete, AUTH, NB_EXEC_DEFAULT},
+	{"POST", "/v1/notebooks/{id}/restore", nb_api_notebook_restore, AUTH, NB_EXEC_DEFAULT},
+	/* uploads hash and parse tens of MB: a thread, not the loop */
+	{"POST", "/v1/notebooks/{id}/sources", nb_api_source_create, AUTH | NB_ROUTE_MULTIPART, NB_EXEC_THREAD},
+	{"GET", "/v1/notebooks/{id}/sources", nb_api_sources_list, AUTH, NB_EXEC_DEFAULT},
+	{"GET", "/v1/notebooks/{id}/search", nb_api_search, AUTH, NB_EXEC_DEFAULT},
+	{"GET", "/v1/sources/{id}", nb_api_source_get, AUTH, NB_EXEC_DEFAULT},
+	{"DELETE", "/v1/sources/{id}", nb_api_source_delete, AUTH, NB_EXEC_DEFAULT},
+	{"GET", "/v1/sources/{id}/chunks", nb_api_chunks_list, AUTH, NB_EXEC_DEFAULT},
+	{"GET", "/v1/jobs", nb_api_jobs_list, AUTH, NB_EXEC_DEFAULT},
+	{"GET", "/v1/jobs/{id}", nb_api_job_get, AUTH, NB_EXEC_DEFAULT},
 };
 
 static const nb_route_t debug_routes[] = {

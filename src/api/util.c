@@ -107,7 +107,7 @@ int nb_page_parse(nb_req_t *req, int def, int max, nb_page_t *page)
 	char *text = nb_arena_strndup(req->arena, (const char *)raw, n);
 	free(raw);
 	char *bar = strchr(text, '|');
-	if (!bar || strlen(text) != n || !nb_uuid_valid(bar + 1) || bar - text < 19 || bar - text > 40)
+	if (!bar || strlen(text) != n || !nb_uuid_valid(bar + 1) || bar - text < 1 || bar - text > 40)
 		return bad_param(req, "cursor", "cursor: not a cursor this server made");
 	*bar = '\0';
 	for (const char *p = text; *p; p++)

@@ -139,12 +139,12 @@ static int async_prepare(nb_conn_t *c, const char *name, const char *sql)
 	return 0;
 }
 
-static PGresult *async_exec_prepared(nb_conn_t *c, const char *name, const nb_params_t *p, int *rc)
+static PGresult *async_exec_prepared(nb_conn_t *c, const char *name, const nb_params_t *p, int rfmt, int *rc)
 {
 	PGresult *r = NULL;
 	*rc = 0;
 	if (!PQsendQueryPrepared(nb_conn_pg(c), name, p ? p->n : 0, p ? p->v : NULL, p ? p->len : NULL,
-				 p ? p->fmt : NULL, 0) ||
+				 p ? p->fmt : NULL, rfmt) ||
 	    nb_conn__await(c, &r, nb_conn__wait_ms(c)) < 0) {
 		nb_conn_mark_broken(c);
 		nb_warn("database connection lost during %s", name);
@@ -155,7 +155,7 @@ static PGresult *async_exec_prepared(nb_conn_t *c, const char *name, const nb_pa
 }
 
 /* One attempt: prepare if needed, execute. */
-static int exec_once(nb_conn_t *c, nb_stmt_t *st, int id, const nb_params_t *p, PGresult **res)
+static int exec_once(nb_conn_t *c, nb_stmt_t *st, int id, const nb_params_t *p, PGresult **res, int rfmt)
 {
 	PGconn *pg = nb_conn_pg(c);
 	/* Names come from the global id, so two files may use the same variable name. */
@@ -183,12 +183,12 @@ static int exec_once(nb_conn_t *c, nb_stmt_t *st, int id, const nb_params_t *p, 
 	PGresult *r;
 	if (async) {
 		int rc;
-		r = async_exec_prepared(c, name, p, &rc);
+		r = async_exec_prepared(c, name, p, rfmt, &rc);
 		if (rc < 0)
 			return rc;
 	} else {
 		r = PQexecPrepared(pg, name, p ? p->n : 0, p ? p->v : NULL, p ? p->len : NULL, p ? p->fmt : NULL,
-				   0);
+				   rfmt);
 	}
 	if (!ok_status(r)) {
 		int rc = fail(c, r, st->name);
@@ -203,19 +203,29 @@ static int exec_once(nb_conn_t *c, nb_stmt_t *st, int id, const nb_params_t *p, 
 	return 0;
 }
 
-int nb_db_exec(nb_conn_t *c, nb_stmt_t *st, const nb_params_t *p, PGresult **res)
+static int exec_fmt(nb_conn_t *c, nb_stmt_t *st, const nb_params_t *p, PGresult **res, int rfmt)
 {
 	if (res)
 		*res = NULL;
 	int id = stmt_id(st);
 	bool first = nb_conn__uses(c) == 0 && PQtransactionStatus(nb_conn_pg(c)) == PQTRANS_IDLE;
-	int rc = exec_once(c, st, id, p, res);
+	int rc = exec_once(c, st, id, p, res, rfmt);
 	if (rc == NB_EUNAVAIL && first) {
 		/* The connection died while idle; nothing ran. Retry on a new one. */
 		if (nb_conn__reconnect(c) == 0)
-			rc = exec_once(c, st, id, p, res);
+			rc = exec_once(c, st, id, p, res, rfmt);
 	}
 	return rc;
+}
+
+int nb_db_exec(nb_conn_t *c, nb_stmt_t *st, const nb_params_t *p, PGresult **res)
+{
+	return exec_fmt(c, st, p, res, 0);
+}
+
+int nb_db_exec_binary(nb_conn_t *c, nb_stmt_t *st, const nb_params_t *p, PGresult **res)
+{
+	return exec_fmt(c, st, p, res, 1);
 }
 
 int nb_db_exec_unprepared(nb_conn_t *c, const char *sql, const nb_params_t *p, PGresult **res)

@@ -63,6 +63,8 @@ void nb_p_null(nb_params_t *p);
  * died. On NB_EUNAVAIL the connection is marked broken.
  */
 int nb_db_exec(nb_conn_t *c, nb_stmt_t *st, const nb_params_t *p, PGresult **res);
+/** As nb_db_exec, with every result column in binary format (bytea without hex escaping). */
+int nb_db_exec_binary(nb_conn_t *c, nb_stmt_t *st, const nb_params_t *p, PGresult **res);
 /**
  * Runs a statement that cannot be prepared (DECLARE … CURSOR, FETCH), with
  * parameters, through the unnamed statement. Results and errors as nb_db_exec.

@@ -1,0 +1,52 @@
+/*
+ * jobs.c — GET /v1/jobs/{id} and GET /v1/jobs?status=&limit=&cursor=: the
+ * user's own jobs, newest first.
+ */
+#include <string.h>
+
+#include "api/app.h"
+#include "api/util.h"
+#include "core/err.h"
+#include "store/jobs.h"
+
+int nb_api_job_get(nb_req_t *req)
+{
+	nb_conn_t *c;
+	json_t *j = NULL;
+	int rc = nb_req_db(req, &c);
+	if (rc < 0 || (rc = nb_store_job_get(c, req->user_id, nb_req_param(req, 0), &j)) < 0)
+		return nb_fail(req, rc);
+	nb_resp_json(&req->resp, 200, j);
+	return 0;
+}
+
+int nb_api_jobs_list(nb_req_t *req)
+{
+	nb_page_t page;
+	int rc = nb_page_parse(req, 20, 100, &page);
+	if (rc < 0)
+		return rc;
+	const char *status = nb_req_query(req, "status");
+	static const char *const statuses[] = {"pending", "running", "succeeded", "failed", "dead"};
+	bool ok = !status;
+	for (int i = 0; status && i < 5; i++)
+		ok = ok || !strcmp(status, statuses[i]);
+	if (!ok)
+		return nb_resp_error(req, NB_EINVALID, "status: must be pending, running, succeeded, failed or dead",
+				     "status");
+	nb_conn_t *c;
+	json_t *items = NULL;
+	bool more = false;
+	if ((rc = nb_req_db(req, &c)) < 0 ||
+	    (rc = nb_store_jobs_list(c, req->user_id, status, page.limit, page.after_id, &items, &more)) < 0)
+		return nb_fail(req, rc);
+	const char *next = NULL;
+	if (more && json_array_size(items) > 0) {
+		json_t *last = json_array_get(items, json_array_size(items) - 1);
+		next = nb_cursor_make(req, "j", json_string_value(json_object_get(last, "id")));
+	}
+	json_t *o = json_pack("{s:o}", "items", items);
+	json_object_set_new(o, "next_cursor", next ? json_string(next) : json_null());
+	nb_resp_json(&req->resp, 200, o);
+	return 0;
+}

@@ -1,0 +1,273 @@
+/*
+ * sources.c — POST/GET /v1/notebooks/{id}/sources, GET/DELETE
+ * /v1/sources/{id}, GET /v1/sources/{id}/chunks.
+ *
+ * Adding a source writes the document (deduplicated by SHA-256 per user),
+ * the source and its ingestion job in one transaction, then answers 202: the
+ * work happens in a job worker. Uploads hash up to tens of megabytes, so the
+ * route runs on the handler thread pool, not on an event loop.
+ */
+#include <sodium.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "api/app.h"
+#include "api/util.h"
+#include "core/err.h"
+#include "core/utf8.h"
+#include "core/uuid.h"
+#include "db/db.h"
+#include "http/multipart.h"
+#include "jobs/queue.h"
+#include "rag/fetch.h"
+#include "store/jobs.h"
+#include "store/notebooks.h"
+#include "store/sources.h"
+
+#define TITLE_MAX 500
+
+/* What a new source is made of, from JSON or from a multipart upload. */
+typedef struct new_source {
+	const char *kind;
+	const char *title; /* may be NULL: derived */
+	const char *url;
+	const char *data;
+	size_t len;
+	char title_buf[256];
+} new_source_t;
+
+static const char *mime_for(const char *kind)
+{
+	if (!strcmp(kind, "pdf"))
+		return "application/pdf";
+	if (!strcmp(kind, "html"))
+		return "text/html";
+	if (!strcmp(kind, "markdown"))
+		return "text/markdown";
+	return "text/plain";
+}
+
+/* The default title: the first non-empty line of text, shortened. */
+static void derive_title(new_source_t *s)
+{
+	if (s->title)
+		return;
+	const char *p = s->data, *end = s->data ? s->data + s->len : NULL;
+	if (!strcmp(s->kind, "url")) {
+		size_t n = nb_utf8_prefix(s->url, strlen(s->url), TITLE_MAX);
+		snprintf(s->title_buf, sizeof s->title_buf, "%.*s", (int)(n < 255 ? n : 255), s->url);
+	} else if (p && strcmp(s->kind, "pdf")) {
+		while (p < end && (*p == '\n' || *p == '\r' || *p == ' ' || *p == '#' || *p == '\t'))
+			p++;
+		const char *e = p;
+		while (e < end && *e != '\n' && *e != '\r')
+			e++;
+		size_t n = nb_utf8_prefix(p, (size_t)(e - p), 80);
+		snprintf(s->title_buf, sizeof s->title_buf, "%.*s", (int)n, p);
+	}
+	s->title = s->title_buf[0] && nb_utf8_valid(s->title_buf, strlen(s->title_buf)) ? s->title_buf : "Untitled";
+}
+
+static int from_json(nb_req_t *req, new_source_t *s)
+{
+	int rc;
+	const char *content;
+	if ((rc = nb_body_required(req)) < 0 || (rc = nb_body_str(req, "kind", true, false, 16, &s->kind)) < 0 ||
+	    (rc = nb_body_str(req, "title", false, false, TITLE_MAX, &s->title)) < 0)
+		return rc;
+	if (!strcmp(s->kind, "url")) {
+		if ((rc = nb_body_str(req, "url", true, false, 2048, &s->url)) < 0)
+			return rc;
+		char why[200], msg[240];
+		if (nb_fetch_check_url(s->url, why, sizeof why) < 0) {
+			snprintf(msg, sizeof msg, "url: %s", why);
+			return nb_resp_error(req, NB_EINVALID, msg, "url");
+		}
+		return 0;
+	}
+	if (strcmp(s->kind, "text") && strcmp(s->kind, "markdown") && strcmp(s->kind, "html"))
+		return nb_resp_error(req, NB_EINVALID, "kind: must be text, markdown, html or url "
+						       "(upload PDFs as multipart/form-data)",
+				     "kind");
+	if ((rc = nb_body_str(req, "content", true, false, (size_t)-1, &content)) < 0)
+		return rc;
+	s->data = content;
+	s->len = strlen(content);
+	return 0;
+}
+
+/* The kind of an uploaded file: its part's content type, else its extension. */
+static const char *upload_kind(const nb_part_t *f)
+{
+	const char *ct = f->content_type;
+	if (ct) {
+		if (!strcmp(ct, "application/pdf"))
+			return "pdf";
+		if (!strcmp(ct, "text/plain"))
+			return "text";
+		if (!strcmp(ct, "text/markdown") || !strcmp(ct, "text/x-markdown"))
+			return "markdown";
+		if (!strcmp(ct, "text/html") || !strcmp(ct, "application/xhtml+xml"))
+			return "html";
+	}
+	const char *dot = f->filename ? strrchr(f->filename, '.') : NULL;
+	if (dot) {
+		if (!strcasecmp(dot, ".pdf"))
+			return "pdf";
+		if (!strcasecmp(dot, ".txt") || !strcasecmp(dot, ".text"))
+			return "text";
+		if (!strcasecmp(dot, ".md") || !strcasecmp(dot, ".markdown"))
+			return "markdown";
+		if (!strcasecmp(dot, ".html") || !strcasecmp(dot, ".htm"))
+			return "html";
+	}
+	return NULL;
+}
+
+static int from_multipart(nb_req_t *req, nb_multipart_t *m, new_source_t *s)
+{
+	char why[200], msg[260];
+	if (nb_multipart_parse(nb_req_header(req, "content-type"), req->body, req->body_len, m, why, sizeof why) < 0)
+		return nb_resp_error(req, NB_EBADREQ, why, NULL);
+	const nb_part_t *f = nb_multipart_get(m, "file");
+	if (!f)
+		return nb_resp_error(req, NB_EINVALID, "file: is required", "file");
+	if (f->len == 0)
+		return nb_resp_error(req, NB_EINVALID, "file: is empty", "file");
+	s->kind = upload_kind(f);
+	if (!s->kind) {
+		snprintf(msg, sizeof msg, "unsupported file type%s%s; upload PDF, text, Markdown or HTML",
+			 f->content_type ? ": " : "", f->content_type ? f->content_type : "");
+		return nb_resp_error(req, NB_EMEDIATYPE, msg, "file");
+	}
+	s->data = f->data;
+	s->len = f->len;
+	const nb_part_t *t = nb_multipart_get(m, "title");
+	if (t) {
+		size_t chars = nb_utf8_valid(t->data, t->len) ? nb_utf8_count(t->data, t->len) : 0;
+		if (chars < 1 || chars > TITLE_MAX || memchr(t->data, 0, t->len))
+			return nb_resp_error(req, NB_EINVALID, "title: must be 1 to 500 characters", "title");
+		s->title = nb_arena_strndup(req->arena, t->data, t->len);
+	} else if (f->filename && *f->filename) {
+		size_t n = nb_utf8_prefix(f->filename, strlen(f->filename), TITLE_MAX);
+		s->title = nb_arena_strndup(req->arena, f->filename, n);
+	}
+	return 0;
+}
+
+/* Document, source and job in one transaction. */
+static int create(nb_req_t *req, nb_conn_t *c, const char *notebook_id, new_source_t *s, json_t **out)
+{
+	char doc[37] = "", sid[37], jid[37];
+	bool has_text = false;
+	int rc = nb_db_begin(c);
+	if (rc == 0)
+		rc = nb_store_notebook_check(c, req->user_id, notebook_id);
+	if (rc == 0 && s->data) {
+		unsigned char sha[32];
+		crypto_hash_sha256(sha, (const unsigned char *)s->data, s->len);
+		rc = nb_store_document_upsert(c, req->user_id, sha, mime_for(s->kind), s->data, s->len, doc, &has_text);
+	}
+	json_t *source = NULL, *job = NULL;
+	nb_uuid_v7_str(sid);
+	if (rc == 0)
+		rc = nb_store_source_create(c, sid, notebook_id, s->data ? doc : NULL, s->title, s->kind, s->url,
+					    s->data ? (long)s->len : -1, &source);
+	nb_job_spec_t spec = {.kind = "ingest_source", .user_id = req->user_id, .source_id = sid,
+			      .document_id = s->data ? doc : NULL};
+	if (rc == 0)
+		rc = nb_jobs_enqueue(c, &spec, jid);
+	if (rc == 0)
+		rc = nb_store_job_get(c, req->user_id, jid, &job);
+	if (rc == 0)
+		rc = nb_db_commit(c);
+	if (rc < 0) {
+		nb_db_rollback(c);
+		json_decref(source);
+		json_decref(job);
+		return rc;
+	}
+	*out = json_pack("{s:o, s:o}", "source", source, "job", job);
+	return 0;
+}
+
+int nb_api_source_create(nb_req_t *req)
+{
+	new_source_t s = {0};
+	nb_multipart_t m = {0};
+	const char *ct = nb_req_header(req, "content-type");
+	bool multipart = ct && !strncasecmp(ct, "multipart/form-data", 19);
+	int rc = multipart ? from_multipart(req, &m, &s) : from_json(req, &s);
+	if (rc == 0) {
+		derive_title(&s);
+		nb_conn_t *c;
+		json_t *out = NULL;
+		if ((rc = nb_req_db(req, &c)) == 0 && (rc = create(req, c, nb_req_param(req, 0), &s, &out)) == 0)
+			nb_resp_json(&req->resp, 202, out);
+		else
+			nb_fail(req, rc);
+	}
+	nb_multipart_dispose(&m);
+	return rc;
+}
+
+int nb_api_sources_list(nb_req_t *req)
+{
+	nb_page_t page;
+	int rc = nb_page_parse(req, 20, 100, &page);
+	if (rc < 0)
+		return rc;
+	nb_conn_t *c;
+	json_t *items = NULL;
+	const char *nb = nb_req_param(req, 0);
+	if ((rc = nb_req_db(req, &c)) < 0 || (rc = nb_store_notebook_check(c, req->user_id, nb)) < 0 ||
+	    (rc = nb_store_sources_list(c, req->user_id, nb, page.limit, page.after_ts, page.after_id, &items)) < 0)
+		return nb_fail(req, rc);
+	nb_resp_list(req, items, page.limit, "_cursor");
+	return 0;
+}
+
+int nb_api_source_get(nb_req_t *req)
+{
+	nb_conn_t *c;
+	json_t *s = NULL;
+	int rc = nb_req_db(req, &c);
+	if (rc < 0 || (rc = nb_store_source_get(c, req->user_id, nb_req_param(req, 0), &s)) < 0)
+		return nb_fail(req, rc);
+	nb_resp_json(&req->resp, 200, s);
+	return 0;
+}
+
+int nb_api_source_delete(nb_req_t *req)
+{
+	nb_conn_t *c;
+	int rc = nb_req_db(req, &c);
+	if (rc < 0 || (rc = nb_store_source_trash(c, req->user_id, nb_req_param(req, 0))) < 0)
+		return nb_fail(req, rc);
+	nb_resp_empty(&req->resp, 204);
+	return 0;
+}
+
+int nb_api_chunks_list(nb_req_t *req)
+{
+	nb_page_t page;
+	int rc = nb_page_parse(req, 20, 100, &page);
+	if (rc < 0)
+		return rc;
+	int after = -1;
+	if (page.after_ts) {
+		char *end;
+		long v = strtol(page.after_ts, &end, 10);
+		if (*end || v < 0 || v > 100000000)
+			return nb_resp_error(req, NB_EINVALID, "cursor: not a cursor this server made", "cursor");
+		after = (int)v;
+	}
+	nb_conn_t *c;
+	json_t *items = NULL;
+	if ((rc = nb_req_db(req, &c)) < 0 ||
+	    (rc = nb_store_chunks_list(c, req->user_id, nb_req_param(req, 0), page.limit, after, &items)) < 0)
+		return nb_fail(req, rc);
+	nb_resp_list(req, items, page.limit, "_cursor");
+	return 0;
+}

@@ -1,0 +1,88 @@
+/*
+ * worker.h — a set of job workers in this process.
+ *
+ * One set is: `concurrency` handler threads, a fetcher that claims jobs in
+ * batches, a completer that records outcomes in batches, a listener on the
+ * queue's NOTIFY channel and a maintenance thread (lease heartbeats and the
+ * reaper). `notebookd worker` runs one set; `notebookd serve` may run one
+ * next to the HTTP server; several processes may run sets against the same
+ * database. See queue.h for the delivery guarantee and README.md for the
+ * design.
+ */
+#ifndef NB_JOBS_WORKER_H
+#define NB_JOBS_WORKER_H
+
+#include <stdint.h>
+
+#include "db/pool.h"
+
+typedef struct nb_workers nb_workers_t;
+
+/** Tuning of a worker set; nb_workers_opts_default fills it from nb_cfg. */
+typedef struct nb_workers_opts {
+	int concurrency;      /* handler threads, >= 1 */
+	const char *name;     /* prefix of locked_by ("<name>@<host>:<pid>/<random>") */
+	int lease_ms;         /* NOTEBOOKD_JOB_LEASE_S; heartbeats every lease/3 */
+	int poll_ms;          /* NOTEBOOKD_JOB_POLL_MS: the safety net behind LISTEN/NOTIFY */
+	int prefetch;         /* jobs claimed beyond free handlers (default: concurrency) */
+	int backoff_base_ms;  /* retry n waits base * 2^(n-1) ± 50 % (default 1000) */
+	int backoff_max_ms;   /* … capped here (default 600000) */
+	int reap_interval_ms; /* reaper period (default min(5000, lease/2)) */
+} nb_workers_opts_t;
+
+/** Counters since start (approximate while running). */
+typedef struct nb_workers_stats {
+	uint64_t claimed;
+	uint64_t succeeded;   /* recorded succeeded */
+	uint64_t failed;      /* recorded failed (will be retried) */
+	uint64_t dead;        /* recorded dead */
+	uint64_t lost;        /* outcomes not recorded: the lease had gone to someone else */
+	uint64_t handed_back; /* re-queued by nb_workers_stop */
+	uint64_t reaped;      /* expired leases this process's reaper re-queued or buried */
+} nb_workers_stats_t;
+
+/** Fills o from the configuration. name is kept by pointer. */
+void nb_workers_opts_default(nb_workers_opts_t *o, int concurrency, const char *name);
+
+/**
+ * Starts a worker set. pool must be a blocking pool (opts.async = false)
+ * that outlives the set, with room for concurrency + 3 connections
+ * (handlers may each hold one; fetcher, completer and maintenance one each
+ * while they run a statement). conninfo_for_listen is the libpq connection
+ * string of the dedicated LISTEN connection (NULL: no listener, poll only).
+ * The listener and the pool reconnect by themselves: starting does not need
+ * the database. The set claims only kinds registered (nb_jobs_register)
+ * before this call. Never fails (aborts on OOM or when threads cannot start).
+ */
+nb_workers_t *nb_workers_start(nb_pool_t *pool, const char *conninfo_for_listen, int concurrency,
+			       const char *worker_name);
+/** Same with explicit options (copied). */
+nb_workers_t *nb_workers_start_opts(nb_pool_t *pool, const char *conninfo_for_listen, const nb_workers_opts_t *o);
+
+/**
+ * Stops the set: claims nothing more; jobs claimed but not started are handed
+ * back at once; running jobs may finish within timeout_ms, and the rest are
+ * handed back (re-queued: status pending, or failed if an earlier attempt
+ * failed; attempts not counted; locks cleared) and their handlers told to
+ * return (nb_job_ctx_stopping); outcomes already known are written; then
+ * every thread is joined and the set freed. Joining waits for handlers to
+ * return — a handler that never returns blocks it. Accepts NULL.
+ */
+void nb_workers_stop(nb_workers_t *w, int timeout_ms);
+
+/** A snapshot of the counters. */
+void nb_workers_stats(nb_workers_t *w, nb_workers_stats_t *out);
+/** This set's locked_by value. */
+const char *nb_workers_name(const nb_workers_t *w);
+
+/**
+ * `notebookd worker [--concurrency N]`: runs a worker set until SIGTERM or
+ * SIGINT, then stops it within NOTEBOOKD_SHUTDOWN_TIMEOUT_MS (a second signal
+ * exits at once; leases rescue what was running). N defaults to
+ * NOTEBOOKD_WORKERS if > 0, else 2. Expects nb_config_load and sodium_init
+ * done. Returns the exit code: 0, 1 when DATABASE_URL is unset or the
+ * database unreachable at start, 2 for bad arguments.
+ */
+int nb_jobs_cmd_worker(int argc, char **argv);
+
+#endif

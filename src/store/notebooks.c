@@ -1,0 +1,192 @@
+/*
+ * notebooks.c — SQL of notebooks (see notebooks.h).
+ *
+ * A notebook with its sources is one statement: the sources come from a
+ * correlated json_agg over sources_notebook_live_idx, so a page of 100
+ * notebooks is still one round trip and one statement.
+ */
+#include "store/notebooks.h"
+
+#include <stdlib.h>
+
+#include "core/err.h"
+#include "db/db.h"
+#include "store/shapes.h"
+
+#define NB_EMBED "50"
+
+#define NOTEBOOK_JSON(n)                                                                                      \
+	"json_build_object(" NB_SQL_NOTEBOOK_FIELDS(n) ","                                                     \
+	" 'source_count', (SELECT count(*) FROM sources s WHERE s.notebook_id = " n ".id"                     \
+	"                  AND s.deleted_at IS NULL),"                                                          \
+	" 'sources', coalesce((SELECT json_agg(x.j ORDER BY x.created_at, x.id) FROM ("                       \
+	"    SELECT " NB_SQL_SOURCE_JSON("s") " AS j, s.created_at, s.id FROM sources s"                         \
+	"    WHERE s.notebook_id = " n ".id AND s.deleted_at IS NULL"                                            \
+	"    ORDER BY s.created_at, s.id LIMIT " NB_EMBED ") x), '[]'::json))"
+
+NB_STMT(st_nb_create, "INSERT INTO notebooks AS n (id, owner_id, title, description) VALUES ($1, $2, $3, $4)"
+		      " RETURNING json_build_object(" NB_SQL_NOTEBOOK_FIELDS("n")
+		      ", 'source_count', 0, 'sources', '[]'::json)");
+NB_STMT(st_nb_get, "SELECT " NOTEBOOK_JSON("n") " FROM notebooks n"
+		   " WHERE n.id = $1 AND n.owner_id = $2 AND n.deleted_at IS NULL");
+NB_STMT(st_nb_update, "WITH u AS (UPDATE notebooks SET title = coalesce($3, title),"
+		      " description = CASE WHEN $4 THEN $5 ELSE description END"
+		      " WHERE id = $1 AND owner_id = $2 AND deleted_at IS NULL RETURNING *)"
+		      " SELECT " NOTEBOOK_JSON("n") " FROM u n");
+NB_STMT(st_nb_list_first, "SELECT " NOTEBOOK_JSON("n") ", n.created_at::text FROM notebooks n"
+			  " WHERE n.owner_id = $1 AND n.deleted_at IS NULL"
+			  " ORDER BY n.created_at DESC, n.id DESC LIMIT $2");
+NB_STMT(st_nb_list_next, "SELECT " NOTEBOOK_JSON("n") ", n.created_at::text FROM notebooks n"
+			 " WHERE n.owner_id = $1 AND n.deleted_at IS NULL"
+			 " AND (n.created_at, n.id) < ($3::timestamptz, $4::uuid)"
+			 " ORDER BY n.created_at DESC, n.id DESC LIMIT $2");
+NB_STMT(st_nb_trash_first, "SELECT " NOTEBOOK_JSON("n") ", n.deleted_at::text FROM notebooks n"
+			   " WHERE n.owner_id = $1 AND n.deleted_at IS NOT NULL"
+			   " ORDER BY n.deleted_at DESC, n.id DESC LIMIT $2");
+NB_STMT(st_nb_trash_next, "SELECT " NOTEBOOK_JSON("n") ", n.deleted_at::text FROM notebooks n"
+			  " WHERE n.owner_id = $1 AND n.deleted_at IS NOT NULL"
+			  " AND (n.deleted_at, n.id) < ($3::timestamptz, $4::uuid)"
+			  " ORDER BY n.deleted_at DESC, n.id DESC LIMIT $2");
+NB_STMT(st_nb_trash, "UPDATE notebooks SET deleted_at = now()"
+		     " WHERE id = $1 AND owner_id = $2 AND deleted_at IS NULL");
+NB_STMT(st_nb_restore, "WITH u AS (UPDATE notebooks SET deleted_at = NULL"
+		       " WHERE id = $1 AND owner_id = $2 RETURNING *)"
+		       " SELECT " NOTEBOOK_JSON("n") " FROM u n");
+NB_STMT(st_nb_check, "SELECT 1 FROM notebooks WHERE id = $1 AND owner_id = $2 AND deleted_at IS NULL");
+NB_STMT(st_purge_notebooks, "DELETE FROM notebooks WHERE deleted_at < now() - make_interval(days => $1)");
+NB_STMT(st_purge_sources, "DELETE FROM sources WHERE deleted_at < now() - make_interval(days => $1)");
+
+/* Runs a statement returning one JSON row; NB_ENOTFOUND when no row. */
+static int one_json(nb_conn_t *c, nb_stmt_t *st, const nb_params_t *p, json_t **out)
+{
+	PGresult *r = NULL;
+	*out = NULL;
+	int rc = nb_db_exec(c, st, p, &r);
+	if (rc < 0)
+		return rc;
+	if (PQntuples(r) == 0) {
+		PQclear(r);
+		return NB_ENOTFOUND;
+	}
+	*out = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
+	PQclear(r);
+	return *out ? 0 : NB_EINTERNAL;
+}
+
+static void owner_id(nb_params_t *p, const char *id, const char *owner)
+{
+	nb_params_init(p);
+	nb_p_text(p, id);
+	nb_p_text(p, owner);
+}
+
+int nb_store_notebook_create(nb_conn_t *c, const char *owner, const char *id, const char *title,
+			     const char *description, json_t **out)
+{
+	nb_params_t p;
+	nb_params_init(&p);
+	nb_p_text(&p, id);
+	nb_p_text(&p, owner);
+	nb_p_text(&p, title);
+	nb_p_text(&p, description);
+	return one_json(c, &st_nb_create, &p, out);
+}
+
+int nb_store_notebook_get(nb_conn_t *c, const char *owner, const char *id, json_t **out)
+{
+	nb_params_t p;
+	owner_id(&p, id, owner);
+	return one_json(c, &st_nb_get, &p, out);
+}
+
+int nb_store_notebook_update(nb_conn_t *c, const char *owner, const char *id, const char *title, bool set_desc,
+			     const char *description, json_t **out)
+{
+	nb_params_t p;
+	owner_id(&p, id, owner);
+	nb_p_text(&p, title);
+	nb_p_bool(&p, set_desc);
+	nb_p_text(&p, description);
+	return one_json(c, &st_nb_update, &p, out);
+}
+
+int nb_store_notebooks_list(nb_conn_t *c, const char *owner, bool trashed, int limit, const char *after_ts,
+			    const char *after_id, json_t **items)
+{
+	nb_params_t p;
+	nb_params_init(&p);
+	nb_p_text(&p, owner);
+	nb_p_int(&p, limit + 1);
+	nb_stmt_t *st = trashed ? &st_nb_trash_first : &st_nb_list_first;
+	if (after_ts) {
+		nb_p_text(&p, after_ts);
+		nb_p_text(&p, after_id);
+		st = trashed ? &st_nb_trash_next : &st_nb_list_next;
+	}
+	PGresult *r = NULL;
+	int rc = nb_db_exec(c, st, &p, &r);
+	if (rc < 0)
+		return rc;
+	*items = json_array();
+	for (int i = 0; i < PQntuples(r); i++) {
+		json_t *o = json_loads(PQgetvalue(r, i, 0), 0, NULL);
+		if (!o)
+			continue;
+		json_object_set_new(o, "_cursor", json_string(PQgetvalue(r, i, 1)));
+		json_array_append_new(*items, o);
+	}
+	PQclear(r);
+	return 0;
+}
+
+int nb_store_notebook_trash(nb_conn_t *c, const char *owner, const char *id)
+{
+	nb_params_t p;
+	owner_id(&p, id, owner);
+	PGresult *r = NULL;
+	int rc = nb_db_exec(c, &st_nb_trash, &p, &r);
+	if (rc < 0)
+		return rc;
+	rc = atoi(PQcmdTuples(r)) > 0 ? 0 : NB_ENOTFOUND;
+	PQclear(r);
+	return rc;
+}
+
+int nb_store_notebook_restore(nb_conn_t *c, const char *owner, const char *id, json_t **out)
+{
+	nb_params_t p;
+	owner_id(&p, id, owner);
+	return one_json(c, &st_nb_restore, &p, out);
+}
+
+int nb_store_notebook_check(nb_conn_t *c, const char *owner, const char *id)
+{
+	nb_params_t p;
+	owner_id(&p, id, owner);
+	PGresult *r = NULL;
+	int rc = nb_db_exec(c, &st_nb_check, &p, &r);
+	if (rc < 0)
+		return rc;
+	rc = PQntuples(r) > 0 ? 0 : NB_ENOTFOUND;
+	PQclear(r);
+	return rc;
+}
+
+int nb_store_purge_trash(nb_conn_t *c, int days, long *notebooks, long *sources)
+{
+	nb_params_t p;
+	nb_params_init(&p);
+	nb_p_int(&p, days);
+	PGresult *r = NULL;
+	int rc = nb_db_exec(c, &st_purge_notebooks, &p, &r);
+	if (rc < 0)
+		return rc;
+	*notebooks = atol(PQcmdTuples(r));
+	PQclear(r);
+	rc = nb_db_exec(c, &st_purge_sources, &p, &r);
+	if (rc < 0)
+		return rc;
+	*sources = atol(PQcmdTuples(r));
+	PQclear(r);
+	return 0;
+}

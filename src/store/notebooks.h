@@ -1,0 +1,51 @@
+/*
+ * notebooks.h — the notebooks aggregate: notebooks with their sources, the
+ * trash, and the ownership checks everything under a notebook goes through.
+ *
+ * Every function is scoped to an owner: another user's notebook and a
+ * notebook in the trash are NB_ENOTFOUND, exactly like one that does not
+ * exist. Lists are keyset pages (limit + 1 rows, see api/util.h) and run one
+ * statement whatever the number of notebooks and sources.
+ */
+#ifndef NB_STORE_NOTEBOOKS_H
+#define NB_STORE_NOTEBOOKS_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "db/pool.h"
+
+/** Sources embedded in a notebook (oldest first); the rest via the sources list. */
+#define NB_NOTEBOOK_EMBEDDED_SOURCES 50
+
+/** Creates a notebook; *out is its JSON (with source_count 0 and no sources). */
+int nb_store_notebook_create(nb_conn_t *c, const char *owner, const char *id, const char *title,
+			     const char *description, json_t **out);
+/** One live notebook with its sources. */
+int nb_store_notebook_get(nb_conn_t *c, const char *owner, const char *id, json_t **out);
+/**
+ * Updates title (NULL keeps it) and description (set_desc: replace, NULL
+ * clears it). Returns the notebook with its sources.
+ */
+int nb_store_notebook_update(nb_conn_t *c, const char *owner, const char *id, const char *title, bool set_desc,
+			     const char *description, json_t **out);
+/**
+ * A page of notebooks, newest first (trashed: the trash, most recently
+ * trashed first). after_ts/after_id: the cursor, or NULL for the first page.
+ * *items gets up to limit + 1 notebooks, each with a "_cursor" key.
+ */
+int nb_store_notebooks_list(nb_conn_t *c, const char *owner, bool trashed, int limit, const char *after_ts,
+			    const char *after_id, json_t **items);
+/** Moves a live notebook to the trash. */
+int nb_store_notebook_trash(nb_conn_t *c, const char *owner, const char *id);
+/** Takes a notebook out of the trash (no-op if it is live); returns it. */
+int nb_store_notebook_restore(nb_conn_t *c, const char *owner, const char *id, json_t **out);
+/** 0 when the notebook is the owner's and live, else NB_ENOTFOUND. */
+int nb_store_notebook_check(nb_conn_t *c, const char *owner, const char *id);
+/**
+ * Hard-deletes notebooks (and, by cascade, all under them) and sources that
+ * have been in the trash longer than `days`. Writes the counts.
+ */
+int nb_store_purge_trash(nb_conn_t *c, int days, long *notebooks, long *sources);
+
+#endif

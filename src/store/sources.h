@@ -1,0 +1,82 @@
+/*
+ * sources.h — sources, their documents (deduplicated bytes and extracted
+ * text) and their chunks, plus full-text search over a notebook.
+ *
+ * Reads are scoped to the owner through the source's notebook: another
+ * user's source, a trashed source and any source of a trashed notebook are
+ * NB_ENOTFOUND. Documents are per user and unique by SHA-256, so the same
+ * bytes are stored, and extracted, once.
+ */
+#ifndef NB_STORE_SOURCES_H
+#define NB_STORE_SOURCES_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "db/pool.h"
+#include "rag/chunk.h"
+
+/**
+ * The user's document with these bytes: found by SHA-256, or inserted.
+ * Writes its id and whether its text is already extracted.
+ */
+int nb_store_document_upsert(nb_conn_t *c, const char *user_id, const unsigned char sha256[32], const char *mime,
+			     const void *bytes, size_t len, char doc_id[37], bool *has_text);
+/** Inserts a pending source; *out is its JSON. document_id and url may be NULL. */
+int nb_store_source_create(nb_conn_t *c, const char *id, const char *notebook_id, const char *document_id,
+			   const char *title, const char *kind, const char *url, long byte_size, json_t **out);
+/** One source (live, in a live notebook of the owner). */
+int nb_store_source_get(nb_conn_t *c, const char *owner, const char *id, json_t **out);
+/** A page of a notebook's live sources, oldest first; items carry "_cursor". */
+int nb_store_sources_list(nb_conn_t *c, const char *owner, const char *notebook_id, int limit, const char *after_ts,
+			  const char *after_id, json_t **items);
+/** Moves a source to the trash (its chunks leave search). */
+int nb_store_source_trash(nb_conn_t *c, const char *owner, const char *id);
+/** A page of a source's chunks in order; after_index -1 for the first page; items carry "_cursor". */
+int nb_store_chunks_list(nb_conn_t *c, const char *owner, const char *source_id, int limit, int after_index,
+			 json_t **items);
+
+/* Ingestion (the worker side; not scoped to an owner: the job names the source). */
+
+typedef struct nb_ingest_info {
+	char notebook_id[37], user_id[37], document_id[37]; /* document_id "" when none yet */
+	char kind[16];
+	char *url;      /* owned, or NULL */
+	char *mime;     /* the document's, owned, or NULL */
+	bool has_text;  /* the document's text is extracted already */
+	bool gone;      /* the source or its notebook is in the trash or deleted */
+} nb_ingest_info_t;
+
+/** Loads what the ingestion job needs to know about a source. NB_ENOTFOUND if the row is gone. */
+int nb_store_ingest_load(nb_conn_t *c, const char *source_id, nb_ingest_info_t *out);
+/** Frees the strings of info. */
+void nb_ingest_info_dispose(nb_ingest_info_t *info);
+/** The document's bytes (binary, malloc'd copy in *bytes). */
+int nb_store_document_content(nb_conn_t *c, const char *doc_id, unsigned char **bytes, size_t *len);
+/** The document's extracted text and page offsets (malloc'd). */
+int nb_store_document_text(nb_conn_t *c, const char *doc_id, char **text, int **page_offsets, int *page_count);
+/** Stores extracted text once (a concurrent extraction of the same document keeps the first). */
+int nb_store_document_set_text(nb_conn_t *c, const char *doc_id, const char *text, const int *page_offsets,
+			       int page_count);
+/** Sets status (and error, for failed). */
+int nb_store_source_set_status(nb_conn_t *c, const char *source_id, const char *status, const char *error);
+/** Attaches the fetched document of a URL source. */
+int nb_store_source_set_document(nb_conn_t *c, const char *source_id, const char *doc_id, long byte_size);
+/**
+ * Replaces the source's chunks with these (text[byte_start..byte_end) of
+ * `text`) and marks the source ready with its counts — one transaction,
+ * batched inserts. Safe to re-run (a retried job).
+ */
+int nb_store_chunks_replace(nb_conn_t *c, const char *source_id, const char *notebook_id, const char *text,
+			    const nb_chunk_t *chunks, size_t n, int page_count);
+
+/**
+ * Full-text search over the notebook's live chunks (websearch syntax),
+ * ranked, at most limit hits, with snippets whose matches are wrapped in
+ * \x01 … \x02 (the caller escapes and marks them up). *items is an array of
+ * {chunk_id, source_id, source_title, index, page, score, snippet}.
+ */
+int nb_store_search(nb_conn_t *c, const char *notebook_id, const char *query, int limit, json_t **items);
+
+#endif
