@@ -81,7 +81,11 @@ export NB_TEST_PG_SOCKET="$tmp/pg/run"
 export NB_TEST_PG_PORT="$port"
 export NOTEBOOKD_BIN="$bin/notebookd"
 export NB_MODE="$mode"
+PGBIN_PSQL=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)/psql
 DATABASE_URL="$url" "$bin/notebookd" migrate >/dev/null || { echo "migrate failed"; failed=$((failed + 1)); }
+# Servers with settings of their own get a fresh database copied from this template.
+"$PGBIN_PSQL" "$NB_TEST_ADMIN_URL" -qc "CREATE DATABASE notebookd_template TEMPLATE notebookd" >/dev/null ||
+	{ echo "could not create the template database"; failed=$((failed + 1)); }
 
 for t in "$bin"/tests/integration/test_*; do
 	[ -x "$t" ] || continue

@@ -111,7 +111,7 @@ int nb_page_parse(nb_req_t *req, int def, int max, nb_page_t *page)
 		return bad_param(req, "cursor", "cursor: not a cursor this server made");
 	*bar = '\0';
 	for (const char *p = text; *p; p++)
-		if (!strchr("0123456789-:. +TZ", *p))
+		if (!strchr("0123456789-:. +TZj", *p))
 			return bad_param(req, "cursor", "cursor: not a cursor this server made");
 	page->after_ts = text;
 	page->after_id = bar + 1;

@@ -55,8 +55,20 @@ class Response:
 
 
 class Server:
-    def __init__(self, env=None, database_url=None, args=("serve",)):
+    """notebookd serve. The first server of a module (primary=True) uses the
+    shared test database and runs job workers. Other servers either get a
+    database of their own (isolated=True: created from the migrated template,
+    dropped on stop) or run no job workers, so that servers with different
+    settings never take each other's jobs."""
+
+    def __init__(self, env=None, database_url=None, args=("serve",), primary=False, isolated=False):
         self.port = free_port()
+        self.dbname = None
+        if isolated and database_url is None:
+            self.dbname = "nbt_" + uuid.uuid4().hex[:12]
+            psql("CREATE DATABASE %s TEMPLATE notebookd_template" % self.dbname, ADMIN_URL)
+            database_url = DB_URL.replace("/notebookd?", "/%s?" % self.dbname)
+        self.db_url = database_url if database_url is not None else DB_URL
         self.log_path = os.path.join(TMP, "notebookd-%s.log" % uuid.uuid4().hex[:8])
         self.mail_dir = os.path.join(TMP, "mail-%s" % uuid.uuid4().hex[:8])
         e = dict(os.environ)
@@ -70,6 +82,8 @@ class Server:
             "NOTEBOOKD_AUTH_RATE_PER_MIN": "0",
             "NOTEBOOKD_DB_ACQUIRE_TIMEOUT_MS": "3000",
         })
+        if not (primary or isolated):
+            e["NOTEBOOKD_WORKERS"] = "0"
         e.update(env or {})
         self.env = e
         self.log = open(self.log_path, "wb")
@@ -124,6 +138,9 @@ class Server:
         finally:
             conn.close()
 
+    def psql(self, sql):
+        return psql(sql, self.db_url)
+
     def get(self, path, **kw):
         return self.request("GET", path, **kw)
 
@@ -146,6 +163,9 @@ class Server:
                 self.proc.wait()
                 raise AssertionError("notebookd did not stop within %ss" % timeout)
         self.log.close()
+        if self.dbname:
+            psql("DROP DATABASE IF EXISTS %s WITH (FORCE)" % self.dbname, ADMIN_URL)
+            self.dbname = None
         log = self.read_log()
         if "ERROR: AddressSanitizer" in log or "runtime error:" in log or "LeakSanitizer" in log:
             raise AssertionError("sanitizer report:\n" + log[-6000:])

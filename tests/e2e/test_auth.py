@@ -22,7 +22,7 @@ SECRET = None
 
 def setup_module():
     global srv, SECRET
-    srv = Server()
+    srv = Server(primary=True)
     SECRET = srv.env["NOTEBOOKD_JWT_SECRET"].encode()
 
 
@@ -311,14 +311,14 @@ def test_refresh_bad_tokens():
 
 
 def test_refresh_token_expiry():
-    s2 = Server(env={"NOTEBOOKD_REFRESH_TTL_S": "60"})
+    s2 = Server(env={"NOTEBOOKD_REFRESH_TTL_S": "60"}, isolated=True)
     try:
         t = register(s=s2)
-        psql("UPDATE refresh_tokens SET expires_at = now() - interval '1 second' WHERE user_id = '%s'" % t["user"]["id"])
+        s2.psql("UPDATE refresh_tokens SET expires_at = now() - interval '1 second' WHERE user_id = '%s'" % t["user"]["id"])
         eq(s2.post("/v1/auth/refresh", {"refresh_token": t["refresh_token"]}).status, 401)
         # absolute family expiry: a family older than the absolute lifetime cannot rotate
         t2 = register(s=s2)
-        psql("UPDATE refresh_tokens SET family_issued_at = now() - interval '100 days' WHERE user_id = '%s'" % t2["user"]["id"])
+        s2.psql("UPDATE refresh_tokens SET family_issued_at = now() - interval '100 days' WHERE user_id = '%s'" % t2["user"]["id"])
         eq(s2.post("/v1/auth/refresh", {"refresh_token": t2["refresh_token"]}).status, 401)
     finally:
         eq(s2.stop(), 0)

@@ -19,7 +19,7 @@ srv = None
 
 def setup_module():
     global srv
-    srv = Server(env={"NOTEBOOKD_DEBUG_ROUTES": "1"})
+    srv = Server(env={"NOTEBOOKD_DEBUG_ROUTES": "1"}, primary=True)
 
 
 def teardown_module():

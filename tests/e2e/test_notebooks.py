@@ -1,0 +1,211 @@
+"""End-to-end tests of notebooks: create, get, update, list with keyset
+pagination and a fixed number of statements, trash and restore, and
+object-level authorization (another user's notebook is a 404)."""
+import re
+import threading
+import uuid
+
+from harness import Server, check, eq, psql
+
+srv = None
+
+
+def setup_module():
+    global srv
+    srv = Server(primary=True)
+
+
+def teardown_module():
+    eq(srv.stop(), 0)
+
+
+def user():
+    r = srv.post("/v1/auth/register", {"email": "nb-%s@example.com" % uuid.uuid4().hex[:10], "password": "long enough pw"})
+    eq(r.status, 201)
+    return r.json["access_token"], r.json["user"]["id"]
+
+
+def test_create_and_get():
+    tok, _ = user()
+    r = srv.post("/v1/notebooks", {"title": "Cell biology", "description": "Chapter 3"}, token=tok)
+    eq(r.status, 201, r.body)
+    nb = r.json
+    eq(sorted(nb.keys()), sorted(["id", "title", "description", "created_at", "updated_at", "deleted_at",
+                                  "source_count", "sources"]))
+    eq(nb["title"], "Cell biology")
+    eq(nb["source_count"], 0)
+    eq(nb["sources"], [])
+    eq(nb["deleted_at"], None)
+    g = srv.get("/v1/notebooks/" + nb["id"], token=tok)
+    eq(g.status, 200)
+    eq(g.json, nb)
+    # the id in any case works; a malformed id is 404
+    eq(srv.get("/v1/notebooks/" + nb["id"].upper(), token=tok).status, 200)
+    eq(srv.get("/v1/notebooks/not-a-uuid", token=tok).status, 404)
+    eq(srv.get("/v1/notebooks/" + str(uuid.uuid4()), token=tok).status, 404)
+
+
+def test_validation():
+    tok, _ = user()
+    for body, field in [({}, "title"), ({"title": ""}, "title"), ({"title": "x" * 201}, "title"),
+                        ({"title": 5}, "title"), ({"title": "ok", "description": "d" * 10001}, "description"),
+                        ({"title": "ok", "description": []}, "description")]:
+        r = srv.post("/v1/notebooks", body, token=tok)
+        eq(r.status, 422, body)
+        eq(r.json["error"]["field"], field)
+    eq(srv.post("/v1/notebooks", {"title": "é" * 200}, token=tok).status, 201)  # characters, not bytes
+    eq(srv.post("/v1/notebooks", {"title": "ok"}).status, 401)
+
+
+def test_update():
+    tok, _ = user()
+    nb = srv.post("/v1/notebooks", {"title": "Old", "description": "desc"}, token=tok).json
+    r = srv.patch("/v1/notebooks/" + nb["id"], {"title": "New"}, token=tok)
+    eq(r.status, 200)
+    eq(r.json["title"], "New")
+    eq(r.json["description"], "desc")
+    r = srv.patch("/v1/notebooks/" + nb["id"], {"description": None}, token=tok)
+    eq(r.json["description"], None)
+    eq(r.json["title"], "New")
+    eq(srv.patch("/v1/notebooks/" + nb["id"], {"title": ""}, token=tok).status, 422)
+    check(r.json["updated_at"] >= nb["updated_at"])
+
+
+def test_other_users_notebook_is_an_identical_404():
+    a, _ = user()
+    b, _ = user()
+    nb = srv.post("/v1/notebooks", {"title": "private"}, token=a).json
+    missing = str(uuid.uuid4())
+    strip = lambda body: re.sub(r'"request_id":"[^"]*"', "", body)
+    for method, path, body in [("GET", "/v1/notebooks/%s", None), ("PATCH", "/v1/notebooks/%s", {"title": "x"}),
+                               ("DELETE", "/v1/notebooks/%s", None), ("POST", "/v1/notebooks/%s/restore", None),
+                               ("GET", "/v1/notebooks/%s/sources", None),
+                               ("POST", "/v1/notebooks/%s/sources", {"kind": "text", "content": "hi"}),
+                               ("GET", "/v1/notebooks/%s/search?q=x", None)]:
+        theirs = srv.request(method, path % nb["id"], body=body, token=b)
+        nothing = srv.request(method, path % missing, body=body, token=b)
+        eq(theirs.status, 404, path)
+        eq(strip(theirs.body), strip(nothing.body), path)
+    # and it is untouched
+    eq(srv.get("/v1/notebooks/" + nb["id"], token=a).json["title"], "private")
+
+
+def test_list_newest_first_with_keyset_pages():
+    tok, _ = user()
+    ids = [srv.post("/v1/notebooks", {"title": "n%d" % i}, token=tok).json["id"] for i in range(5)]
+    seen = []
+    cursor = None
+    pages = 0
+    while True:
+        q = "/v1/notebooks?limit=2" + ("&cursor=" + cursor if cursor else "")
+        r = srv.get(q, token=tok)
+        eq(r.status, 200, r.body)
+        seen += [n["id"] for n in r.json["items"]]
+        pages += 1
+        cursor = r.json["next_cursor"]
+        if pages == 1:
+            # a notebook inserted meanwhile never makes a page repeat or skip
+            srv.post("/v1/notebooks", {"title": "late"}, token=tok)
+        if not cursor:
+            break
+    eq(seen, list(reversed(ids)))
+    eq(pages, 3)
+    r = srv.get("/v1/notebooks?limit=100", token=tok)
+    eq(len(r.json["items"]), 6)
+    eq(r.json["next_cursor"], None)
+
+
+def test_list_bad_parameters():
+    tok, _ = user()
+    for q in ["limit=0", "limit=101", "limit=abc", "limit=", "cursor=garbage", "cursor=" + "A" * 300,
+              "cursor=Zm9vfGJhcg", "trashed=maybe"]:
+        r = srv.get("/v1/notebooks?" + q, token=tok)
+        eq(r.status, 422, q)
+        eq(r.json["error"]["code"], "validation_failed")
+        check(r.json["error"]["field"] in ("limit", "cursor", "trashed"))
+
+
+def test_list_runs_a_fixed_number_of_statements():
+    tok, uid = user()
+    srv.post("/v1/notebooks", {"title": "one"}, token=tok)
+    one = srv.get("/v1/notebooks?limit=100", token=tok)
+    eq(len(one.json["items"]), 1)
+    # 99 more notebooks with 3 sources each, inserted directly
+    psql("""
+    INSERT INTO notebooks (id, owner_id, title) SELECT gen_random_uuid(), '%s', 'bulk ' || i FROM generate_series(1, 99) i;
+    INSERT INTO sources (id, notebook_id, title, kind, status)
+      SELECT gen_random_uuid(), n.id, 's' || k, 'text', 'ready' FROM notebooks n, generate_series(1, 3) k
+      WHERE n.owner_id = '%s';
+    """ % (uid, uid))
+    many = srv.get("/v1/notebooks?limit=100", token=tok)
+    eq(len(many.json["items"]), 100)
+    check(all(len(n["sources"]) == 3 and n["source_count"] == 3 for n in many.json["items"]))
+    n1 = int(one.header("X-DB-Statements"))
+    n100 = int(many.header("X-DB-Statements"))
+    eq(n1, n100, "statements for 1 vs 100 notebooks")
+    check(n100 <= 2, "list + auth check: %d statements" % n100)
+
+
+def test_trash_and_restore():
+    tok, _ = user()
+    nb = srv.post("/v1/notebooks", {"title": "bin me"}, token=tok).json
+    src = srv.post("/v1/notebooks/%s/sources" % nb["id"], {"kind": "text", "content": "some text"}, token=tok)
+    eq(src.status, 202)
+    sid = src.json["source"]["id"]
+    eq(srv.delete("/v1/notebooks/" + nb["id"], token=tok).status, 204)
+    # the notebook and everything under it answer 404
+    eq(srv.get("/v1/notebooks/" + nb["id"], token=tok).status, 404)
+    eq(srv.get("/v1/sources/" + sid, token=tok).status, 404)
+    eq(srv.get("/v1/sources/%s/chunks" % sid, token=tok).status, 404)
+    eq(srv.get("/v1/notebooks/%s/sources" % nb["id"], token=tok).status, 404)
+    eq(srv.get("/v1/notebooks/%s/search?q=text" % nb["id"], token=tok).status, 404)
+    eq(srv.delete("/v1/notebooks/" + nb["id"], token=tok).status, 404)
+    live = [n["id"] for n in srv.get("/v1/notebooks", token=tok).json["items"]]
+    check(nb["id"] not in live)
+    trash = srv.get("/v1/notebooks?trashed=true", token=tok).json["items"]
+    eq([n["id"] for n in trash], [nb["id"]])
+    check(trash[0]["deleted_at"])
+    r = srv.post("/v1/notebooks/%s/restore" % nb["id"], token=tok)
+    eq(r.status, 200)
+    eq(r.json["deleted_at"], None)
+    eq(srv.get("/v1/sources/" + sid, token=tok).status, 200)
+    # restoring a live notebook is fine; a purged one is 404
+    eq(srv.post("/v1/notebooks/%s/restore" % nb["id"], token=tok).status, 200)
+    eq(srv.post("/v1/notebooks/%s/restore" % uuid.uuid4(), token=tok).status, 404)
+
+
+def test_purge_hard_deletes_old_trash():
+    import os
+    import subprocess
+    tok, uid = user()
+    old = srv.post("/v1/notebooks", {"title": "old"}, token=tok).json
+    new = srv.post("/v1/notebooks", {"title": "recent"}, token=tok).json
+    srv.delete("/v1/notebooks/" + old["id"], token=tok)
+    srv.delete("/v1/notebooks/" + new["id"], token=tok)
+    psql("UPDATE notebooks SET deleted_at = now() - interval '91 days' WHERE id = '%s'" % old["id"])
+    env = dict(srv.env)
+    r = subprocess.run([srv.proc.args[0], "purge"], env=env, capture_output=True, text=True, timeout=60)
+    eq(r.returncode, 0, r.stderr)
+    check("notebooks" in r.stdout)
+    eq(psql("SELECT count(*) FROM notebooks WHERE id = '%s'" % old["id"]), "0")
+    eq(psql("SELECT count(*) FROM notebooks WHERE id = '%s'" % new["id"]), "1")
+    eq(srv.post("/v1/notebooks/%s/restore" % old["id"], token=tok).status, 404)
+
+
+def test_concurrent_creates_all_land():
+    tok, _ = user()
+    codes = []
+    lock = threading.Lock()
+
+    def go(i):
+        r = srv.post("/v1/notebooks", {"title": "c%d" % i}, token=tok)
+        with lock:
+            codes.append(r.status)
+
+    ths = [threading.Thread(target=go, args=(i,)) for i in range(30)]
+    for t in ths:
+        t.start()
+    for t in ths:
+        t.join()
+    eq(codes.count(201), 30)
+    eq(len(srv.get("/v1/notebooks?limit=100", token=tok).json["items"]), 30)
