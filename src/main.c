@@ -181,14 +181,6 @@ static int cmd_serve(int argc, char **argv)
 	nb_pool_opts_from_config(&po, nb_cfg.database_url);
 	po.size = nb_cfg.db_thread_pool_size;
 	nb_app.pool = nb_pool_create(&po);
-	if (nb_cfg.database_read_url) {
-		nb_pool_opts_t ro;
-		nb_pool_opts_from_config(&ro, nb_cfg.database_read_url);
-		ro.application_name = "notebookd-read";
-		nb_app.read_pool = nb_pool_create(&ro);
-	} else {
-		nb_app.read_pool = nb_app.pool;
-	}
 	char err[256];
 	if (nb_auth_init(err, sizeof err) < 0) {
 		fprintf(stderr, "notebookd: %s\n", err);
@@ -221,10 +213,8 @@ static int cmd_serve(int argc, char **argv)
 	nb_pool_destroy(wpool);
 	nb_server_destroy(srv);
 	nb_auth_shutdown();
-	if (nb_app.read_pool != nb_app.pool)
-		nb_pool_destroy(nb_app.read_pool);
 	nb_pool_destroy(nb_app.pool);
-	nb_app.pool = nb_app.read_pool = NULL;
+	nb_app.pool = NULL;
 	return 0;
 }
 

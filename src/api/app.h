@@ -10,8 +10,7 @@
 #include "http/router.h"
 
 typedef struct nb_app {
-	nb_pool_t *pool;      /* primary (reads and writes) */
-	nb_pool_t *read_pool; /* replica for read-only queries; == pool when none */
+	nb_pool_t *pool; /* the blocking pool of thread-pool handlers */
 } nb_app_t;
 
 extern nb_app_t nb_app;

@@ -41,7 +41,7 @@ static int write_children(exporter_t *x, const char *key, nb_export_cursor_t whi
 	nb_buf_printf(&x->out, ",\"%s\":[", key);
 	int n = 0;
 	const char *nb, *json;
-	int rc;
+	int rc = 0;
 	while (!x->err && (rc = nb_store_export_peek(&x->rows[which], &nb, &json)) > 0) {
 		int cmp = strcmp(nb, notebook_id);
 		if (cmp > 0)
@@ -63,7 +63,7 @@ static void write_notebooks(exporter_t *x)
 {
 	nb_buf_puts(&x->out, ",\"notebooks\":[");
 	const char *id, *json;
-	int rc, n = 0;
+	int rc = 0, n = 0;
 	while (!x->err && (rc = nb_store_export_peek(&x->rows[NB_EXPORT_NOTEBOOKS], &id, &json)) > 0) {
 		char nid[37];
 		snprintf(nid, sizeof nid, "%s", id);
@@ -87,7 +87,7 @@ static void write_generations(exporter_t *x)
 {
 	nb_buf_puts(&x->out, ",\"generations\":[");
 	const char *nb, *json;
-	int rc, n = 0;
+	int rc = 0, n = 0;
 	while (!x->err && (rc = nb_store_export_peek(&x->rows[NB_EXPORT_GENERATIONS], &nb, &json)) > 0) {
 		nb_buf_puts(&x->out, n++ ? "," : "");
 		nb_buf_puts(&x->out, json);

@@ -91,8 +91,6 @@ int nb_api_metrics(nb_req_t *req)
 	}
 	if (nb_app.pool)
 		pool_metrics(&b, "threads", nb_app.pool);
-	if (nb_app.read_pool && nb_app.read_pool != nb_app.pool)
-		pool_metrics(&b, "replica", nb_app.read_pool);
 	nb_resp_raw(&req->resp, 200, "text/plain; version=0.0.4", b.data ? b.data : "", b.len);
 	nb_buf_dispose(&b);
 	return 0;

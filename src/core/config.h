@@ -30,7 +30,6 @@ typedef struct nb_config {
 	char *log_level;
 	/* database */
 	char *database_url;
-	char *database_read_url;
 	int db_pool_size;
 	int db_thread_pool_size;
 	int db_pool_overflow;
@@ -61,8 +60,6 @@ typedef struct nb_config {
 	int chunk_target_chars;
 	int chunk_overlap_chars;
 	int trash_retention_days;
-	/* generation */
-	char *generator;
 	/* dev */
 	char *var_dir;
 	bool debug_routes;

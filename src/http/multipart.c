@@ -491,7 +491,7 @@ static void finish(parser_t *ps, nb_multipart_t *out)
 int nb_multipart_parse(const char *content_type, const char *body, size_t len, nb_multipart_t *out, char *err,
 		       size_t errlen)
 {
-	parser_t *ps = nb_xcalloc(1, sizeof *ps);
+	parser_t *ps = nb_xcalloc(1, sizeof *ps); /* ~2 KiB: not on a coroutine's stack */
 	ps->body = body ? body : "";
 	ps->len = body ? len : 0;
 	nb_buf_init(&ps->pool);

@@ -18,7 +18,9 @@
 
 typedef struct nb_part {
 	const char *name;         /* Content-Disposition name; NUL-terminated, valid UTF-8, may be "" */
-	const char *filename;     /* Content-Disposition filename (filename*=UTF-8'' preferred), or NULL */
+	const char *filename;     /* Content-Disposition filename (filename*=UTF-8'' preferred), or NULL;
+	                             as sent: valid UTF-8 without control characters, but it may hold a
+	                             path or be "" — never use it as a file system path */
 	const char *content_type; /* lower-cased media type without parameters ("image/png"), or NULL */
 	const char *data;         /* points INTO the body (zero-copy); may hold any bytes, NUL included */
 	size_t len;

@@ -163,32 +163,24 @@ static const char *v6_category(const uint8_t *b)
 bool nb_fetch_addr_allowed(const struct sockaddr *sa, char *why, size_t whylen)
 {
 	char text[INET6_ADDRSTRLEN] = "?";
-	const char *what;
-	if (!sa) {
-		what = NULL;
-	} else if (sa->sa_family == AF_INET) {
+	const char *what = ""; /* "" for a family that is neither IPv4 nor IPv6 */
+	if (sa && sa->sa_family == AF_INET) {
 		struct sockaddr_in in;
 		memcpy(&in, sa, sizeof in);
 		inet_ntop(AF_INET, &in.sin_addr, text, sizeof text);
 		what = v4_category(ntohl(in.sin_addr.s_addr));
-		if (!what)
-			return true;
-	} else if (sa->sa_family == AF_INET6) {
+	} else if (sa && sa->sa_family == AF_INET6) {
 		struct sockaddr_in6 in6;
 		memcpy(&in6, sa, sizeof in6);
 		inet_ntop(AF_INET6, &in6.sin6_addr, text, sizeof text);
 		what = v6_category(in6.sin6_addr.s6_addr);
-		if (!what)
-			return true;
-	} else {
-		what = NULL;
 	}
-	if (why && whylen) {
-		if (what)
-			snprintf(why, whylen, "%s is %s address", text, what);
-		else
-			snprintf(why, whylen, "only IPv4 and IPv6 addresses can be fetched");
-	}
+	if (!what)
+		return true;
+	if (why && whylen && what[0])
+		snprintf(why, whylen, "%s is %s address", text, what);
+	else if (why && whylen)
+		snprintf(why, whylen, "only IPv4 and IPv6 addresses can be fetched");
 	return false;
 }
 

@@ -53,7 +53,8 @@ typedef struct nb_fetched {
  * (err may be NULL; at most errlen bytes, NUL-terminated), e.g.
  * "address not allowed: 127.0.0.1 is a loopback address", "the server
  * answered 404", "the page is larger than 10 MB", "too many redirects (more
- * than 5)", "timed out after 30 seconds", "could not connect to the server".
+ * than 5)", "the server did not respond in time", "could not connect to the
+ * server", "redirected to a URL that is not http or https".
  * A final status outside 2xx is a failure. libcurl's own message goes to the
  * log. Thread-safe; never raises signals (CURLOPT_NOSIGNAL).
  */
@@ -64,8 +65,10 @@ void nb_fetched_dispose(nb_fetched_t *f);
 
 /**
  * Validates a URL given for a new source: parses with libcurl's URL API
- * (CURLU); http or https only, a host, at most 2048 bytes, valid UTF-8, no
- * user name or password, no whitespace or control characters. Returns 0, or
+ * (CURLU); "http://" or "https://" (exactly two slashes: libcurl would
+ * read "http:/x" and "http:///x" as http://x/), a host, at most 2048
+ * bytes, valid UTF-8, no user name or password, no whitespace or control
+ * characters (Unicode spaces included). Returns 0, or
  * -1 with a short lower-case reason in err (err may be NULL). This does not
  * resolve the host: the address policy is applied when fetching.
  */
@@ -82,15 +85,16 @@ int nb_fetch_check_url(const char *url, char *err, size_t errlen);
 const char *nb_fetch_kind_for_mime(const char *mime);
 
 /**
- * The address policy: true if our server may connect to sa (AF_INET or
- * AF_INET6; the port is ignored). Refused: loopback (127/8, ::1), private
+ * The address policy: true if our server may connect to sa, which points
+ * to a whole sockaddr_in or sockaddr_in6 (the port is ignored); NULL and
+ * other families are refused. Refused: loopback (127/8, ::1), private
  * (10/8, 172.16/12, 192.168/16, fc00::/7, fec0::/10), link-local
  * (169.254/16 — cloud metadata —, fe80::/10), unspecified (0/8, ::), shared
  * CGNAT (100.64/10), multicast (224/4, ff00::/8), broadcast and reserved
  * (240/4), documentation and benchmarking ranges, IPv6 outside 2000::/3,
- * Teredo (2001::/32), and the IPv4-mapped (::ffff:0:0/96), IPv4-translated,
- * 6to4 (2002::/16) and NAT64 (64:ff9b::/96) forms of refused IPv4
- * addresses. Other families are refused. When refused and why is not NULL,
+ * 2001::/27 (Teredo, ORCHID…), IPv4-compatible ::a.b.c.d, and the
+ * IPv4-mapped (::ffff:0:0/96), IPv4-translated, 6to4 (2002::/16) and NAT64
+ * (64:ff9b::/96) forms of refused IPv4 addresses. When refused and why is not NULL,
  * writes "<address> is a <category> address" there (e.g. "127.0.0.1 is a
  * loopback address"). Pure function; thread-safe.
  */
