@@ -10,7 +10,7 @@ libcurl4-openssl-dev libpoppler-glib-dev libglib2.0-dev libxml2-dev libcmark-dev
 postgresql-15 postgresql-client-15 python3 ca-certificates"
 
 if [ "${1:-}" = "--bench" ]; then
-	PKGS="$PKGS wrk"
+	PKGS="$PKGS wrk libmicrohttpd-dev"
 fi
 
 missing=""

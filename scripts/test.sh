@@ -41,7 +41,7 @@ count() { # $1 = output file, $2 = suite name
 
 run_suite() { # $@ = command; its name is its last path part
 	name=$(basename "$1")
-	[ $# -gt 1 ] && name=$(basename "$2" .py)
+	[ $# -gt 1 ] && name=e2e
 	out="$tmp/out.$name"
 	echo "== $name"
 	"$@" >"$out" 2>"$out.err"
