@@ -12,6 +12,7 @@
 #include "core/err.h"
 #include "core/tpool.h"
 #include "db/migrate.h"
+#include "db/pipe.h"
 #include "http/server.h"
 
 int nb_api_healthz(nb_req_t *req)
@@ -76,6 +77,13 @@ int nb_api_metrics(nb_req_t *req)
 		nb_pool_stats_t ls;
 		nb_server_loop_pool_stats(srv, &ls);
 		pool_stats_metrics(&b, "loops", &ls);
+		nb_pipe_stats_t ps;
+		nb_server_pipe_stats(srv, &ps);
+		nb_buf_printf(&b, "notebookd_db_pipeline_statements_total %llu\n", (unsigned long long)ps.statements);
+		nb_buf_printf(&b, "notebookd_db_pipeline_flushes_total %llu\n", (unsigned long long)ps.flushes);
+		nb_buf_printf(&b, "notebookd_db_pipeline_failures_total %llu\n", (unsigned long long)ps.failures);
+		nb_buf_printf(&b, "notebookd_db_pipeline_connections %d\n", ps.connections);
+		nb_buf_printf(&b, "notebookd_db_pipeline_pending %d\n", ps.pending);
 		nb_server_stats_t s;
 		nb_server_stats(srv, &s);
 		nb_buf_printf(&b, "# TYPE notebookd_http_connections_open gauge\n");

@@ -58,6 +58,32 @@ void nb_arena_destroy(nb_arena_t *a)
 	free(a);
 }
 
+void nb_arena_reset(nb_arena_t *a)
+{
+	for (defer_t *d = a->defers; d;) {
+		defer_t *next = d->next;
+		d->fn(d->p);
+		d = next;
+	}
+	a->defers = NULL;
+	/* Keep one standard block (the head is one unless an oversized block sits there). */
+	block_t *keep = NULL;
+	for (block_t *b = a->head; b;) {
+		block_t *next = b->next;
+		if (!keep && b->size == BLOCK_SIZE)
+			keep = b;
+		else
+			free(b);
+		b = next;
+	}
+	if (keep) {
+		keep->next = NULL;
+		keep->used = 0;
+	}
+	a->head = keep;
+	a->total = 0;
+}
+
 static block_t *new_block(size_t size)
 {
 	block_t *b = nb_xmalloc(sizeof(block_t) + size);

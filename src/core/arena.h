@@ -19,6 +19,11 @@ typedef struct nb_arena nb_arena_t;
 nb_arena_t *nb_arena_create(void);
 /** Runs deferred releases, frees every allocation and the arena. Accepts NULL. */
 void nb_arena_destroy(nb_arena_t *a);
+/**
+ * Runs deferred releases and forgets every allocation, keeping one block for
+ * reuse (recycling an arena is cheaper than destroying and creating one).
+ */
+void nb_arena_reset(nb_arena_t *a);
 /** Allocates n bytes aligned for any type; valid until the arena dies. */
 void *nb_arena_alloc(nb_arena_t *a, size_t n);
 /** Allocates n zeroed bytes. */

@@ -32,6 +32,7 @@ typedef struct nb_config {
 	char *database_url;
 	int db_pool_size;
 	int db_thread_pool_size;
+	int db_pipelines;
 	int db_pool_overflow;
 	int db_acquire_timeout_ms;
 	int db_preping_idle_ms;

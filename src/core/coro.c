@@ -29,7 +29,7 @@ void __sanitizer_finish_switch_fiber(void *fake_stack_save, const void **bottom_
 #endif
 
 #define STACK_SIZE (256 * 1024)
-#define STACK_CACHE_MAX 128
+#define STACK_CACHE_MAX 4096
 
 struct nb_coro {
 	ucontext_t ctx;

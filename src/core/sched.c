@@ -136,6 +136,11 @@ nb_sched_t *nb_sched_current(void)
 	return tl_sched;
 }
 
+uv_loop_t *nb_sched_loop(nb_sched_t *s)
+{
+	return s->loop;
+}
+
 bool nb_sched_in_coro(void)
 {
 	return tl_task != NULL;

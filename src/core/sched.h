@@ -32,6 +32,8 @@ nb_sched_t *nb_sched_create(uv_loop_t *loop);
 void nb_sched_destroy(nb_sched_t *s);
 /** This thread's scheduler, or NULL. */
 nb_sched_t *nb_sched_current(void);
+/** The loop a scheduler runs on. */
+uv_loop_t *nb_sched_loop(nb_sched_t *s);
 /** True when running inside a coroutine of a scheduler. */
 bool nb_sched_in_coro(void);
 

@@ -11,6 +11,7 @@
 
 #include "core/err.h"
 #include "core/log.h"
+#include "db/pipe.h"
 
 static atomic_int next_stmt_id = 1;
 static _Thread_local long tl_stmt_count;
@@ -203,10 +204,64 @@ static int exec_once(nb_conn_t *c, nb_stmt_t *st, int id, const nb_params_t *p, 
 	return 0;
 }
 
+/* A pipelined statement's result: classify an error like fail() does. */
+static int pipe_result(PGresult *r, const char *what, PGresult **res)
+{
+	if (ok_status(r)) {
+		tl_sqlstate[0] = '\0';
+		if (res)
+			*res = r;
+		else
+			PQclear(r);
+		return 0;
+	}
+	const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+	snprintf(tl_sqlstate, sizeof tl_sqlstate, "%s", state ? state : "");
+	char msg[300];
+	one_line(r ? PQresultErrorMessage(r) : "no result", msg, sizeof msg);
+	PQclear(r);
+	if (strcmp(tl_sqlstate, "23505") == 0) {
+		nb_debug("statement %s: %s", what, msg);
+		return NB_EDB;
+	}
+	if (strcmp(tl_sqlstate, "57014") == 0) {
+		nb_warn("statement %s cancelled (statement_timeout): %s", what, msg);
+		return NB_ETIMEOUT;
+	}
+	nb_error("statement %s failed [%s]: %s", what, tl_sqlstate, msg);
+	return NB_EDB;
+}
+
+static int exec_pipe(struct nb_pipe *pipe, nb_stmt_t *st, const nb_params_t *p, PGresult **res, int rfmt)
+{
+	int id = stmt_id(st);
+	char name[24];
+	snprintf(name, sizeof name, "nb_s%d", id);
+	tl_stmt_count++;
+	PGresult *r = NULL;
+	int rc = nb_pipe_exec(pipe, id, name, st->sql, p ? p->n : 0, p ? p->v : NULL, p ? p->len : NULL,
+			      p ? p->fmt : NULL, rfmt, &r);
+	if (rc < 0) {
+		PQclear(r);
+		return rc;
+	}
+	return pipe_result(r, st->name, res);
+}
+
 static int exec_fmt(nb_conn_t *c, nb_stmt_t *st, const nb_params_t *p, PGresult **res, int rfmt)
 {
 	if (res)
 		*res = NULL;
+	if (nb_conn__is_virtual(c)) {
+		nb_conn__count_use(c);
+		struct nb_pipe *pipe = nb_conn__pipe(c);
+		if (pipe)
+			return exec_pipe(pipe, st, p, res, rfmt);
+		int rc = nb_conn__begin_exclusive(c); /* no-op inside a transaction */
+		if (rc < 0)
+			return rc;
+		c = nb_conn__real(c); /* the transaction's own connection */
+	}
 	int id = stmt_id(st);
 	bool first = nb_conn__uses(c) == 0 && PQtransactionStatus(nb_conn_pg(c)) == PQTRANS_IDLE;
 	int rc = exec_once(c, st, id, p, res, rfmt);
@@ -232,6 +287,13 @@ int nb_db_exec_unprepared(nb_conn_t *c, const char *sql, const nb_params_t *p, P
 {
 	if (res)
 		*res = NULL;
+	if (nb_conn__is_virtual(c)) {
+		nb_conn__count_use(c);
+		int rc = nb_conn__begin_exclusive(c); /* cursors and the like need a session */
+		if (rc < 0)
+			return rc;
+		c = nb_conn__real(c);
+	}
 	PGconn *pg = nb_conn_pg(c);
 	tl_stmt_count++;
 	nb_conn__count_use(c);
@@ -258,7 +320,32 @@ int nb_db_exec_unprepared(nb_conn_t *c, const char *sql, const nb_params_t *p, P
 	return 0;
 }
 
+static int command_real(nb_conn_t *c, const char *sql);
+
+/* Virtual handles: BEGIN takes a connection for the transaction, COMMIT and ROLLBACK give it back. */
+static int command_virtual(nb_conn_t *c, const char *sql)
+{
+	nb_conn__count_use(c);
+	bool ends = !strncmp(sql, "COMMIT", 6) || !strncmp(sql, "ROLLBACK", 8);
+	if (ends && !nb_conn__real(c))
+		return 0; /* no transaction open */
+	int rc = nb_conn__begin_exclusive(c);
+	if (rc < 0)
+		return rc;
+	rc = command_real(nb_conn__real(c), sql);
+	if (ends)
+		nb_conn__end_exclusive(c);
+	return rc;
+}
+
 int nb_db_command(nb_conn_t *c, const char *sql)
+{
+	if (nb_conn__is_virtual(c))
+		return command_virtual(c, sql);
+	return command_real(c, sql);
+}
+
+static int command_real(nb_conn_t *c, const char *sql)
 {
 	bool first = nb_conn__uses(c) == 0 && PQtransactionStatus(nb_conn_pg(c)) == PQTRANS_IDLE;
 	for (int attempt = 0; attempt < 2; attempt++) {
@@ -299,6 +386,11 @@ int nb_db_commit(nb_conn_t *c)
 
 void nb_db_rollback(nb_conn_t *c)
 {
+	if (nb_conn__is_virtual(c)) {
+		if (nb_conn__real(c))
+			nb_db_command(c, "ROLLBACK");
+		return;
+	}
 	if (PQstatus(nb_conn_pg(c)) == CONNECTION_OK && PQtransactionStatus(nb_conn_pg(c)) != PQTRANS_IDLE)
 		nb_db_command(c, "ROLLBACK");
 }

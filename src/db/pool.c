@@ -34,6 +34,9 @@ struct nb_conn {
 	int uses;             /* statements since acquire */
 	bool broken;
 	nb_fdwait_t *fw; /* async pools: watches the socket */
+	bool is_virtual;          /* a request's handle: pipe + exclusive connection */
+	struct nb_pipe *pipe;
+	struct nb_conn *excl;     /* virtual: the transaction's real connection */
 	unsigned char prepared[NB_MAX_STMTS / 8];
 };
 
@@ -249,9 +252,79 @@ int nb_conn__reconnect(nb_conn_t *c)
 	return 0;
 }
 
+int nb_pool__wait_ms(nb_pool_t *p)
+{
+	return p->o.statement_timeout_ms > 0 ? p->o.statement_timeout_ms + 5000 : 600000;
+}
+
+int nb_pool__acquire_timeout_ms(nb_pool_t *p)
+{
+	return p->o.acquire_timeout_ms;
+}
+
 int nb_conn__wait_ms(nb_conn_t *c)
 {
-	return c->pool->o.statement_timeout_ms > 0 ? c->pool->o.statement_timeout_ms + 5000 : 600000;
+	return nb_pool__wait_ms(c->pool);
+}
+
+PGconn *nb_pool__open_async(nb_pool_t *p)
+{
+	pthread_mutex_lock(&p->mu);
+	bool down = nb_mono_ms() < p->down_until_ms;
+	pthread_mutex_unlock(&p->mu);
+	if (down)
+		return NULL;
+	nb_fdwait_t *fw = NULL;
+	PGconn *pg = pg_open_async(p, &fw);
+	nb_fdwait_destroy(fw); /* the caller watches the socket its own way */
+	pthread_mutex_lock(&p->mu);
+	if (pg) {
+		p->backoff_ms = 0;
+		p->st.created++;
+	} else {
+		backoff_failed(p);
+	}
+	pthread_mutex_unlock(&p->mu);
+	return pg;
+}
+
+nb_conn_t *nb_pool_acquire_virtual(nb_pool_t *p, struct nb_pipe *pipe)
+{
+	nb_conn_t *c = nb_xcalloc(1, sizeof *c);
+	c->pool = p;
+	c->pipe = pipe;
+	c->is_virtual = true;
+	return c;
+}
+
+struct nb_pipe *nb_conn__pipe(nb_conn_t *c)
+{
+	return c->is_virtual && !c->excl ? c->pipe : NULL;
+}
+
+bool nb_conn__is_virtual(nb_conn_t *c)
+{
+	return c->is_virtual;
+}
+
+nb_conn_t *nb_conn__real(nb_conn_t *c)
+{
+	return c->is_virtual ? c->excl : c;
+}
+
+int nb_conn__begin_exclusive(nb_conn_t *c)
+{
+	if (!c->is_virtual || c->excl)
+		return 0;
+	return nb_pool_acquire(c->pool, &c->excl);
+}
+
+void nb_conn__end_exclusive(nb_conn_t *c)
+{
+	if (!c->is_virtual || !c->excl)
+		return;
+	nb_pool_release(c->pool, c->excl);
+	c->excl = NULL;
 }
 
 int nb_conn__await(nb_conn_t *c, PGresult **last, int timeout_ms)
@@ -498,6 +571,11 @@ void nb_pool_release(nb_pool_t *p, nb_conn_t *c)
 {
 	if (!c)
 		return;
+	if (c->is_virtual) {
+		nb_conn__end_exclusive(c); /* rolls back a transaction left open */
+		free(c);
+		return;
+	}
 	if (!c->broken && PQstatus(c->pg) == CONNECTION_OK &&
 	    PQtransactionStatus(c->pg) != PQTRANS_IDLE) {
 		/* A handler left a transaction open (an error path): roll it back. */
@@ -567,12 +645,17 @@ void nb_pool_stats(nb_pool_t *p, nb_pool_stats_t *s)
 
 PGconn *nb_conn_pg(nb_conn_t *c)
 {
+	if (c->is_virtual)
+		return c->excl ? c->excl->pg : NULL;
 	return c->pg;
 }
 
 void nb_conn_mark_broken(nb_conn_t *c)
 {
-	c->broken = true;
+	if (c->is_virtual)
+		c = c->excl;
+	if (c)
+		c->broken = true;
 }
 
 bool nb_conn__prepared(nb_conn_t *c, int id)

@@ -113,5 +113,34 @@ bool nb_conn__async(nb_conn_t *c);
 int nb_conn__await(nb_conn_t *c, PGresult **last, int timeout_ms);
 /** The wait bound for one statement on this connection (statement timeout plus a margin). */
 int nb_conn__wait_ms(nb_conn_t *c);
+/** The same bound for the pool's connections. */
+int nb_pool__wait_ms(nb_pool_t *p);
+/** The pool's acquire timeout. */
+int nb_pool__acquire_timeout_ms(nb_pool_t *p);
+/**
+ * Opens a non-blocking connection with the pool's settings, yielding while
+ * connecting (async pools, from a coroutine), outside the pool's accounting
+ * but inside its connect backoff. NULL when the database cannot be reached.
+ */
+PGconn *nb_pool__open_async(nb_pool_t *p);
+
+struct nb_pipe;
+/**
+ * A request's handle on an async pool with pipelining: statements outside a
+ * transaction go through the pipe (shared connections); BEGIN takes a
+ * connection of the pool for the request until COMMIT or ROLLBACK. Never
+ * fails; release it with nb_pool_release.
+ */
+nb_conn_t *nb_pool_acquire_virtual(nb_pool_t *p, struct nb_pipe *pipe);
+/** The pipe of a virtual handle with no transaction open, else NULL. */
+struct nb_pipe *nb_conn__pipe(nb_conn_t *c);
+/** True for a virtual handle. */
+bool nb_conn__is_virtual(nb_conn_t *c);
+/** The real connection a statement on c runs on now (NULL: the pipe). */
+nb_conn_t *nb_conn__real(nb_conn_t *c);
+/** Virtual handles: takes a connection of the pool until nb_conn__end_exclusive. 0 or NB_EUNAVAIL. */
+int nb_conn__begin_exclusive(nb_conn_t *c);
+/** Virtual handles: gives the transaction's connection back. */
+void nb_conn__end_exclusive(nb_conn_t *c);
 
 #endif

@@ -26,6 +26,7 @@
 #include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +45,7 @@
 #include "core/tpool.h"
 #include "core/uuid.h"
 #include "db/db.h"
+#include "db/pipe.h"
 
 #define BODY_MEM_MAX (1024 * 1024) /* bodies beyond this spill to a temp file */
 #define STREAM_BACKLOG_MAX (1024 * 1024)
@@ -71,8 +73,6 @@ struct sreq {
 	bool expect_continue;
 	bool keep_alive;
 	/* output, shared with the worker under mu */
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
 	nb_buf_t out;
 	bool finished;   /* the worker is done with the request */
 	bool in_mailbox; /* queued on the loop's mailbox */
@@ -87,6 +87,9 @@ struct sreq {
 	bool done_logged;
 	nb_pool_t *conn_pool; /* where req->conn came from */
 	long stmts;           /* statements the request ran */
+	/* last: kept (not cleared) when the request is recycled */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
 	sreq_t *mail_next;
 };
 
@@ -120,7 +123,10 @@ struct loop {
 	long nconns;
 	bool draining;
 	nb_sched_t *sched;
+	sreq_t *free_sreqs; /* recycled requests (loop thread only) */
+	int nfree;
 	nb_pool_t *pool; /* async pool for this loop's coroutines */
+	nb_pipe_t *pipe; /* their pipelined connections, or NULL */
 };
 
 struct nb_server {
@@ -158,26 +164,50 @@ void nb_server_opts_from_config(nb_server_opts_t *o)
 	o->read_timeout_ms = nb_cfg.read_timeout_ms;
 	o->max_body_bytes = (size_t)nb_cfg.max_upload_bytes;
 	o->shutdown_timeout_ms = nb_cfg.shutdown_timeout_ms;
+	o->pipelines = nb_cfg.db_pipelines;
 }
 
 /* --------------------------------------------------------------- requests */
 
+#define FREE_SREQS_MAX 1024
+#define BUF_KEEP_MAX (64 * 1024)
+
 static sreq_t *sreq_new(conn_t *c)
 {
-	sreq_t *r = nb_xcalloc(1, sizeof *r);
-	r->req.arena = nb_arena_create();
+	loop_t *lp = c->lp;
+	sreq_t *r = lp->free_sreqs;
+	if (r) {
+		lp->free_sreqs = r->mail_next;
+		lp->nfree--;
+		r->mail_next = NULL;
+	} else {
+		r = nb_xcalloc(1, sizeof *r);
+		r->req.arena = nb_arena_create();
+		pthread_mutex_init(&r->mu, NULL);
+		pthread_cond_init(&r->cv, NULL);
+	}
 	r->conn = c;
 	r->lp = c->lp;
 	r->srv = c->lp->srv;
 	r->body_fd = -1;
-	pthread_mutex_init(&r->mu, NULL);
-	pthread_cond_init(&r->cv, NULL);
 	atomic_init(&r->gone, false);
 	snprintf(r->req.remote, sizeof r->req.remote, "%s", c->remote);
 	atomic_fetch_add(&r->srv->in_flight, 1);
 	return r;
 }
 
+/* Empties a buffer for reuse, giving back memory a large body left behind. */
+static void buf_recycle(nb_buf_t *b)
+{
+	if (b->cap > BUF_KEEP_MAX)
+		nb_buf_dispose(b);
+	else
+		nb_buf_reset(b);
+}
+
+static void sreq_destroy(sreq_t *r);
+
+/* Releases what the request holds and keeps the shell for the next request. */
 static void sreq_free(sreq_t *r)
 {
 	if (!r)
@@ -189,6 +219,28 @@ static void sreq_free(sreq_t *r)
 		munmap(r->body_map, r->body_len);
 	if (r->body_fd >= 0)
 		close(r->body_fd);
+	loop_t *lp = r->lp;
+	if (!lp || lp->nfree >= FREE_SREQS_MAX) {
+		sreq_destroy(r);
+		return;
+	}
+	/* keep: arena (reset), buffers (emptied), mutex, condition variable */
+	nb_arena_t *arena = r->req.arena;
+	nb_arena_reset(arena);
+	nb_buf_t keep[7] = {r->url, r->hname, r->hval, r->body, r->out, r->req.resp.headers, r->req.resp.body};
+	for (int i = 0; i < 7; i++)
+		buf_recycle(&keep[i]);
+	memset(r, 0, offsetof(sreq_t, mu)); /* the mutex and condition variable stay as they are */
+	r->req.arena = arena;
+	r->url = keep[0], r->hname = keep[1], r->hval = keep[2], r->body = keep[3], r->out = keep[4];
+	r->req.resp.headers = keep[5], r->req.resp.body = keep[6];
+	r->mail_next = lp->free_sreqs;
+	lp->free_sreqs = r;
+	lp->nfree++;
+}
+
+static void sreq_destroy(sreq_t *r)
+{
 	nb_buf_dispose(&r->url);
 	nb_buf_dispose(&r->hname);
 	nb_buf_dispose(&r->hval);
@@ -538,12 +590,17 @@ int nb_req_db(nb_req_t *req, nb_conn_t **out)
 {
 	sreq_t *r = (sreq_t *)req;
 	if (!req->conn) {
-		nb_pool_t *p = nb_sched_in_coro() ? r->lp->pool : r->srv->o.pool;
+		bool coro = nb_sched_in_coro();
+		nb_pool_t *p = coro ? r->lp->pool : r->srv->o.pool;
 		if (!p)
 			return NB_EUNAVAIL;
-		int rc = nb_pool_acquire(p, &req->conn);
-		if (rc < 0)
-			return rc;
+		if (coro && r->lp->pipe) {
+			req->conn = nb_pool_acquire_virtual(p, r->lp->pipe);
+		} else {
+			int rc = nb_pool_acquire(p, &req->conn);
+			if (rc < 0)
+				return rc;
+		}
 		r->conn_pool = p;
 	}
 	*out = req->conn;
@@ -1409,6 +1466,8 @@ static void *loop_main(void *arg)
 {
 	loop_t *lp = arg;
 	lp->sched = nb_sched_create(&lp->loop);
+	if (lp->pool && lp->srv->o.pipelines > 0)
+		lp->pipe = nb_pipe_create(lp->pool, lp->srv->o.pipelines);
 	uv_run(&lp->loop, UV_RUN_DEFAULT);
 	return NULL;
 }
@@ -1539,6 +1598,13 @@ void nb_server_destroy(nb_server_t *s)
 		nb_tpool_destroy(s->pools[i]);
 	for (int i = 0; i < s->nloops; i++) {
 		loop_t *lp = &s->loops[i];
+		nb_pipe_destroy(lp->pipe);
+		lp->pipe = NULL;
+		while (lp->free_sreqs) {
+			sreq_t *r = lp->free_sreqs;
+			lp->free_sreqs = r->mail_next;
+			sreq_destroy(r);
+		}
 		nb_pool_destroy(lp->pool); /* closes its socket watchers on this loop */
 		lp->pool = NULL;
 		nb_sched_destroy(lp->sched);
@@ -1586,6 +1652,22 @@ void nb_server_loop_pool_stats(nb_server_t *s, nb_pool_stats_t *sum)
 		sum->replaced_dead += st.replaced_dead;
 		sum->connect_failures += st.connect_failures;
 		sum->wait_us_total += st.wait_us_total;
+	}
+}
+
+void nb_server_pipe_stats(nb_server_t *s, nb_pipe_stats_t *sum)
+{
+	memset(sum, 0, sizeof *sum);
+	for (int i = 0; i < s->nloops; i++) {
+		if (!s->loops[i].pipe)
+			continue;
+		nb_pipe_stats_t st;
+		nb_pipe_stats(s->loops[i].pipe, &st);
+		sum->statements += st.statements;
+		sum->flushes += st.flushes;
+		sum->failures += st.failures;
+		sum->connections += st.connections;
+		sum->pending += st.pending;
 	}
 }
 

@@ -41,6 +41,7 @@ typedef struct nb_server_opts {
 	/* Template of the per-loop async pools used by coroutine handlers
 	 * (conninfo NULL: none); size and overflow are split across the loops. */
 	nb_pool_opts_t loop_pool;
+	int pipelines; /* pipelined connections per loop (db/pipe.h); 0: none */
 	/** Authenticates req (sets req->user_id); returns 0 or a negative nb_err_t. */
 	int (*authenticate)(nb_req_t *req);
 	/** Called once on SIGTERM/SIGINT, on the loop thread, before draining (may be NULL). */
@@ -77,6 +78,9 @@ typedef struct nb_server_stats {
 void nb_server_stats(nb_server_t *s, nb_server_stats_t *out);
 /** Sums the counters of the per-loop database pools. */
 void nb_server_loop_pool_stats(nb_server_t *s, nb_pool_stats_t *sum);
+struct nb_pipe_stats;
+/** Sums the counters of the per-loop pipelines. */
+void nb_server_pipe_stats(nb_server_t *s, struct nb_pipe_stats *sum);
 /** The running server (one per process), for handlers that need its stats. */
 nb_server_t *nb_server_current(void);
 

@@ -87,6 +87,7 @@ struct nb_workers {
 	pthread_cond_t stop_cv;  /* naps and the maintenance thread: exit flags */
 	slot_t *q_head, *q_tail;
 	int queued;
+	int claiming;
 	slot_t *d_head, *d_tail;
 	slot_t held; /* sentinel of the held list */
 	int nheld;
@@ -100,7 +101,7 @@ struct nb_workers {
 	uint64_t rng;     /* completer only: backoff jitter */
 	nb_workers_stats_t st;
 
-	pthread_t fetcher, completer, maint, listener;
+	pthread_t fetcher, fetcher2, completer, maint, listener;
 	pthread_t *runners;
 	bool has_listener;
 };
@@ -256,6 +257,7 @@ static void enqueue_local(nb_workers_t *w, nb_job_t *batch, int n)
 		held_add(w, s);
 	}
 	w->st.claimed += (uint64_t)n;
+	w->st.claim_stmts++;
 	if (n == 1)
 		pthread_cond_signal(&w->work_cv);
 	else if (n > 1)
@@ -271,8 +273,9 @@ static void *fetch_main(void *arg)
 	int64_t wake_at = 0;
 	pthread_mutex_lock(&w->mu);
 	while (!w->stopping) {
-		int room = cap - w->queued - w->running;
-		if (w->queued > 0 || room <= 0) {
+		int room = cap - w->queued - w->running - w->claiming;
+		static int lw = -2; if (lw == -2) lw = getenv("LW") ? atoi(getenv("LW")) : 0;
+		if (w->queued > lw || room <= 0) {
 			cv_wait_until(&w->fetch_cv, &w->mu, NEVER); /* a runner signals room */
 			continue;
 		}
@@ -281,6 +284,7 @@ static void *fetch_main(void *arg)
 			continue;
 		}
 		w->notified = false;
+		w->claiming += room;
 		pthread_mutex_unlock(&w->mu);
 
 		int n = 0;
@@ -296,6 +300,7 @@ static void *fetch_main(void *arg)
 			wake_at = now + (next_ms < RECHECK_MS ? RECHECK_MS : next_ms);
 
 		pthread_mutex_lock(&w->mu);
+		w->claiming -= room;
 		enqueue_local(w, batch, n);
 	}
 	pthread_mutex_unlock(&w->mu);
@@ -479,6 +484,7 @@ static void record(nb_workers_t *w, slot_t *list)
 		nb_warn("job workers %s: could not record %d outcomes at exit; the jobs run again after their lease",
 			w->name, (rc_ok < 0 ? ok.n : 0) + (rc_fail < 0 ? fs.n : 0));
 	pthread_mutex_lock(&w->mu);
+	w->st.record_stmts += (uint64_t)((ok.n > 0) + (fs.n > 0));
 	w->st.succeeded += (uint64_t)ok_done;
 	w->st.failed += (uint64_t)(fail_done - dead);
 	w->st.dead += (uint64_t)dead;
@@ -777,6 +783,7 @@ nb_workers_t *nb_workers_start_opts(nb_pool_t *pool, const char *conninfo_for_li
 	if (w->o.reap_interval_ms <= 0)
 		w->o.reap_interval_ms = w->o.lease_ms / 2 < 5000 ? w->o.lease_ms / 2 : 5000;
 	make_name(w, o->name);
+	if (getenv("PF")) w->o.prefetch = atoi(getenv("PF"));
 	w->nkinds = nb_jobs__registered(w->kinds, w->fns, NB_JOBS_MAX_KINDS);
 	for (int i = 0; i < w->nkinds; i++)
 		w->kindp[i] = w->kinds[i];
@@ -803,6 +810,7 @@ nb_workers_t *nb_workers_start_opts(nb_pool_t *pool, const char *conninfo_for_li
 	for (int i = 0; i < w->o.concurrency; i++)
 		spawn(&w->runners[i], run_main, w, "nb-job-run");
 	spawn(&w->fetcher, fetch_main, w, "nb-job-fetch");
+	if (getenv("F2")) spawn(&w->fetcher2, fetch_main, w, "nb-job-fetch");
 	w->has_listener = conninfo_for_listen != NULL;
 	if (w->has_listener)
 		spawn(&w->listener, listen_main, w, "nb-job-listen");
@@ -847,6 +855,7 @@ void nb_workers_stop(nb_workers_t *w, int timeout_ms)
 	pthread_cond_broadcast(&w->fetch_cv);
 	pthread_mutex_unlock(&w->mu);
 	pthread_join(w->fetcher, NULL);
+	if (getenv("F2")) pthread_join(w->fetcher2, NULL);
 	if (write(w->wake_pipe[1], "x", 1) < 0)
 		nb_warn("could not wake the job listener: %s", strerror(errno));
 	if (w->has_listener)
@@ -892,9 +901,11 @@ void nb_workers_stop(nb_workers_t *w, int timeout_ms)
 	pthread_mutex_unlock(&w->mu);
 	pthread_join(w->maint, NULL);
 
-	nb_info("job workers %s stopped: %llu claimed, %llu succeeded, %llu failed, %llu dead, %llu handed back",
-		w->name, (unsigned long long)w->st.claimed, (unsigned long long)w->st.succeeded,
-		(unsigned long long)w->st.failed, (unsigned long long)w->st.dead,
+	nb_info("job workers %s stopped: %llu claimed (%llu claim statements), %llu succeeded, %llu failed,"
+		" %llu dead (%llu outcome statements), %llu handed back",
+		w->name, (unsigned long long)w->st.claimed, (unsigned long long)w->st.claim_stmts,
+		(unsigned long long)w->st.succeeded, (unsigned long long)w->st.failed,
+		(unsigned long long)w->st.dead, (unsigned long long)w->st.record_stmts,
 		(unsigned long long)w->st.handed_back);
 	close(w->wake_pipe[0]);
 	close(w->wake_pipe[1]);

@@ -39,6 +39,8 @@ typedef struct nb_workers_stats {
 	uint64_t lost;        /* outcomes not recorded: the lease had gone to someone else */
 	uint64_t handed_back; /* re-queued by nb_workers_stop */
 	uint64_t reaped;      /* expired leases this process's reaper re-queued or buried */
+	uint64_t claim_stmts; /* claim statements run (claimed / claim_stmts: the batch size) */
+	uint64_t record_stmts; /* outcome statements run */
 } nb_workers_stats_t;
 
 /** Fills o from the configuration. name is kept by pointer. */

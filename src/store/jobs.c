@@ -36,19 +36,23 @@ NB_STMT(st_job_insert,
 	" RETURNING id)"
 	" SELECT pg_notify('" NB_JOBS_CHANNEL "', '') FROM ins WHERE $10::int <= 0");
 
+/* RETURNING comes in physical order: the outer SELECT restores run_at order
+ * so that a batch also runs oldest first. */
 NB_STMT(st_jobs_claim,
-	"UPDATE jobs SET status = 'running', attempts = attempts + 1, locked_by = $1,"
+	"WITH claimed AS (UPDATE jobs SET status = 'running', attempts = attempts + 1, locked_by = $1,"
 	" locked_until = now() + $2::int " MS ", updated_at = now()"
 	" WHERE id = ANY (ARRAY("
 	"  SELECT id FROM jobs"
 	"  WHERE status IN ('pending', 'failed') AND run_at <= now() AND deleted_at IS NULL"
 	"   AND kind = ANY ($3::text[])"
 	"  ORDER BY run_at LIMIT $4 FOR UPDATE SKIP LOCKED))"
-	" RETURNING id, kind, user_id, source_id, document_id, quiz_id, study_guide_id, payload::text,"
-	" attempts, max_attempts");
+	" RETURNING id, kind, user_id, source_id, document_id, quiz_id, study_guide_id, payload,"
+	" attempts, max_attempts, run_at)"
+	" SELECT id, kind, user_id, source_id, document_id, quiz_id, study_guide_id, payload::text,"
+	" attempts, max_attempts FROM claimed ORDER BY run_at, id");
 
 NB_STMT(st_jobs_next_due,
-	"SELECT greatest(0, ceil(extract(epoch FROM min(run_at) - now()) * 1000))::bigint FROM jobs"
+	"SELECT ceil(extract(epoch FROM min(run_at) - now()) * 1000)::bigint FROM jobs"
 	" WHERE status IN ('pending', 'failed') AND deleted_at IS NULL AND kind = ANY ($1::text[])");
 
 NB_STMT(st_jobs_succeed,
@@ -206,8 +210,8 @@ int nb_store_jobs_next_due(nb_conn_t *c, const char *const *kinds, int nkinds, i
 	nb_buf_dispose(&k);
 	if (rc < 0)
 		return rc;
-	if (PQntuples(r) == 1 && !PQgetisnull(r, 0, 0))
-		*ms = nb_db_get_int(r, 0, 0);
+	if (PQntuples(r) == 1 && !PQgetisnull(r, 0, 0)) /* NULL: no waiting job */
+		*ms = nb_db_get_int(r, 0, 0) > 0 ? nb_db_get_int(r, 0, 0) : 0;
 	PQclear(r);
 	return 0;
 }

@@ -13,6 +13,7 @@
 #include "core/sched.h"
 #include "core/timeutil.h"
 #include "db/db.h"
+#include "db/pipe.h"
 #include "db/pool.h"
 #include "t.h"
 
@@ -260,6 +261,177 @@ static void test_offload_does_not_block_the_loop(void)
 	nb_tpool_destroy(tp);
 }
 
+/* ------------------------------------------------------------ pipelining */
+
+typedef struct pjob {
+	nb_pool_t *pool;
+	nb_pipe_t *pipe;
+	int divisor;
+	int rc;
+	long value;
+	bool finished;
+	int *done;
+} pjob_t;
+
+NB_STMT(st_div, "SELECT 100 / $1::int");
+
+static void pipelined(void *arg)
+{
+	pjob_t *j = arg;
+	nb_conn_t *c = nb_pool_acquire_virtual(j->pool, j->pipe);
+	nb_params_t p;
+	nb_params_init(&p);
+	nb_p_int(&p, j->divisor);
+	PGresult *r = NULL;
+	j->rc = nb_db_exec(c, &st_div, &p, &r);
+	if (j->rc == 0) {
+		j->value = (long)nb_db_get_int(r, 0, 0);
+		PQclear(r);
+	}
+	nb_pool_release(j->pool, c);
+	j->finished = true;
+	(*j->done)++;
+}
+
+static void test_pipeline_many_statements_errors_isolated(void)
+{
+	nb_pool_t *pool = make_pool(2, 2000);
+	nb_pipe_t *pipe = nb_pipe_create(pool, 2);
+	enum { N = 200 };
+	static pjob_t jobs[N];
+	int done = 0;
+	for (int i = 0; i < N; i++) {
+		jobs[i] = (pjob_t){pool, pipe, i % 10, -99, 0, false, &done};
+		nb_sched_spawn(sched, pipelined, &jobs[i], NULL);
+	}
+	int64_t deadline = nb_mono_ms() + 10000;
+	while (done < N && nb_mono_ms() < deadline) {
+		uv_run(&loop, UV_RUN_NOWAIT);
+		usleep(500);
+	}
+	CHECK_INT(done, N);
+	int ok = 0, errors = 0;
+	for (int i = 0; i < N; i++) {
+		if (jobs[i].divisor == 0)
+			errors += jobs[i].rc == NB_EDB;
+		else
+			ok += jobs[i].rc == 0 && jobs[i].value == 100 / jobs[i].divisor;
+	}
+	CHECK_INT(errors, N / 10); /* every division by zero fails alone */
+	CHECK_INT(ok, N - N / 10);  /* and nothing else fails with it */
+	nb_pipe_stats_t st;
+	nb_pipe_stats(pipe, &st);
+	CHECK_INT(st.statements, N);
+	CHECK_MSG(st.flushes < N / 4, "%llu flushes for %d statements", (unsigned long long)st.flushes, N);
+	CHECK_INT(st.pending, 0);
+	nb_pipe_destroy(pipe);
+	uv_run(&loop, UV_RUN_NOWAIT);
+	nb_pool_destroy(pool);
+}
+
+typedef struct txjob {
+	nb_pool_t *pool;
+	nb_pipe_t *pipe;
+	int rc;
+	bool in_tx_pid_same;
+	bool finished;
+} txjob_t;
+
+static void transaction_on_own_connection(void *arg)
+{
+	txjob_t *j = arg;
+	nb_conn_t *c = nb_pool_acquire_virtual(j->pool, j->pipe);
+	PGresult *r = NULL;
+	int pid1 = 0, pid2 = 0;
+	j->rc = nb_db_begin(c);
+	if (j->rc == 0 && nb_db_exec(c, &st_pid, NULL, &r) == 0) {
+		pid1 = (int)nb_db_get_int(r, 0, 0);
+		PQclear(r);
+	}
+	if (j->rc == 0 && nb_db_exec(c, &st_pid, NULL, &r) == 0) {
+		pid2 = (int)nb_db_get_int(r, 0, 0);
+		PQclear(r);
+	}
+	if (j->rc == 0)
+		j->rc = nb_db_commit(c);
+	j->in_tx_pid_same = pid1 > 0 && pid1 == pid2;
+	nb_pool_release(j->pool, c);
+	j->finished = true;
+}
+
+static void test_pipeline_transactions_take_their_own_connection(void)
+{
+	nb_pool_t *pool = make_pool(1, 2000);
+	nb_pipe_t *pipe = nb_pipe_create(pool, 1);
+	txjob_t j = {pool, pipe, -99, false, false};
+	nb_sched_spawn(sched, transaction_on_own_connection, &j, NULL);
+	run_until_flag(&j.finished);
+	CHECK_INT(j.rc, 0);
+	CHECK(j.in_tx_pid_same);
+	nb_pool_stats_t ps;
+	nb_pool_stats(pool, &ps);
+	CHECK_INT(ps.in_use, 0);
+	CHECK_INT(ps.acquires, 1);
+	nb_pipe_destroy(pipe);
+	uv_run(&loop, UV_RUN_NOWAIT);
+	nb_pool_destroy(pool);
+}
+
+typedef struct pkill {
+	nb_pool_t *pool, *admin;
+	nb_pipe_t *pipe;
+	int rc_after;
+	bool finished;
+} pkill_t;
+
+static void pipeline_survives_killed_backend(void *arg)
+{
+	pkill_t *k = arg;
+	nb_conn_t *c = nb_pool_acquire_virtual(k->pool, k->pipe);
+	PGresult *r = NULL;
+	int pid = 0;
+	if (nb_db_exec(c, &st_pid, NULL, &r) == 0) {
+		pid = (int)nb_db_get_int(r, 0, 0);
+		PQclear(r);
+	}
+	nb_conn_t *a = NULL;
+	if (pid > 0 && nb_pool_acquire(k->admin, &a) == 0) {
+		nb_params_t p;
+		nb_params_init(&p);
+		nb_p_int(&p, pid);
+		nb_db_exec(a, &st_kill, &p, NULL);
+		nb_pool_release(k->admin, a);
+	}
+	/* let the loop notice the dead connection */
+	nb_wait_t w;
+	nb_wait_init(&w);
+	nb_wait_park(&w, 200);
+	k->rc_after = nb_db_exec(c, &st_pid, NULL, &r);
+	if (k->rc_after == 0) {
+		if ((int)nb_db_get_int(r, 0, 0) == pid)
+			k->rc_after = -1234; /* must be a new backend */
+		PQclear(r);
+	}
+	nb_pool_release(k->pool, c);
+	k->finished = true;
+}
+
+static void test_pipeline_reconnects_after_killed_backend(void)
+{
+	pkill_t k = {make_pool(1, 2000), make_pool(1, 2000), NULL, -99, false};
+	k.pipe = nb_pipe_create(k.pool, 1);
+	nb_sched_spawn(sched, pipeline_survives_killed_backend, &k, NULL);
+	run_until_flag(&k.finished);
+	CHECK_INT(k.rc_after, 0);
+	nb_pipe_stats_t st;
+	nb_pipe_stats(k.pipe, &st);
+	CHECK_INT(st.failures, 1);
+	nb_pipe_destroy(k.pipe);
+	uv_run(&loop, UV_RUN_NOWAIT);
+	nb_pool_destroy(k.pool);
+	nb_pool_destroy(k.admin);
+}
+
 int main(void)
 {
 	url = getenv("NB_TEST_DATABASE_URL");
@@ -274,6 +446,9 @@ int main(void)
 	T_RUN(test_killed_backend_replaced);
 	T_RUN(test_sql_error_then_next_statement_works);
 	T_RUN(test_offload_does_not_block_the_loop);
+	T_RUN(test_pipeline_many_statements_errors_isolated);
+	T_RUN(test_pipeline_transactions_take_their_own_connection);
+	T_RUN(test_pipeline_reconnects_after_killed_backend);
 	nb_sched_destroy(sched);
 	uv_run(&loop, UV_RUN_DEFAULT);
 	uv_loop_close(&loop);

@@ -1,0 +1,375 @@
+/*
+ * pipe.c — pipelined statements for the coroutines of one loop (see pipe.h).
+ *
+ * Each connection keeps a FIFO of the statements it was sent. A statement is
+ * [PREPARE] + EXECUTE + SYNC; results arrive in the same order, so the
+ * reader walks the FIFO: the PREPARE's result (when one was sent), the
+ * EXECUTE's result, then PGRES_PIPELINE_SYNC completes the entry and wakes
+ * its coroutine. Writes are deferred to a uv_prepare callback that runs once
+ * per loop iteration, just before the loop polls: one flush carries every
+ * statement queued since the last.
+ *
+ * Entries live on the heap: a coroutine that gives up waiting (the server
+ * stopped answering) abandons its entry, and the reader frees it when (if)
+ * its results arrive — but a timeout also breaks the connection, which
+ * fails everything still queued on it.
+ */
+#include "db/pipe.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "core/alloc.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "core/sched.h"
+
+#define MAX_STMTS 512
+
+typedef struct entry {
+	struct entry *next;
+	nb_wait_t *wait; /* NULL once abandoned */
+	PGresult *result;
+	int rc;
+	int stmt_id;
+	bool expect_prepare, got_prepare, done;
+} entry_t;
+
+typedef struct pconn {
+	nb_pipe_t *pp;
+	PGconn *pg;
+	uv_poll_t *poll; /* heap: outlives the connection until closed */
+	entry_t *head, *tail;
+	int pending;
+	bool dirty, want_write, connecting;
+	unsigned char prepared[MAX_STMTS / 8];
+} pconn_t;
+
+struct nb_pipe {
+	nb_pool_t *pool;
+	uv_loop_t *loop;
+	uv_prepare_t *prep;
+	bool prep_active;
+	pconn_t *conns;
+	int n;
+	nb_pipe_stats_t st;
+};
+
+static void update_poll(pconn_t *pc);
+
+static void poll_closed(uv_handle_t *h)
+{
+	free(h);
+}
+
+/* The connection is gone: fail what waits on it, close it. */
+static void conn_fail(pconn_t *pc, const char *why)
+{
+	if (!pc->pg)
+		return;
+	nb_warn("pipelined database connection lost: %s", why);
+	pc->pp->st.failures++;
+	entry_t *e = pc->head;
+	pc->head = pc->tail = NULL;
+	while (e) {
+		entry_t *next = e->next;
+		if (e->wait) {
+			PQclear(e->result);
+			e->result = NULL;
+			e->rc = NB_EUNAVAIL;
+			e->done = true;
+			nb_wait_signal(e->wait);
+		} else {
+			PQclear(e->result);
+			free(e);
+		}
+		e = next;
+	}
+	pc->pp->st.pending -= pc->pending;
+	pc->pending = 0;
+	if (pc->poll) {
+		uv_poll_stop(pc->poll);
+		uv_close((uv_handle_t *)pc->poll, poll_closed);
+		pc->poll = NULL;
+	}
+	PQfinish(pc->pg);
+	pc->pg = NULL;
+	pc->dirty = pc->want_write = false;
+	memset(pc->prepared, 0, sizeof pc->prepared);
+	pc->pp->st.connections--;
+}
+
+static void complete(pconn_t *pc, entry_t *e)
+{
+	pc->head = e->next;
+	if (!pc->head)
+		pc->tail = NULL;
+	pc->pending--;
+	pc->pp->st.pending--;
+	if (e->result == NULL && e->rc == 0)
+		e->rc = NB_EDB;
+	if (!e->wait) { /* abandoned */
+		PQclear(e->result);
+		free(e);
+		return;
+	}
+	e->done = true;
+	nb_wait_signal(e->wait);
+}
+
+/* One result for the head entry. */
+static void take_result(pconn_t *pc, PGresult *r)
+{
+	entry_t *e = pc->head;
+	ExecStatusType s = PQresultStatus(r);
+	if (s == PGRES_PIPELINE_SYNC) {
+		PQclear(r);
+		complete(pc, e);
+		return;
+	}
+	if (e->expect_prepare && !e->got_prepare) {
+		e->got_prepare = true;
+		if (s != PGRES_COMMAND_OK) { /* keep the error; the EXECUTE will be aborted */
+			pc->prepared[e->stmt_id / 8] &= (unsigned char)~(1u << (e->stmt_id % 8));
+			PQclear(e->result);
+			e->result = r;
+			return;
+		}
+		PQclear(r);
+		return;
+	}
+	if (!e->result)
+		e->result = r;
+	else
+		PQclear(r); /* PIPELINE_ABORTED after a failed PREPARE: keep the first error */
+}
+
+static void drain(pconn_t *pc)
+{
+	int nulls = 0;
+	while (pc->pg && pc->head && !PQisBusy(pc->pg)) {
+		PGresult *r = PQgetResult(pc->pg);
+		if (!r) {
+			if (++nulls > 1)
+				break; /* nothing more buffered */
+			continue;
+		}
+		nulls = 0;
+		take_result(pc, r);
+	}
+}
+
+static void on_io(uv_poll_t *h, int status, int events)
+{
+	pconn_t *pc = h->data;
+	if (status < 0) {
+		conn_fail(pc, uv_strerror(status));
+		return;
+	}
+	if ((events & UV_WRITABLE) && pc->pg) {
+		int f = PQflush(pc->pg);
+		if (f < 0) {
+			conn_fail(pc, PQerrorMessage(pc->pg));
+			return;
+		}
+		pc->want_write = f == 1;
+	}
+	if (events & UV_READABLE) {
+		if (!PQconsumeInput(pc->pg) || PQstatus(pc->pg) != CONNECTION_OK) {
+			conn_fail(pc, PQerrorMessage(pc->pg));
+			return;
+		}
+		drain(pc);
+		if (pc->pg && !pc->head && PQstatus(pc->pg) != CONNECTION_OK)
+			conn_fail(pc, "connection closed");
+	}
+	update_poll(pc);
+}
+
+static void update_poll(pconn_t *pc)
+{
+	if (!pc->pg || !pc->poll)
+		return;
+	int ev = UV_READABLE | (pc->want_write ? UV_WRITABLE : 0);
+	uv_poll_start(pc->poll, ev, on_io);
+}
+
+/* Once per loop iteration: flush what was queued. */
+static void on_prepare(uv_prepare_t *h)
+{
+	nb_pipe_t *pp = h->data;
+	for (int i = 0; i < pp->n; i++) {
+		pconn_t *pc = &pp->conns[i];
+		if (!pc->dirty || !pc->pg)
+			continue;
+		pc->dirty = false;
+		pp->st.flushes++;
+		int f = PQflush(pc->pg);
+		if (f < 0) {
+			conn_fail(pc, PQerrorMessage(pc->pg));
+			continue;
+		}
+		pc->want_write = f == 1;
+		update_poll(pc);
+	}
+	uv_prepare_stop(h);
+	pp->prep_active = false;
+}
+
+nb_pipe_t *nb_pipe_create(nb_pool_t *pool, int nconns)
+{
+	nb_sched_t *s = nb_sched_current();
+	nb_pipe_t *pp = nb_xcalloc(1, sizeof *pp);
+	pp->pool = pool;
+	pp->n = nconns > 0 ? nconns : 1;
+	pp->conns = nb_xcalloc((size_t)pp->n, sizeof(pconn_t));
+	for (int i = 0; i < pp->n; i++)
+		pp->conns[i].pp = pp;
+	pp->loop = s ? nb_sched_loop(s) : uv_default_loop();
+	pp->prep = nb_xmalloc(sizeof(uv_prepare_t));
+	uv_prepare_init(pp->loop, pp->prep);
+	pp->prep->data = pp;
+	return pp;
+}
+
+void nb_pipe_destroy(nb_pipe_t *pp)
+{
+	if (!pp)
+		return;
+	for (int i = 0; i < pp->n; i++)
+		conn_fail(&pp->conns[i], "shutting down");
+	uv_prepare_stop(pp->prep);
+	uv_close((uv_handle_t *)pp->prep, poll_closed);
+	free(pp->conns);
+	free(pp);
+}
+
+/* Opens a connection into slot pc (yields while connecting). */
+static int conn_open(pconn_t *pc)
+{
+	pc->connecting = true;
+	PGconn *pg = nb_pool__open_async(pc->pp->pool);
+	pc->connecting = false;
+	if (!pg)
+		return NB_EUNAVAIL;
+	if (!PQenterPipelineMode(pg)) {
+		PQfinish(pg);
+		return NB_EUNAVAIL;
+	}
+	pc->poll = nb_xmalloc(sizeof(uv_poll_t));
+	if (uv_poll_init(pc->pp->loop, pc->poll, PQsocket(pg)) < 0) {
+		free(pc->poll);
+		pc->poll = NULL;
+		PQfinish(pg);
+		return NB_EUNAVAIL;
+	}
+	pc->poll->data = pc;
+	pc->pg = pg;
+	pc->pp->st.connections++;
+	update_poll(pc);
+	return 0;
+}
+
+/* The open connection with the fewest statements in flight, opening one if needed. */
+static pconn_t *pick(nb_pipe_t *pp, int *rc)
+{
+	pconn_t *best = NULL, *closed = NULL;
+	for (int i = 0; i < pp->n; i++) {
+		pconn_t *pc = &pp->conns[i];
+		if (pc->pg && (!best || pc->pending < best->pending))
+			best = pc;
+		else if (!pc->pg && !pc->connecting && !closed)
+			closed = pc;
+	}
+	/* Open another connection while the open ones are busy. */
+	if (closed && (!best || best->pending > 0)) {
+		if (conn_open(closed) == 0)
+			return closed;
+		if (!best) {
+			*rc = NB_EUNAVAIL;
+			return NULL;
+		}
+	}
+	if (!best)
+		*rc = 1; /* every slot is connecting: the caller waits */
+	return best;
+}
+
+/* Waits (yielding) for a pipelined connection, up to the pool's acquire timeout. */
+static pconn_t *pick_wait(nb_pipe_t *pp, int *rc)
+{
+	int64_t waited = 0;
+	for (;;) {
+		*rc = 0;
+		pconn_t *pc = pick(pp, rc);
+		if (pc || *rc < 0)
+			return pc;
+		if (waited >= nb_pool__acquire_timeout_ms(pp->pool)) {
+			*rc = NB_EUNAVAIL;
+			return NULL;
+		}
+		/* every slot is connecting (start-up): wait a little */
+		nb_wait_t w;
+		nb_wait_init(&w);
+		nb_wait_park(&w, 20);
+		waited += 20;
+	}
+}
+
+int nb_pipe_exec(nb_pipe_t *pp, int stmt_id, const char *name, const char *sql, int nparams,
+		 const char *const *values, const int *lengths, const int *formats, int rfmt, PGresult **res)
+{
+	int rc = 0;
+	*res = NULL;
+	pconn_t *pc = pick_wait(pp, &rc);
+	if (!pc)
+		return rc;
+	entry_t *e = nb_xcalloc(1, sizeof *e);
+	e->stmt_id = stmt_id;
+	bool prepared = stmt_id < MAX_STMTS && (pc->prepared[stmt_id / 8] & (1u << (stmt_id % 8)));
+	if (!prepared) {
+		if (!PQsendPrepare(pc->pg, name, sql, 0, NULL))
+			goto send_failed;
+		if (stmt_id < MAX_STMTS)
+			pc->prepared[stmt_id / 8] |= (unsigned char)(1u << (stmt_id % 8));
+		e->expect_prepare = true;
+	}
+	if (!PQsendQueryPrepared(pc->pg, name, nparams, values, lengths, formats, rfmt) || !PQpipelineSync(pc->pg))
+		goto send_failed;
+	if (pc->tail)
+		pc->tail->next = e;
+	else
+		pc->head = e;
+	pc->tail = e;
+	pc->pending++;
+	pp->st.pending++;
+	pp->st.statements++;
+	pc->dirty = true;
+	if (!pp->prep_active) {
+		pp->prep_active = true;
+		uv_prepare_start(pp->prep, on_prepare);
+	}
+	nb_wait_t w;
+	nb_wait_init(&w);
+	e->wait = &w;
+	if (nb_wait_park(&w, nb_pool__wait_ms(pp->pool)) < 0) {
+		e->wait = NULL; /* the reader frees it */
+		conn_fail(pc, "no answer within the statement timeout");
+		return NB_EUNAVAIL;
+	}
+	rc = e->rc;
+	*res = e->result;
+	free(e);
+	return rc;
+send_failed:
+	free(e);
+	conn_fail(pc, PQerrorMessage(pc->pg));
+	return NB_EUNAVAIL;
+}
+
+void nb_pipe_stats(nb_pipe_t *pp, nb_pipe_stats_t *out)
+{
+	*out = pp->st;
+}

@@ -1,0 +1,55 @@
+/*
+ * pipe.h — statements of many coroutines pipelined on a few shared
+ * connections (libpq pipeline mode).
+ *
+ * On an event loop, most requests run a handful of autocommit statements.
+ * Instead of giving each request a connection of its own, a coroutine
+ * appends its statement (and, on first use on that connection, the PREPARE)
+ * plus a sync point to the least-loaded pipelined connection of its loop and
+ * parks. Everything appended during one loop iteration is flushed with one
+ * write; the backend answers them back to back, and the results are handed
+ * out in order as they arrive. One round trip and one wake-up of each side
+ * then serve many requests.
+ *
+ * Every statement has its own sync point, so one statement's error never
+ * aborts another request's. A connection that breaks fails the statements
+ * waiting on it (NB_EUNAVAIL) and is reconnected on next use. Transactions
+ * need a connection of their own and do not come here (see pool.h,
+ * nb_pool_acquire_virtual).
+ */
+#ifndef NB_DB_PIPE_H
+#define NB_DB_PIPE_H
+
+#include <libpq-fe.h>
+#include <stdint.h>
+
+#include "db/pool.h"
+
+typedef struct nb_pipe nb_pipe_t;
+
+typedef struct nb_pipe_stats {
+	uint64_t statements; /* sent */
+	uint64_t flushes;    /* writes that carried them */
+	uint64_t failures;   /* connections lost */
+	int connections;     /* open now */
+	int pending;         /* statements waiting for results now */
+} nb_pipe_stats_t;
+
+/**
+ * Creates the pipelined connections of the calling thread's loop (opened on
+ * first use, from a coroutine): nconns of them, connected like the pool's.
+ */
+nb_pipe_t *nb_pipe_create(nb_pool_t *pool, int nconns);
+/** Closes the connections (their waiters get NB_EUNAVAIL). Loop thread. Accepts NULL. */
+void nb_pipe_destroy(nb_pipe_t *pp);
+/**
+ * Runs a prepared statement through the pipeline, from a coroutine of the
+ * pipe's loop, yielding until its result is in. Results and errors as
+ * nb_db_exec (rfmt 1: binary results).
+ */
+int nb_pipe_exec(nb_pipe_t *pp, int stmt_id, const char *name, const char *sql, int nparams,
+		 const char *const *values, const int *lengths, const int *formats, int rfmt, PGresult **res);
+/** Counters. */
+void nb_pipe_stats(nb_pipe_t *pp, nb_pipe_stats_t *out);
+
+#endif
