@@ -53,12 +53,12 @@ int nb_api_notebooks_list(nb_req_t *req)
 	nb_conn_t *c;
 	if ((rc = nb_req_db(req, &c)) < 0)
 		return nb_fail(req, rc);
-	json_t *items = NULL;
+	PGresult *rows = NULL;
 	rc = nb_store_notebooks_list(c, req->user_id, trashed && !strcmp(trashed, "true"), page.limit, page.after_ts,
-				     page.after_id, &items);
+				     page.after_id, &rows);
 	if (rc < 0)
 		return nb_fail(req, rc);
-	nb_resp_list(req, items, page.limit, "_cursor");
+	nb_resp_list_rows(req, rows, page.limit);
 	return 0;
 }
 

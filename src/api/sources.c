@@ -219,12 +219,12 @@ int nb_api_sources_list(nb_req_t *req)
 	if (rc < 0)
 		return rc;
 	nb_conn_t *c;
-	json_t *items = NULL;
+	PGresult *rows = NULL;
 	const char *nb = nb_req_param(req, 0);
 	if ((rc = nb_req_db(req, &c)) < 0 || (rc = nb_store_notebook_check(c, req->user_id, nb)) < 0 ||
-	    (rc = nb_store_sources_list(c, req->user_id, nb, page.limit, page.after_ts, page.after_id, &items)) < 0)
+	    (rc = nb_store_sources_list(c, req->user_id, nb, page.limit, page.after_ts, page.after_id, &rows)) < 0)
 		return nb_fail(req, rc);
-	nb_resp_list(req, items, page.limit, "_cursor");
+	nb_resp_list_rows(req, rows, page.limit);
 	return 0;
 }
 
@@ -264,10 +264,10 @@ int nb_api_chunks_list(nb_req_t *req)
 		after = (int)v;
 	}
 	nb_conn_t *c;
-	json_t *items = NULL;
+	PGresult *rows = NULL;
 	if ((rc = nb_req_db(req, &c)) < 0 ||
-	    (rc = nb_store_chunks_list(c, req->user_id, nb_req_param(req, 0), page.limit, after, &items)) < 0)
+	    (rc = nb_store_chunks_list(c, req->user_id, nb_req_param(req, 0), page.limit, after, &rows)) < 0)
 		return nb_fail(req, rc);
-	nb_resp_list(req, items, page.limit, "_cursor");
+	nb_resp_list_rows(req, rows, page.limit);
 	return 0;
 }

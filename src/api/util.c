@@ -9,6 +9,7 @@
 
 #include "auth/service.h"
 #include "core/b64.h"
+#include "core/buf.h"
 #include "core/err.h"
 #include "core/utf8.h"
 #include "core/uuid.h"
@@ -127,20 +128,29 @@ const char *nb_cursor_make(nb_req_t *req, const char *ts, const char *id)
 	return out;
 }
 
-void nb_resp_list(nb_req_t *req, json_t *items, int limit, const char *ts_key)
+void nb_resp_list_rows(nb_req_t *req, PGresult *r, int limit)
 {
-	const char *next = NULL;
-	if ((int)json_array_size(items) > limit) {
-		json_array_remove(items, (size_t)limit);
-		json_t *last = json_array_get(items, (size_t)limit - 1);
-		next = nb_cursor_make(req, json_string_value(json_object_get(last, ts_key)),
-				      json_string_value(json_object_get(last, "id")));
+	int n = PQntuples(r);
+	bool more = n > limit;
+	if (more)
+		n = limit;
+	nb_resp_t *resp = &req->resp;
+	resp->status = 200;
+	resp->content_type = "application/json";
+	nb_buf_reset(&resp->body);
+	nb_buf_puts(&resp->body, "{\"items\":[");
+	for (int i = 0; i < n; i++) {
+		if (i)
+			nb_buf_putc(&resp->body, ',');
+		nb_buf_append(&resp->body, PQgetvalue(r, i, 0), (size_t)PQgetlength(r, i, 0));
 	}
-	size_t i;
-	json_t *it;
-	json_array_foreach(items, i, it) json_object_del(it, ts_key);
-	json_t *o = json_pack("{s:o, s:s?}", "items", items, "next_cursor", next);
-	if (!next)
-		json_object_set_new(o, "next_cursor", json_null());
-	nb_resp_json(&req->resp, 200, o);
+	nb_buf_puts(&resp->body, "],\"next_cursor\":");
+	if (more) {
+		const char *cur = nb_cursor_make(req, PQgetvalue(r, n - 1, 1), PQgetvalue(r, n - 1, 2));
+		nb_buf_json_str(&resp->body, cur, strlen(cur));
+	} else {
+		nb_buf_puts(&resp->body, "null");
+	}
+	nb_buf_putc(&resp->body, '}');
+	PQclear(r);
 }

@@ -10,6 +10,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <libpq-fe.h>
+
 #include "http/request.h"
 
 /**
@@ -44,11 +46,12 @@ int nb_page_parse(nb_req_t *req, int def, int max, nb_page_t *page);
 /** Makes the cursor for the item after (ts, id): base64url, in the arena. */
 const char *nb_cursor_make(nb_req_t *req, const char *ts, const char *id);
 /**
- * Answers a list: {"items": items, "next_cursor": ...}. items holds up to
- * limit + 1 objects (one extra tells there is a next page, and is dropped);
- * the cursor is made from the last kept item's ts_key and "id".
+ * Answers a list straight from database rows, without parsing them: column 0
+ * of each row is an item's JSON text, column 1 its cursor key and column 2
+ * its id. Up to limit + 1 rows (the extra one only tells that a next page
+ * exists). Takes ownership of r.
  */
-void nb_resp_list(nb_req_t *req, json_t *items, int limit, const char *ts_key);
+void nb_resp_list_rows(nb_req_t *req, PGresult *r, int limit);
 
 /** Answers an error code with its default message (for `return nb_fail(req, rc)`). */
 int nb_fail(nb_req_t *req, int err);

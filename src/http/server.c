@@ -1503,7 +1503,8 @@ nb_server_t *nb_server_create(const nb_server_opts_t *o, char *err, size_t errle
 		return NULL;
 	nb_server_t *s = nb_xcalloc(1, sizeof *s);
 	s->o = *o;
-	s->nloops = o->io_threads > 0 ? o->io_threads : 1;
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+	s->nloops = o->io_threads > 0 ? o->io_threads : (cores > 0 ? (int)(cores < 64 ? cores : 64) : 1);
 	s->loops = nb_xcalloc((size_t)s->nloops, sizeof(loop_t));
 	for (int i = 0; i < s->nloops; i++) {
 		loop_t *lp = &s->loops[i];

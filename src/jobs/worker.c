@@ -12,7 +12,12 @@
  * and there is room (at most concurrency + prefetch jobs held locally, queued
  * or running), and only when jobs may be ready: the last batch was full, a
  * NOTIFY arrived, or the time came (the earliest run_at it saw, or the poll
- * interval, the safety net). The completer writes outcomes as they pile up,
+ * interval, the safety net). The batch size is the lever of throughput, but
+ * jobs waiting in a local queue are jobs another process could be running:
+ * so the prefetch adapts to the handlers' moving-average duration, to what
+ * they should finish within prefetch_ms. Fast jobs (no-ops) are claimed
+ * concurrency + 64 at a time; slow ones (ingestion) about one per free
+ * handler, as River and Oban do. The completer writes outcomes as they pile up,
  * successes in one UPDATE and failures in another, so under load one
  * statement records many jobs and when idle it records each at once (group
  * commit, no timer). The held list is every job claimed and not yet recorded;
@@ -87,11 +92,11 @@ struct nb_workers {
 	pthread_cond_t stop_cv;  /* naps and the maintenance thread: exit flags */
 	slot_t *q_head, *q_tail;
 	int queued;
-	int claiming;
 	slot_t *d_head, *d_tail;
 	slot_t held; /* sentinel of the held list */
 	int nheld;
 	int running;
+	int64_t avg_us; /* moving average of handler durations (0: none yet) */
 	bool stopping;       /* claim nothing more; idle runners exit */
 	bool completer_exit; /* runners are gone: write what is left, then exit */
 	bool maint_exit;
@@ -101,7 +106,7 @@ struct nb_workers {
 	uint64_t rng;     /* completer only: backoff jitter */
 	nb_workers_stats_t st;
 
-	pthread_t fetcher, fetcher2, completer, maint, listener;
+	pthread_t fetcher, completer, maint, listener;
 	pthread_t *runners;
 	bool has_listener;
 };
@@ -264,18 +269,28 @@ static void enqueue_local(nb_workers_t *w, nb_job_t *batch, int n)
 		pthread_cond_broadcast(&w->work_cv);
 }
 
+/* Jobs to hold beyond the handlers now. Called with the lock held. */
+static int prefetch_locked(const nb_workers_t *w)
+{
+	int max = w->o.prefetch_max;
+	if (w->o.prefetch_ms <= 0)
+		return max;
+	if (w->avg_us <= 0) /* nothing measured yet */
+		return w->o.concurrency < max ? w->o.concurrency : max;
+	int64_t n = (int64_t)w->o.concurrency * w->o.prefetch_ms * 1000 / w->avg_us;
+	return n < max ? (int)n : max;
+}
+
 static void *fetch_main(void *arg)
 {
 	nb_workers_t *w = arg;
-	int cap = w->o.concurrency + w->o.prefetch;
-	nb_job_t *batch = nb_xcalloc((size_t)cap, sizeof *batch);
+	nb_job_t *batch = nb_xcalloc((size_t)(w->o.concurrency + w->o.prefetch_max), sizeof *batch);
 	bool more = true; /* nothing known yet: look at once */
 	int64_t wake_at = 0;
 	pthread_mutex_lock(&w->mu);
 	while (!w->stopping) {
-		int room = cap - w->queued - w->running - w->claiming;
-		static int lw = -2; if (lw == -2) lw = getenv("LW") ? atoi(getenv("LW")) : 0;
-		if (w->queued > lw || room <= 0) {
+		int room = w->o.concurrency + prefetch_locked(w) - w->queued - w->running;
+		if (w->queued > 0 || room <= 0) {
 			cv_wait_until(&w->fetch_cv, &w->mu, NEVER); /* a runner signals room */
 			continue;
 		}
@@ -284,7 +299,6 @@ static void *fetch_main(void *arg)
 			continue;
 		}
 		w->notified = false;
-		w->claiming += room;
 		pthread_mutex_unlock(&w->mu);
 
 		int n = 0;
@@ -300,7 +314,6 @@ static void *fetch_main(void *arg)
 			wake_at = now + (next_ms < RECHECK_MS ? RECHECK_MS : next_ms);
 
 		pthread_mutex_lock(&w->mu);
-		w->claiming -= room;
 		enqueue_local(w, batch, n);
 	}
 	pthread_mutex_unlock(&w->mu);
@@ -370,10 +383,13 @@ static void *run_main(void *arg)
 			pthread_cond_signal(&w->fetch_cv);
 		pthread_mutex_unlock(&w->mu);
 
+		int64_t t0 = nb_mono_us();
 		run_job(w, s);
+		int64_t us = nb_mono_us() - t0 + 1;
 
 		pthread_mutex_lock(&w->mu);
 		w->running--;
+		w->avg_us = w->avg_us ? (w->avg_us * 7 + us) / 8 : us;
 		if (s->handed_back) {
 			held_remove(w, s);
 			slot_free(s);
@@ -735,7 +751,8 @@ void nb_workers_opts_default(nb_workers_opts_t *o, int concurrency, const char *
 	o->name = name;
 	o->lease_ms = (nb_cfg.job_lease_s > 0 ? nb_cfg.job_lease_s : 60) * 1000;
 	o->poll_ms = nb_cfg.job_poll_ms > 0 ? nb_cfg.job_poll_ms : 5000;
-	o->prefetch = concurrency;
+	o->prefetch_max = 64;
+	o->prefetch_ms = 100;
 	o->backoff_base_ms = 1000;
 	o->backoff_max_ms = 600000;
 	o->reap_interval_ms = 0;
@@ -770,8 +787,8 @@ nb_workers_t *nb_workers_start_opts(nb_pool_t *pool, const char *conninfo_for_li
 	w->o.name = NULL; /* not kept */
 	if (w->o.concurrency < 1)
 		w->o.concurrency = 1;
-	if (w->o.prefetch < 0)
-		w->o.prefetch = 0;
+	if (w->o.prefetch_max < 0)
+		w->o.prefetch_max = 0;
 	if (w->o.lease_ms < 100)
 		w->o.lease_ms = 100;
 	if (w->o.poll_ms < 10)
@@ -783,7 +800,6 @@ nb_workers_t *nb_workers_start_opts(nb_pool_t *pool, const char *conninfo_for_li
 	if (w->o.reap_interval_ms <= 0)
 		w->o.reap_interval_ms = w->o.lease_ms / 2 < 5000 ? w->o.lease_ms / 2 : 5000;
 	make_name(w, o->name);
-	if (getenv("PF")) w->o.prefetch = atoi(getenv("PF"));
 	w->nkinds = nb_jobs__registered(w->kinds, w->fns, NB_JOBS_MAX_KINDS);
 	for (int i = 0; i < w->nkinds; i++)
 		w->kindp[i] = w->kinds[i];
@@ -810,12 +826,13 @@ nb_workers_t *nb_workers_start_opts(nb_pool_t *pool, const char *conninfo_for_li
 	for (int i = 0; i < w->o.concurrency; i++)
 		spawn(&w->runners[i], run_main, w, "nb-job-run");
 	spawn(&w->fetcher, fetch_main, w, "nb-job-fetch");
-	if (getenv("F2")) spawn(&w->fetcher2, fetch_main, w, "nb-job-fetch");
 	w->has_listener = conninfo_for_listen != NULL;
 	if (w->has_listener)
 		spawn(&w->listener, listen_main, w, "nb-job-listen");
-	nb_info("job workers %s started: %d handlers, %d prefetch, lease %d ms, poll %d ms, %d kinds", w->name,
-		w->o.concurrency, w->o.prefetch, w->o.lease_ms, w->o.poll_ms, w->nkinds);
+	nb_info("job workers %s started: %d handlers, prefetch up to %d (%d ms of work), lease %d ms, poll %d ms,"
+		" %d kinds",
+		w->name, w->o.concurrency, w->o.prefetch_max, w->o.prefetch_ms, w->o.lease_ms, w->o.poll_ms,
+		w->nkinds);
 	return w;
 }
 
@@ -855,7 +872,6 @@ void nb_workers_stop(nb_workers_t *w, int timeout_ms)
 	pthread_cond_broadcast(&w->fetch_cv);
 	pthread_mutex_unlock(&w->mu);
 	pthread_join(w->fetcher, NULL);
-	if (getenv("F2")) pthread_join(w->fetcher2, NULL);
 	if (write(w->wake_pipe[1], "x", 1) < 0)
 		nb_warn("could not wake the job listener: %s", strerror(errno));
 	if (w->has_listener)

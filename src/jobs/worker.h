@@ -24,7 +24,8 @@ typedef struct nb_workers_opts {
 	const char *name;     /* prefix of locked_by ("<name>@<host>:<pid>/<random>") */
 	int lease_ms;         /* NOTEBOOKD_JOB_LEASE_S; heartbeats every lease/3 */
 	int poll_ms;          /* NOTEBOOKD_JOB_POLL_MS: the safety net behind LISTEN/NOTIFY */
-	int prefetch;         /* jobs claimed beyond free handlers (default: concurrency) */
+	int prefetch_max;     /* most jobs claimed beyond free handlers (default 64) ... */
+	int prefetch_ms;      /* ... and no more than they should finish within this (default 100; 0: no limit) */
 	int backoff_base_ms;  /* retry n waits base * 2^(n-1) ± 50 % (default 1000) */
 	int backoff_max_ms;   /* … capped here (default 600000) */
 	int reap_interval_ms; /* reaper period (default min(5000, lease/2)) */

@@ -33,17 +33,17 @@ NB_STMT(st_nb_update, "WITH u AS (UPDATE notebooks SET title = coalesce($3, titl
 		      " description = CASE WHEN $4 THEN $5 ELSE description END"
 		      " WHERE id = $1 AND owner_id = $2 AND deleted_at IS NULL RETURNING *)"
 		      " SELECT " NOTEBOOK_JSON("n") " FROM u n");
-NB_STMT(st_nb_list_first, "SELECT " NOTEBOOK_JSON("n") ", n.created_at::text FROM notebooks n"
+NB_STMT(st_nb_list_first, "SELECT " NOTEBOOK_JSON("n") ", n.created_at::text, n.id FROM notebooks n"
 			  " WHERE n.owner_id = $1 AND n.deleted_at IS NULL"
 			  " ORDER BY n.created_at DESC, n.id DESC LIMIT $2");
-NB_STMT(st_nb_list_next, "SELECT " NOTEBOOK_JSON("n") ", n.created_at::text FROM notebooks n"
+NB_STMT(st_nb_list_next, "SELECT " NOTEBOOK_JSON("n") ", n.created_at::text, n.id FROM notebooks n"
 			 " WHERE n.owner_id = $1 AND n.deleted_at IS NULL"
 			 " AND (n.created_at, n.id) < ($3::timestamptz, $4::uuid)"
 			 " ORDER BY n.created_at DESC, n.id DESC LIMIT $2");
-NB_STMT(st_nb_trash_first, "SELECT " NOTEBOOK_JSON("n") ", n.deleted_at::text FROM notebooks n"
+NB_STMT(st_nb_trash_first, "SELECT " NOTEBOOK_JSON("n") ", n.deleted_at::text, n.id FROM notebooks n"
 			   " WHERE n.owner_id = $1 AND n.deleted_at IS NOT NULL"
 			   " ORDER BY n.deleted_at DESC, n.id DESC LIMIT $2");
-NB_STMT(st_nb_trash_next, "SELECT " NOTEBOOK_JSON("n") ", n.deleted_at::text FROM notebooks n"
+NB_STMT(st_nb_trash_next, "SELECT " NOTEBOOK_JSON("n") ", n.deleted_at::text, n.id FROM notebooks n"
 			  " WHERE n.owner_id = $1 AND n.deleted_at IS NOT NULL"
 			  " AND (n.deleted_at, n.id) < ($3::timestamptz, $4::uuid)"
 			  " ORDER BY n.deleted_at DESC, n.id DESC LIMIT $2");
@@ -111,7 +111,7 @@ int nb_store_notebook_update(nb_conn_t *c, const char *owner, const char *id, co
 }
 
 int nb_store_notebooks_list(nb_conn_t *c, const char *owner, bool trashed, int limit, const char *after_ts,
-			    const char *after_id, json_t **items)
+			    const char *after_id, PGresult **rows)
 {
 	nb_params_t p;
 	nb_params_init(&p);
@@ -123,20 +123,7 @@ int nb_store_notebooks_list(nb_conn_t *c, const char *owner, bool trashed, int l
 		nb_p_text(&p, after_id);
 		st = trashed ? &st_nb_trash_next : &st_nb_list_next;
 	}
-	PGresult *r = NULL;
-	int rc = nb_db_exec(c, st, &p, &r);
-	if (rc < 0)
-		return rc;
-	*items = json_array();
-	for (int i = 0; i < PQntuples(r); i++) {
-		json_t *o = json_loads(PQgetvalue(r, i, 0), 0, NULL);
-		if (!o)
-			continue;
-		json_object_set_new(o, "_cursor", json_string(PQgetvalue(r, i, 1)));
-		json_array_append_new(*items, o);
-	}
-	PQclear(r);
-	return 0;
+	return nb_db_exec(c, st, &p, rows);
 }
 
 int nb_store_notebook_trash(nb_conn_t *c, const char *owner, const char *id)

@@ -11,6 +11,7 @@
 #define NB_STORE_NOTEBOOKS_H
 
 #include <jansson.h>
+#include <libpq-fe.h>
 #include <stdbool.h>
 
 #include "db/pool.h"
@@ -32,10 +33,11 @@ int nb_store_notebook_update(nb_conn_t *c, const char *owner, const char *id, co
 /**
  * A page of notebooks, newest first (trashed: the trash, most recently
  * trashed first). after_ts/after_id: the cursor, or NULL for the first page.
- * *items gets up to limit + 1 notebooks, each with a "_cursor" key.
+ * *rows gets up to limit + 1 rows of (notebook JSON text, cursor key, id)
+ * for nb_resp_list_rows; the caller owns it.
  */
 int nb_store_notebooks_list(nb_conn_t *c, const char *owner, bool trashed, int limit, const char *after_ts,
-			    const char *after_id, json_t **items);
+			    const char *after_id, PGresult **rows);
 /** Moves a live notebook to the trash. */
 int nb_store_notebook_trash(nb_conn_t *c, const char *owner, const char *id);
 /** Takes a notebook out of the trash (no-op if it is live); returns it. */

@@ -35,10 +35,10 @@ NB_STMT(st_source_create,
 	" VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING " NB_SQL_SOURCE_JSON("s"));
 NB_STMT(st_source_get, "SELECT " NB_SQL_SOURCE_JSON("s") " FROM sources s JOIN notebooks n ON n.id = s.notebook_id"
 		       " WHERE s.id = $1 AND n.owner_id = $2 AND s.deleted_at IS NULL AND n.deleted_at IS NULL");
-NB_STMT(st_sources_first, "SELECT " NB_SQL_SOURCE_JSON("s") ", s.created_at::text FROM sources s"
+NB_STMT(st_sources_first, "SELECT " NB_SQL_SOURCE_JSON("s") ", s.created_at::text, s.id FROM sources s"
 			  " WHERE s.notebook_id = $1 AND s.deleted_at IS NULL"
 			  " ORDER BY s.created_at, s.id LIMIT $2");
-NB_STMT(st_sources_next, "SELECT " NB_SQL_SOURCE_JSON("s") ", s.created_at::text FROM sources s"
+NB_STMT(st_sources_next, "SELECT " NB_SQL_SOURCE_JSON("s") ", s.created_at::text, s.id FROM sources s"
 			 " WHERE s.notebook_id = $1 AND s.deleted_at IS NULL"
 			 " AND (s.created_at, s.id) > ($3::timestamptz, $4::uuid)"
 			 " ORDER BY s.created_at, s.id LIMIT $2");
@@ -50,7 +50,7 @@ NB_STMT(st_source_visible, "SELECT 1 FROM sources s JOIN notebooks n ON n.id = s
 NB_STMT(st_chunks_page,
 	"SELECT json_build_object('id', c.id, 'source_id', c.source_id, 'index', c.chunk_index, 'text', c.text,"
 	" 'char_start', c.char_start, 'char_end', c.char_end, 'page', c.page, 'token_count', c.token_count),"
-	" c.chunk_index::text"
+	" c.chunk_index::text, c.id"
 	" FROM chunks c WHERE c.source_id = $1 AND c.deleted_at IS NULL AND c.chunk_index > $2"
 	" ORDER BY c.chunk_index LIMIT $3");
 
@@ -135,20 +135,6 @@ static int one_json(nb_conn_t *c, nb_stmt_t *st, const nb_params_t *p, json_t **
 	return *out ? 0 : NB_EINTERNAL;
 }
 
-/* Rows of (json, cursor key) into an array, each with "_cursor". */
-static json_t *rows_with_cursor(PGresult *r)
-{
-	json_t *a = json_array();
-	for (int i = 0; i < PQntuples(r); i++) {
-		json_t *o = json_loads(PQgetvalue(r, i, 0), 0, NULL);
-		if (!o)
-			continue;
-		json_object_set_new(o, "_cursor", json_string(PQgetvalue(r, i, 1)));
-		json_array_append_new(a, o);
-	}
-	return a;
-}
-
 int nb_store_source_create(nb_conn_t *c, const char *id, const char *notebook_id, const char *document_id,
 			   const char *title, const char *kind, const char *url, long byte_size, json_t **out)
 {
@@ -177,7 +163,7 @@ int nb_store_source_get(nb_conn_t *c, const char *owner, const char *id, json_t 
 }
 
 int nb_store_sources_list(nb_conn_t *c, const char *owner, const char *notebook_id, int limit, const char *after_ts,
-			  const char *after_id, json_t **items)
+			  const char *after_id, PGresult **rows)
 {
 	(void)owner; /* the caller checked the notebook (nb_store_notebook_check) */
 	nb_params_t p;
@@ -188,13 +174,7 @@ int nb_store_sources_list(nb_conn_t *c, const char *owner, const char *notebook_
 		nb_p_text(&p, after_ts);
 		nb_p_text(&p, after_id);
 	}
-	PGresult *r = NULL;
-	int rc = nb_db_exec(c, after_ts ? &st_sources_next : &st_sources_first, &p, &r);
-	if (rc < 0)
-		return rc;
-	*items = rows_with_cursor(r);
-	PQclear(r);
-	return 0;
+	return nb_db_exec(c, after_ts ? &st_sources_next : &st_sources_first, &p, rows);
 }
 
 int nb_store_source_trash(nb_conn_t *c, const char *owner, const char *id)
@@ -213,7 +193,7 @@ int nb_store_source_trash(nb_conn_t *c, const char *owner, const char *id)
 }
 
 int nb_store_chunks_list(nb_conn_t *c, const char *owner, const char *source_id, int limit, int after_index,
-			 json_t **items)
+			 PGresult **rows)
 {
 	nb_params_t p;
 	nb_params_init(&p);
@@ -231,11 +211,7 @@ int nb_store_chunks_list(nb_conn_t *c, const char *owner, const char *source_id,
 	nb_p_text(&p, source_id);
 	nb_p_int(&p, after_index);
 	nb_p_int(&p, limit + 1);
-	if ((rc = nb_db_exec(c, &st_chunks_page, &p, &r)) < 0)
-		return rc;
-	*items = rows_with_cursor(r);
-	PQclear(r);
-	return 0;
+	return nb_db_exec(c, &st_chunks_page, &p, rows);
 }
 
 void nb_ingest_info_dispose(nb_ingest_info_t *info)

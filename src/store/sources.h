@@ -11,6 +11,7 @@
 #define NB_STORE_SOURCES_H
 
 #include <jansson.h>
+#include <libpq-fe.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -28,14 +29,14 @@ int nb_store_source_create(nb_conn_t *c, const char *id, const char *notebook_id
 			   const char *title, const char *kind, const char *url, long byte_size, json_t **out);
 /** One source (live, in a live notebook of the owner). */
 int nb_store_source_get(nb_conn_t *c, const char *owner, const char *id, json_t **out);
-/** A page of a notebook's live sources, oldest first; items carry "_cursor". */
+/** A page of a notebook's live sources, oldest first: rows for nb_resp_list_rows (caller owns). */
 int nb_store_sources_list(nb_conn_t *c, const char *owner, const char *notebook_id, int limit, const char *after_ts,
-			  const char *after_id, json_t **items);
+			  const char *after_id, PGresult **rows);
 /** Moves a source to the trash (its chunks leave search). */
 int nb_store_source_trash(nb_conn_t *c, const char *owner, const char *id);
-/** A page of a source's chunks in order; after_index -1 for the first page; items carry "_cursor". */
+/** A page of a source's chunks in order (after_index -1: the first): rows for nb_resp_list_rows. */
 int nb_store_chunks_list(nb_conn_t *c, const char *owner, const char *source_id, int limit, int after_index,
-			 json_t **items);
+			 PGresult **rows);
 
 /* Ingestion (the worker side; not scoped to an owner: the job names the source). */
 
