@@ -36,6 +36,12 @@ with open(tmp + "/list.lua", "w") as f:
     f.write("local i = 0\nrequest = function()\n  i = i + 1\n"
             "  return wrk.format('GET', '/v1/notebooks?limit=20', {['Authorization'] = 'Bearer ' .. toks[(i %% %d) + 1]})\nend\n" % len(toks))
     f.write("response = function(status, headers, body)\n  if status ~= 200 then print('status ' .. status) end\nend\n")
+with open(tmp + "/think.lua", "w") as f:
+    f.write(open(tmp + "/list.lua").read())
+    f.write("delay = function() return math.random(500, 1500) end\n")
+    f.write("done = function(summary, latency, requests)\n"
+            "  io.write(string.format('think p50 %.2f p95 %.2f p99 %.2f ms\\n', latency:percentile(50) / 1000,"
+            " latency:percentile(95) / 1000, latency:percentile(99) / 1000))\nend\n")
 with open(tmp + "/users.sql", "w") as f:
     f.write("\\set n random(1, %d)\n" % len(toks))
 PY
@@ -63,6 +69,8 @@ ORDER BY n.created_at DESC, n.id DESC LIMIT 21;
 SQL
 serve_start NOTEBOOKD_JWT_SECRET="$SECRET" NOTEBOOKD_WORKERS=0 NOTEBOOKD_IO_THREADS="${IO_THREADS:-0}" NOTEBOOKD_DB_PIPELINES="${PIPELINES:-2}"
 out=$(wrk -t2 -c1000 -d"${SECONDS_RUN:-15}" --latency -s "$tmp/list.lua" "http://127.0.0.1:$port" 2>&1)
+# 1,000 users, each thinking 0.5–1.5 s (1 s on average) between requests
+think=$(wrk -t2 -c1000 -d"${SECONDS_RUN:-15}" -s "$tmp/think.lua" "http://127.0.0.1:$port" 2>&1 | grep '^think')
 rss=$(ps -o rss= -p "$serve_pid")
 serve_stop
 rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
@@ -75,3 +83,4 @@ echo "GET /v1/notebooks?limit=20, 2,000 users rotating, wrk -t2 -c1000 ($cores c
 echo "notebookd:   $rps req/s  p50 $p50  p99 $p99  non-200: $bad  RSS $((rss / 1024)) MiB"
 echo "pgbench, the same two prepared statements (ceiling): $1 tx/s at $2 clients"
 echo "ratio: $(ratio "$rps" "$1")"
+echo "1,000 users thinking 1 s on average (0.5–1.5 s) between requests: $think"
