@@ -20,6 +20,7 @@
 #include "db/db.h"
 #include "http/multipart.h"
 #include "jobs/queue.h"
+#include "rag/extract.h"
 #include "rag/fetch.h"
 #include "store/jobs.h"
 #include "store/notebooks.h"
@@ -36,17 +37,6 @@ typedef struct new_source {
 	size_t len;
 	char title_buf[256];
 } new_source_t;
-
-static const char *mime_for(const char *kind)
-{
-	if (!strcmp(kind, "pdf"))
-		return "application/pdf";
-	if (!strcmp(kind, "html"))
-		return "text/html";
-	if (!strcmp(kind, "markdown"))
-		return "text/markdown";
-	return "text/plain";
-}
 
 /* The default title: the first non-empty line of text, shortened. */
 static void derive_title(new_source_t *s)
@@ -167,7 +157,7 @@ static int create(nb_req_t *req, nb_conn_t *c, const char *notebook_id, new_sour
 	if (rc == 0 && s->data) {
 		unsigned char sha[32];
 		crypto_hash_sha256(sha, (const unsigned char *)s->data, s->len);
-		rc = nb_store_document_upsert(c, req->user_id, sha, mime_for(s->kind), s->data, s->len, doc, &has_text);
+		rc = nb_store_document_upsert(c, req->user_id, sha, nb_extract_mime_for_kind(s->kind), s->data, s->len, doc, &has_text);
 	}
 	json_t *source = NULL, *job = NULL;
 	nb_uuid_v7_str(sid);

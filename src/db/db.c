@@ -415,6 +415,22 @@ void nb_db_stmt_count_reset(void)
 	tl_stmt_count = 0;
 }
 
+int nb_db_one_json(nb_conn_t *c, nb_stmt_t *st, const nb_params_t *p, json_t **out)
+{
+	PGresult *r = NULL;
+	*out = NULL;
+	int rc = nb_db_exec(c, st, p, &r);
+	if (rc < 0)
+		return rc;
+	if (PQntuples(r) == 0) {
+		PQclear(r);
+		return NB_ENOTFOUND;
+	}
+	*out = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
+	PQclear(r);
+	return *out ? 0 : NB_EINTERNAL;
+}
+
 const char *nb_db_get(const PGresult *r, int row, int col)
 {
 	if (PQgetisnull(r, row, col))

@@ -14,6 +14,7 @@
 #ifndef NB_DB_DB_H
 #define NB_DB_DB_H
 
+#include <jansson.h>
 #include <libpq-fe.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -86,6 +87,11 @@ long nb_db_stmt_count(void);
 /** Resets this thread's statement counter. */
 void nb_db_stmt_count_reset(void);
 
+/**
+ * Runs a statement whose first row's first column is a JSON document and
+ * parses it into *out (the caller owns it). NB_ENOTFOUND when there is no row.
+ */
+int nb_db_one_json(nb_conn_t *c, nb_stmt_t *st, const nb_params_t *p, json_t **out);
 /** Helpers for reading results: the value or NULL when SQL NULL. */
 const char *nb_db_get(const PGresult *r, int row, int col);
 /** Integer value (0 for NULL). */

@@ -363,6 +363,22 @@ static void count_status(nb_server_t *s, int status)
 		atomic_fetch_add(&s->by_class[cls], 1);
 }
 
+/* The bytes that end a request (the whole answer, or a stream's last chunk), counted and logged. */
+static void final_bytes(sreq_t *r, nb_buf_t *tail)
+{
+	if (r->streaming) {
+		if (!r->aborted)
+			nb_buf_puts(tail, "0\r\n\r\n");
+	} else {
+		bool keep = r->keep_alive && !atomic_load(&r->srv->stopping);
+		serialize_response(r, tail, keep);
+		r->status = r->req.resp.status;
+		r->bytes_out = tail->len;
+	}
+	count_status(r->srv, r->status);
+	access_log(r);
+}
+
 /*
  * Worker side: the handler is done; hand the final bytes to the loop. Setting
  * `finished` and queueing on the mailbox happen under the loop's lock, so the
@@ -372,17 +388,7 @@ static void count_status(nb_server_t *s, int status)
 static void finish_from_worker(sreq_t *r)
 {
 	nb_buf_t tail = NB_BUF_INIT;
-	if (r->streaming) {
-		if (!r->aborted)
-			nb_buf_puts(&tail, "0\r\n\r\n");
-	} else {
-		bool keep = r->keep_alive && !atomic_load(&r->srv->stopping);
-		serialize_response(r, &tail, keep);
-		r->status = r->req.resp.status;
-		r->bytes_out = tail.len;
-	}
-	count_status(r->srv, r->status);
-	access_log(r);
+	final_bytes(r, &tail);
 	loop_t *lp = r->lp;
 	pthread_mutex_lock(&lp->mu);
 	pthread_mutex_lock(&r->mu);
@@ -829,17 +835,7 @@ static void maybe_complete(sreq_t *r)
 static void finish_on_loop(sreq_t *r)
 {
 	nb_buf_t tail = NB_BUF_INIT;
-	if (r->streaming) {
-		if (!r->aborted)
-			nb_buf_puts(&tail, "0\r\n\r\n");
-	} else {
-		bool keep = r->keep_alive && !atomic_load(&r->srv->stopping);
-		serialize_response(r, &tail, keep);
-		r->status = r->req.resp.status;
-		r->bytes_out = tail.len;
-	}
-	count_status(r->srv, r->status);
-	access_log(r);
+	final_bytes(r, &tail);
 	pthread_mutex_lock(&r->mu);
 	nb_buf_append(&r->out, tail.data, tail.len);
 	r->finished = true;

@@ -93,16 +93,16 @@ int nb_jobs_enqueue(nb_conn_t *c, const nb_job_spec_t *spec, char id_out[37])
 	char id[NB_UUID_STR_LEN + 1];
 	nb_uuid_v7_str(id);
 	nb_store_job_new_t row = {
-		.id = id,
-		.user_id = spec->user_id,
-		.kind = spec->kind,
-		.source_id = spec->source_id,
-		.document_id = spec->document_id,
-		.quiz_id = spec->quiz_id,
-		.study_guide_id = spec->study_guide_id,
-		.payload_json = spec->payload_json,
-		.max_attempts = max_attempts,
-		.delay_ms = spec->delay_ms,
+	    .id = id,
+	    .user_id = spec->user_id,
+	    .kind = spec->kind,
+	    .source_id = spec->source_id,
+	    .document_id = spec->document_id,
+	    .quiz_id = spec->quiz_id,
+	    .study_guide_id = spec->study_guide_id,
+	    .payload_json = spec->payload_json,
+	    .max_attempts = max_attempts,
+	    .delay_ms = spec->delay_ms,
 	};
 	int rc = nb_store_job_insert(c, &row);
 	if (rc == 0)

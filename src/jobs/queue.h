@@ -13,7 +13,8 @@
  *    process re-queues the job. A graceful stop hands running jobs back.
  *  - A job is run again only when its outcome was not recorded: the worker
  *    died or lost its lease during the handler, or after the handler returned
- *    but before its result was written (the window of one batched UPDATE).
+ *    but before its result was written (the window of one batched UPDATE), or
+ *    a shutdown ran out of time and handed the running job back.
  *    Without such a failure every job runs exactly once; in the failure case a
  *    handler may run twice, possibly concurrently with a stalled former
  *    owner. Handlers must therefore be idempotent (write their results keyed
@@ -78,9 +79,9 @@ void nb_jobs_register(const char *kind, nb_job_fn fn);
 typedef struct nb_job_spec {
 	const char *kind, *user_id;
 	const char *source_id, *document_id, *quiz_id, *study_guide_id; /* NULL for none */
-	const char *payload_json; /* a JSON object; NULL: {} */
-	int max_attempts;         /* 0: NOTEBOOKD_JOB_MAX_ATTEMPTS */
-	int delay_ms;             /* run_at = now() + delay */
+	const char *payload_json;					/* a JSON object; NULL: {} */
+	int max_attempts;						/* 0: NOTEBOOKD_JOB_MAX_ATTEMPTS */
+	int delay_ms;							/* run_at = now() + delay */
 } nb_job_spec_t;
 
 /**

@@ -22,10 +22,10 @@ typedef struct nb_workers nb_workers_t;
 typedef struct nb_workers_opts {
 	int concurrency;      /* handler threads, >= 1 */
 	const char *name;     /* prefix of locked_by ("<name>@<host>:<pid>/<random>") */
-	int lease_ms;         /* NOTEBOOKD_JOB_LEASE_S; heartbeats every lease/3 */
-	int poll_ms;          /* NOTEBOOKD_JOB_POLL_MS: the safety net behind LISTEN/NOTIFY */
+	int lease_ms;	      /* NOTEBOOKD_JOB_LEASE_S; heartbeats every lease/3 */
+	int poll_ms;	      /* NOTEBOOKD_JOB_POLL_MS: the safety net behind LISTEN/NOTIFY */
 	int prefetch_max;     /* most jobs claimed beyond free handlers (default 64) ... */
-	int prefetch_ms;      /* ... and no more than they should finish within this (default 100; 0: no limit) */
+	int prefetch_ms;      /* ... and no more than they should finish within this (default 50; 0: no limit) */
 	int backoff_base_ms;  /* retry n waits base * 2^(n-1) ± 50 % (default 1000) */
 	int backoff_max_ms;   /* … capped here (default 600000) */
 	int reap_interval_ms; /* reaper period (default min(5000, lease/2)) */
@@ -34,13 +34,13 @@ typedef struct nb_workers_opts {
 /** Counters since start (approximate while running). */
 typedef struct nb_workers_stats {
 	uint64_t claimed;
-	uint64_t succeeded;   /* recorded succeeded */
-	uint64_t failed;      /* recorded failed (will be retried) */
-	uint64_t dead;        /* recorded dead */
-	uint64_t lost;        /* outcomes not recorded: the lease had gone to someone else */
-	uint64_t handed_back; /* re-queued by nb_workers_stop */
-	uint64_t reaped;      /* expired leases this process's reaper re-queued or buried */
-	uint64_t claim_stmts; /* claim statements run (claimed / claim_stmts: the batch size) */
+	uint64_t succeeded;    /* recorded succeeded */
+	uint64_t failed;       /* recorded failed (will be retried) */
+	uint64_t dead;	       /* recorded dead */
+	uint64_t lost;	       /* outcomes not recorded: the lease had gone to someone else */
+	uint64_t handed_back;  /* re-queued by nb_workers_stop */
+	uint64_t reaped;       /* expired leases this process's reaper re-queued or buried */
+	uint64_t claim_stmts;  /* claim statements run (claimed / claim_stmts: the batch size) */
 	uint64_t record_stmts; /* outcome statements run */
 } nb_workers_stats_t;
 

@@ -282,3 +282,27 @@ void nb_extracted_dispose(nb_extracted_t *e)
 	free(e->page_offsets);
 	memset(e, 0, sizeof *e);
 }
+
+const char *nb_extract_mime_for_kind(const char *kind)
+{
+	if (!strcmp(kind, "pdf"))
+		return "application/pdf";
+	if (!strcmp(kind, "html"))
+		return "text/html";
+	if (!strcmp(kind, "markdown"))
+		return "text/markdown";
+	return "text/plain";
+}
+
+const char *nb_extract_kind_for_mime(const char *mime, const char *fallback)
+{
+	if (!mime)
+		return fallback;
+	if (!strcmp(mime, "application/pdf"))
+		return "pdf";
+	if (!strcmp(mime, "text/html"))
+		return "html";
+	if (!strcmp(mime, "text/markdown"))
+		return "markdown";
+	return "text";
+}

@@ -38,5 +38,9 @@ int nb_extract(const char *kind, const unsigned char *data, size_t len, nb_extra
 
 /** Frees the text and page offsets of e and zeroes it. Accepts NULL. */
 void nb_extracted_dispose(nb_extracted_t *e);
+/** The media type a document of this kind is stored under ("text/plain" for unknown kinds). */
+const char *nb_extract_mime_for_kind(const char *kind);
+/** The kind to extract a stored document as, from its media type (fallback when NULL). */
+const char *nb_extract_kind_for_mime(const char *mime, const char *fallback);
 
 #endif

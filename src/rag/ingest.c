@@ -36,17 +36,6 @@ static int input_failed(nb_conn_t *c, const char *source_id, const char *reason,
 	return NB_JOB_PERMANENT;
 }
 
-static const char *mime_of_kind(const char *kind)
-{
-	if (!strcmp(kind, "pdf"))
-		return "application/pdf";
-	if (!strcmp(kind, "html"))
-		return "text/html";
-	if (!strcmp(kind, "markdown"))
-		return "text/markdown";
-	return "text/plain";
-}
-
 /* URL sources: fetch and attach the document. Fills kind (what to extract as). */
 static int fetch_url(nb_conn_t *c, const char *source_id, nb_ingest_info_t *info, char *kind, size_t kindlen,
 		     char *err, size_t errlen)
@@ -72,7 +61,7 @@ static int fetch_url(nb_conn_t *c, const char *source_id, nb_ingest_info_t *info
 	unsigned char sha[32];
 	crypto_hash_sha256(sha, f.data, f.len);
 	bool has_text = false;
-	int rc = nb_store_document_upsert(c, info->user_id, sha, mime_of_kind(k), f.data, f.len, info->document_id,
+	int rc = nb_store_document_upsert(c, info->user_id, sha, nb_extract_mime_for_kind(k), f.data, f.len, info->document_id,
 					  &has_text);
 	if (rc == 0)
 		rc = nb_store_source_set_document(c, source_id, info->document_id, (long)f.len);
@@ -81,20 +70,6 @@ static int fetch_url(nb_conn_t *c, const char *source_id, nb_ingest_info_t *info
 	if (rc < 0)
 		snprintf(err, errlen, "could not store the fetched page");
 	return rc;
-}
-
-/* The kind to extract a stored document as: from its MIME type. */
-static const char *kind_of_mime(const char *mime, const char *fallback)
-{
-	if (!mime)
-		return fallback;
-	if (!strcmp(mime, "application/pdf"))
-		return "pdf";
-	if (!strcmp(mime, "text/html"))
-		return "html";
-	if (!strcmp(mime, "text/markdown"))
-		return "markdown";
-	return "text";
 }
 
 /* Extracts the document unless done before; loads its text. */
@@ -158,7 +133,7 @@ static int ingest(const nb_job_t *job, nb_job_ctx_t *ctx, char *err, size_t errl
 	}
 	nb_store_source_set_status(c, sid, "processing", NULL);
 	char kind[16];
-	snprintf(kind, sizeof kind, "%s", kind_of_mime(info.mime, info.kind));
+	snprintf(kind, sizeof kind, "%s", nb_extract_kind_for_mime(info.mime, info.kind));
 	if (!strcmp(info.kind, "url") && !info.document_id[0])
 		rc = fetch_url(c, sid, &info, kind, sizeof kind, err, errlen);
 	nb_extracted_t ex = {0};

@@ -20,10 +20,10 @@
 #include "core/uuid.h"
 #include "db/db.h"
 
-#define JOB_JSON                                                                                              \
-	"json_build_object('id', j.id, 'kind', j.kind, 'status', j.status, 'attempts', j.attempts,"          \
-	" 'max_attempts', j.max_attempts, 'last_error', j.last_error, 'run_at', nb_ts(j.run_at),"            \
-	" 'created_at', nb_ts(j.created_at), 'updated_at', nb_ts(j.updated_at),"                             \
+#define JOB_JSON \
+	"json_build_object('id', j.id, 'kind', j.kind, 'status', j.status, 'attempts', j.attempts," \
+	" 'max_attempts', j.max_attempts, 'last_error', j.last_error, 'run_at', nb_ts(j.run_at)," \
+	" 'created_at', nb_ts(j.created_at), 'updated_at', nb_ts(j.updated_at)," \
 	" 'finished_at', nb_ts(j.finished_at))"
 
 #define MS "* interval '1 millisecond'"
@@ -38,27 +38,24 @@ NB_STMT(st_job_insert,
 
 /* RETURNING comes in physical order: the outer SELECT restores run_at order
  * so that a batch also runs oldest first. */
-NB_STMT(st_jobs_claim,
-	"WITH claimed AS (UPDATE jobs SET status = 'running', attempts = attempts + 1, locked_by = $1,"
-	" locked_until = now() + $2::int " MS ", updated_at = now()"
-	" WHERE id = ANY (ARRAY("
-	"  SELECT id FROM jobs"
-	"  WHERE status IN ('pending', 'failed') AND run_at <= now() AND deleted_at IS NULL"
-	"   AND kind = ANY ($3::text[])"
-	"  ORDER BY run_at LIMIT $4 FOR UPDATE SKIP LOCKED))"
-	" RETURNING id, kind, user_id, source_id, document_id, quiz_id, study_guide_id, payload,"
-	" attempts, max_attempts, run_at)"
-	" SELECT id, kind, user_id, source_id, document_id, quiz_id, study_guide_id, payload::text,"
-	" attempts, max_attempts FROM claimed ORDER BY run_at, id");
+NB_STMT(st_jobs_claim, "WITH claimed AS (UPDATE jobs SET status = 'running', attempts = attempts + 1, locked_by = $1,"
+		       " locked_until = now() + $2::int " MS ", updated_at = now()"
+		       " WHERE id = ANY (ARRAY("
+		       "  SELECT id FROM jobs"
+		       "  WHERE status IN ('pending', 'failed') AND run_at <= now() AND deleted_at IS NULL"
+		       "   AND kind = ANY ($3::text[])"
+		       "  ORDER BY run_at LIMIT $4 FOR UPDATE SKIP LOCKED))"
+		       " RETURNING id, kind, user_id, source_id, document_id, quiz_id, study_guide_id, payload,"
+		       " attempts, max_attempts, run_at)"
+		       " SELECT id, kind, user_id, source_id, document_id, quiz_id, study_guide_id, payload::text,"
+		       " attempts, max_attempts FROM claimed ORDER BY run_at, id");
 
-NB_STMT(st_jobs_next_due,
-	"SELECT ceil(extract(epoch FROM min(run_at) - now()) * 1000)::bigint FROM jobs"
-	" WHERE status IN ('pending', 'failed') AND deleted_at IS NULL AND kind = ANY ($1::text[])");
+NB_STMT(st_jobs_next_due, "SELECT ceil(extract(epoch FROM min(run_at) - now()) * 1000)::bigint FROM jobs"
+			  " WHERE status IN ('pending', 'failed') AND deleted_at IS NULL AND kind = ANY ($1::text[])");
 
-NB_STMT(st_jobs_succeed,
-	"UPDATE jobs SET status = 'succeeded', finished_at = now(), updated_at = now(),"
-	" locked_by = NULL, locked_until = NULL"
-	" WHERE id = ANY ($1::uuid[]) AND locked_by = $2 AND status = 'running'");
+NB_STMT(st_jobs_succeed, "UPDATE jobs SET status = 'succeeded', finished_at = now(), updated_at = now(),"
+			 " locked_by = NULL, locked_until = NULL"
+			 " WHERE id = ANY ($1::uuid[]) AND locked_by = $2 AND status = 'running'");
 
 NB_STMT(st_jobs_fail,
 	"UPDATE jobs j SET"
@@ -71,25 +68,23 @@ NB_STMT(st_jobs_fail,
 	" WHERE j.id = f.id AND j.locked_by = $5 AND j.status = 'running'"
 	" RETURNING j.status = 'dead'");
 
-NB_STMT(st_jobs_heartbeat,
-	"UPDATE jobs SET locked_until = now() + $3::int " MS
-	" WHERE id = ANY ($1::uuid[]) AND locked_by = $2 AND status = 'running'");
+NB_STMT(st_jobs_heartbeat, "UPDATE jobs SET locked_until = now() + $3::int " MS
+			   " WHERE id = ANY ($1::uuid[]) AND locked_by = $2 AND status = 'running'");
 
 NB_STMT(st_jobs_handback,
 	"UPDATE jobs SET status = CASE WHEN attempts <= 1 THEN 'pending' ELSE 'failed' END,"
 	" attempts = greatest(attempts - 1, 0), locked_by = NULL, locked_until = NULL, updated_at = now()"
 	" WHERE id = ANY ($1::uuid[]) AND locked_by = $2 AND status = 'running'");
 
-NB_STMT(st_jobs_reap,
-	"UPDATE jobs SET"
-	" status = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'failed' END,"
-	" finished_at = CASE WHEN attempts >= max_attempts THEN now() END,"
-	" run_at = now(), last_error = 'lease expired (worker lost)',"
-	" locked_by = NULL, locked_until = NULL, updated_at = now()"
-	" WHERE id = ANY (ARRAY("
-	"  SELECT id FROM jobs WHERE status = 'running' AND locked_until < now()"
-	"  ORDER BY locked_until LIMIT $1 FOR UPDATE SKIP LOCKED))"
-	" RETURNING status = 'dead'");
+NB_STMT(st_jobs_reap, "UPDATE jobs SET"
+		      " status = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'failed' END,"
+		      " finished_at = CASE WHEN attempts >= max_attempts THEN now() END,"
+		      " run_at = now(), last_error = 'lease expired (worker lost)',"
+		      " locked_by = NULL, locked_until = NULL, updated_at = now()"
+		      " WHERE id = ANY (ARRAY("
+		      "  SELECT id FROM jobs WHERE status = 'running' AND locked_until < now()"
+		      "  ORDER BY locked_until LIMIT $1 FOR UPDATE SKIP LOCKED))"
+		      " RETURNING status = 'dead'");
 
 NB_STMT(st_jobs_notify, "SELECT pg_notify('" NB_JOBS_CHANNEL "', '')");
 
@@ -159,8 +154,8 @@ int nb_store_job_insert(nb_conn_t *c, const nb_store_job_new_t *j)
 	return nb_db_exec(c, &st_job_insert, &p, NULL);
 }
 
-int nb_store_jobs_claim(nb_conn_t *c, const char *worker, int lease_ms, const char *const *kinds, int nkinds,
-			int limit, nb_job_t *out, int *n)
+int nb_store_jobs_claim(nb_conn_t *c, const char *worker, int lease_ms, const char *const *kinds, int nkinds, int limit,
+			nb_job_t *out, int *n)
 {
 	*n = 0;
 	nb_buf_t k = NB_BUF_INIT;
@@ -270,8 +265,7 @@ static int count_true(const PGresult *r)
 	return t;
 }
 
-int nb_store_jobs_fail(nb_conn_t *c, const char *worker, const nb_store_job_failure_t *f, int n, int *done,
-		       int *dead)
+int nb_store_jobs_fail(nb_conn_t *c, const char *worker, const nb_store_job_failure_t *f, int n, int *done, int *dead)
 {
 	*done = *dead = 0;
 	if (n <= 0)

@@ -32,7 +32,7 @@ typedef struct nb_job {
 	char id[37], kind[32], user_id[37];
 	char source_id[37], document_id[37], quiz_id[37], study_guide_id[37]; /* "" when NULL */
 	json_t *payload; /* a jansson object, owned by the worker, valid during the handler */
-	int attempts;    /* including this one */
+	int attempts;	 /* including this one */
 	int max_attempts;
 } nb_job_t;
 
@@ -41,16 +41,16 @@ typedef struct nb_store_job_new {
 	const char *id, *user_id, *kind;
 	const char *source_id, *document_id, *quiz_id, *study_guide_id;
 	const char *payload_json; /* a JSON object; NULL: {} */
-	int max_attempts;         /* 1–100 */
-	int delay_ms;             /* run_at = now() + delay */
+	int max_attempts;	  /* 1–100 */
+	int delay_ms;		  /* run_at = now() + delay */
 } nb_store_job_new_t;
 
 /** One failed attempt to record. */
 typedef struct nb_store_job_failure {
 	const char *id;
 	const char *error;
-	int backoff_ms;  /* retry at now() + backoff (ignored when it becomes dead) */
-	bool permanent;  /* dead now, whatever the attempts */
+	int backoff_ms; /* retry at now() + backoff (ignored when it becomes dead) */
+	bool permanent; /* dead now, whatever the attempts */
 } nb_store_job_failure_t;
 
 /**
@@ -68,8 +68,8 @@ int nb_store_job_insert(nb_conn_t *c, const nb_store_job_new_t *j);
  * out[0 .. *n) (out has room for `limit`); each out[i].payload is a new
  * reference the caller releases with json_decref.
  */
-int nb_store_jobs_claim(nb_conn_t *c, const char *worker, int lease_ms, const char *const *kinds, int nkinds,
-			int limit, nb_job_t *out, int *n);
+int nb_store_jobs_claim(nb_conn_t *c, const char *worker, int lease_ms, const char *const *kinds, int nkinds, int limit,
+			nb_job_t *out, int *n);
 
 /**
  * Milliseconds until the earliest waiting (pending or failed) job of these
@@ -87,8 +87,7 @@ int nb_store_jobs_succeed(nb_conn_t *c, const char *worker, const char *const *i
  * max_attempts or the failure is permanent; last_error keeps the reason.
  * *done = rows changed, *dead = of which dead.
  */
-int nb_store_jobs_fail(nb_conn_t *c, const char *worker, const nb_store_job_failure_t *f, int n, int *done,
-		       int *dead);
+int nb_store_jobs_fail(nb_conn_t *c, const char *worker, const nb_store_job_failure_t *f, int n, int *done, int *dead);
 
 /** Extends the lease of `worker`'s running jobs to now() + lease_ms. *extended = rows changed. */
 int nb_store_jobs_heartbeat(nb_conn_t *c, const char *worker, const char *const *ids, int n, int lease_ms,

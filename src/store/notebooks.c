@@ -56,23 +56,6 @@ NB_STMT(st_nb_check, "SELECT 1 FROM notebooks WHERE id = $1 AND owner_id = $2 AN
 NB_STMT(st_purge_notebooks, "DELETE FROM notebooks WHERE deleted_at < now() - make_interval(days => $1)");
 NB_STMT(st_purge_sources, "DELETE FROM sources WHERE deleted_at < now() - make_interval(days => $1)");
 
-/* Runs a statement returning one JSON row; NB_ENOTFOUND when no row. */
-static int one_json(nb_conn_t *c, nb_stmt_t *st, const nb_params_t *p, json_t **out)
-{
-	PGresult *r = NULL;
-	*out = NULL;
-	int rc = nb_db_exec(c, st, p, &r);
-	if (rc < 0)
-		return rc;
-	if (PQntuples(r) == 0) {
-		PQclear(r);
-		return NB_ENOTFOUND;
-	}
-	*out = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
-	PQclear(r);
-	return *out ? 0 : NB_EINTERNAL;
-}
-
 static void owner_id(nb_params_t *p, const char *id, const char *owner)
 {
 	nb_params_init(p);
@@ -89,14 +72,14 @@ int nb_store_notebook_create(nb_conn_t *c, const char *owner, const char *id, co
 	nb_p_text(&p, owner);
 	nb_p_text(&p, title);
 	nb_p_text(&p, description);
-	return one_json(c, &st_nb_create, &p, out);
+	return nb_db_one_json(c, &st_nb_create, &p, out);
 }
 
 int nb_store_notebook_get(nb_conn_t *c, const char *owner, const char *id, json_t **out)
 {
 	nb_params_t p;
 	owner_id(&p, id, owner);
-	return one_json(c, &st_nb_get, &p, out);
+	return nb_db_one_json(c, &st_nb_get, &p, out);
 }
 
 int nb_store_notebook_update(nb_conn_t *c, const char *owner, const char *id, const char *title, bool set_desc,
@@ -107,7 +90,7 @@ int nb_store_notebook_update(nb_conn_t *c, const char *owner, const char *id, co
 	nb_p_text(&p, title);
 	nb_p_bool(&p, set_desc);
 	nb_p_text(&p, description);
-	return one_json(c, &st_nb_update, &p, out);
+	return nb_db_one_json(c, &st_nb_update, &p, out);
 }
 
 int nb_store_notebooks_list(nb_conn_t *c, const char *owner, bool trashed, int limit, const char *after_ts,
@@ -143,7 +126,7 @@ int nb_store_notebook_restore(nb_conn_t *c, const char *owner, const char *id, j
 {
 	nb_params_t p;
 	owner_id(&p, id, owner);
-	return one_json(c, &st_nb_restore, &p, out);
+	return nb_db_one_json(c, &st_nb_restore, &p, out);
 }
 
 int nb_store_notebook_check(nb_conn_t *c, const char *owner, const char *id)

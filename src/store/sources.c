@@ -119,22 +119,6 @@ int nb_store_document_upsert(nb_conn_t *c, const char *user_id, const unsigned c
 	return NB_EDB;
 }
 
-static int one_json(nb_conn_t *c, nb_stmt_t *st, const nb_params_t *p, json_t **out)
-{
-	PGresult *r = NULL;
-	*out = NULL;
-	int rc = nb_db_exec(c, st, p, &r);
-	if (rc < 0)
-		return rc;
-	if (PQntuples(r) == 0) {
-		PQclear(r);
-		return NB_ENOTFOUND;
-	}
-	*out = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
-	PQclear(r);
-	return *out ? 0 : NB_EINTERNAL;
-}
-
 int nb_store_source_create(nb_conn_t *c, const char *id, const char *notebook_id, const char *document_id,
 			   const char *title, const char *kind, const char *url, long byte_size, json_t **out)
 {
@@ -150,7 +134,7 @@ int nb_store_source_create(nb_conn_t *c, const char *id, const char *notebook_id
 		nb_p_int(&p, byte_size);
 	else
 		nb_p_null(&p);
-	return one_json(c, &st_source_create, &p, out);
+	return nb_db_one_json(c, &st_source_create, &p, out);
 }
 
 int nb_store_source_get(nb_conn_t *c, const char *owner, const char *id, json_t **out)
@@ -159,7 +143,7 @@ int nb_store_source_get(nb_conn_t *c, const char *owner, const char *id, json_t 
 	nb_params_init(&p);
 	nb_p_text(&p, id);
 	nb_p_text(&p, owner);
-	return one_json(c, &st_source_get, &p, out);
+	return nb_db_one_json(c, &st_source_get, &p, out);
 }
 
 int nb_store_sources_list(nb_conn_t *c, const char *owner, const char *notebook_id, int limit, const char *after_ts,
