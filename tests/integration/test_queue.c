@@ -49,9 +49,8 @@ NB_STMT(st_count_status, "SELECT count(*) FROM jobs WHERE status = $1");
 NB_STMT(st_count_all, "SELECT count(*) FROM jobs WHERE $1::text IS NULL");
 NB_STMT(st_count_running_by, "SELECT count(*) FROM jobs WHERE status = 'running' AND locked_by LIKE $1 || '@%'");
 NB_STMT(st_count_attempts_not_1, "SELECT count(*) FROM jobs WHERE attempts <> 1 AND $1::text IS NULL");
-NB_STMT(st_count_rescued,
-	"SELECT count(*) FROM jobs WHERE attempts >= 2 AND last_error = 'lease expired (worker lost)'"
-	" AND $1::text IS NULL");
+NB_STMT(st_count_rescued, "SELECT count(*) FROM jobs WHERE attempts >= 2 AND last_error = 'lease expired (worker lost)'"
+			  " AND $1::text IS NULL");
 NB_STMT(st_runs_total, "SELECT count(*) FROM queue_test_runs WHERE $1::text IS NULL");
 NB_STMT(st_runs_distinct, "SELECT count(DISTINCT job_id) FROM queue_test_runs WHERE $1::text IS NULL");
 NB_STMT(st_runs_of, "SELECT count(*) FROM queue_test_runs WHERE job_id = $1");
@@ -67,6 +66,10 @@ NB_STMT(st_insert_running,
 	"INSERT INTO jobs (id, user_id, kind, status, attempts, max_attempts, locked_by, locked_until, run_at)"
 	" VALUES ($1, $2, 'noop', 'running', $3, $4, 'ghost', now() + $5::int * interval '1 second',"
 	" now() - interval '2 minutes')");
+NB_STMT(st_listener_pid, "SELECT coalesce(max(pid), 0) FROM pg_stat_activity"
+			 " WHERE application_name = 'notebookd-listen' AND $1::text IS NULL");
+NB_STMT(st_kill_listener, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+			  " WHERE application_name = 'notebookd-listen' AND $1::text IS NULL");
 NB_STMT(st_backdate_created, "UPDATE jobs SET created_at = created_at - $2::int * interval '1 second' WHERE id = $1");
 
 /* ---- helpers ------------------------------------------------------------- */
@@ -119,16 +122,24 @@ static long long count_status(const char *status)
 	return scalar(&st_count_status, status);
 }
 
-/* Polls until the statement gives `want` or timeout_ms passes; true if it did. */
-static bool wait_for(nb_stmt_t *st, const char *arg, long long want, int timeout_ms)
+/* Polls until the statement gives `want` (at least `want` if at_least) or
+ * timeout_ms passes; true if it did. */
+static bool wait_until(nb_stmt_t *st, const char *arg, long long want, bool at_least, int timeout_ms)
 {
 	int64_t until = nb_mono_ms() + timeout_ms;
-	do {
-		if (scalar(st, arg) == want)
+	for (;;) {
+		long long v = scalar(st, arg);
+		if (v == want || (at_least && v > want))
 			return true;
+		if (nb_mono_ms() >= until)
+			return false;
 		usleep(20 * 1000);
-	} while (nb_mono_ms() < until);
-	return scalar(st, arg) == want;
+	}
+}
+
+static bool wait_for(nb_stmt_t *st, const char *arg, long long want, int timeout_ms)
+{
+	return wait_until(st, arg, want, false, timeout_ms);
 }
 
 typedef struct job_row {
@@ -182,8 +193,8 @@ static int enqueue_n(int n, int per_tx, const char *kind, const char *payload, i
 		rc = nb_db_begin(c);
 		for (int k = i; k < i + per_tx && k < n && rc == 0; k++) {
 			char id[37];
-			nb_job_spec_t s = {.kind = kind, .user_id = user_id, .payload_json = payload,
-					   .max_attempts = max_attempts};
+			nb_job_spec_t s = {
+			    .kind = kind, .user_id = user_id, .payload_json = payload, .max_attempts = max_attempts};
 			rc = nb_jobs_enqueue(c, &s, id);
 			if (ids)
 				memcpy(ids[k], id, 37);
@@ -296,7 +307,7 @@ static nb_workers_t *start_workers(nb_pool_t *p, const wconf_t *wc)
 	o.backoff_base_ms = 100;
 	o.backoff_max_ms = 2000;
 	if (wc->prefetch >= 0)
-		o.prefetch = wc->prefetch;
+		o.prefetch_max = wc->prefetch;
 	return nb_workers_start_opts(p, url, &o);
 }
 
@@ -367,8 +378,11 @@ static void test_enqueue_is_transactional_and_notifies_once(void)
 	CHECK_STR(row.payload, "{}");
 
 	/* A delayed job is not announced (nobody could take it yet). */
-	nb_job_spec_t later = {.kind = "noop", .user_id = user_id, .delay_ms = 60000,
-			       .payload_json = "{\"a\": [1, 2]}", .max_attempts = 7};
+	nb_job_spec_t later = {.kind = "noop",
+			       .user_id = user_id,
+			       .delay_ms = 60000,
+			       .payload_json = "{\"a\": [1, 2]}",
+			       .max_attempts = 7};
 	CHECK_INT(nb_jobs_enqueue(c, &later, id), 0);
 	CHECK_INT(notifications(l, 300), 0);
 	CHECK_INT(get_row(id, &row), 0);
@@ -478,7 +492,7 @@ static void test_two_sessions_never_claim_the_same_job(void)
 	CHECK_INT(c2.rc, 0);
 	CHECK_INT(c1.n + c2.n, N);
 	CHECK_MSG(c1.n > 0 && c2.n > 0, "one %d, two %d", c1.n, c2.n);
-	char (*all)[37] = calloc(N + 16, 37);
+	char(*all)[37] = calloc(N + 16, 37);
 	memcpy(all, c1.ids, (size_t)c1.n * 37);
 	memcpy(all + c1.n, c2.ids, (size_t)c2.n * 37);
 	qsort(all, (size_t)(c1.n + c2.n), 37, cmp_id);
@@ -538,7 +552,7 @@ static void test_killed_worker_jobs_are_rescued(void)
 	wconf_t victim = {"victim", 4, 1500, 200, 300, -1};
 	wconf_t survivor = {"survivor", 2, 1500, 200, 300, -1};
 	pid_t v = spawn_worker_process(&victim);
-	CHECK_MSG(wait_for(&st_count_running_by, "victim", 8, 5000), "the victim never held 8 jobs");
+	CHECK_MSG(wait_until(&st_count_running_by, "victim", 8, true, 5000), "the victim never held 8 jobs");
 	pid_t s = spawn_worker_process(&survivor);
 	usleep(100 * 1000);
 	long long held = scalar(&st_count_running_by, "victim");
@@ -836,6 +850,34 @@ static void test_heartbeats_keep_a_long_job(void)
 	CHECK_INT(s2.reaped, 0);
 }
 
+/* ---- the listener ------------------------------------------------------------ */
+
+static void test_listener_reconnects(void)
+{
+	reset();
+	nb_pool_t *wp = make_pool(4);
+	/* A long poll: only NOTIFY can bring the jobs in time. */
+	wconf_t wc = {"listen", 1, 10000, 60000, 60000, -1};
+	nb_workers_t *w = start_workers(wp, &wc);
+	CHECK(wait_until(&st_listener_pid, NULL, 1, true, 5000));
+	long long pid = scalar(&st_listener_pid, NULL);
+	char id[37];
+	CHECK_INT(enqueue1("noop", NULL, 0, id), 0);
+	CHECK(wait_for(&st_count_status, "succeeded", 1, 3000));
+
+	CHECK_INT(scalar(&st_kill_listener, NULL), 1);
+	int64_t until = nb_mono_ms() + 5000;
+	long long pid2 = 0;
+	while (nb_mono_ms() < until && ((pid2 = scalar(&st_listener_pid, NULL)) == 0 || pid2 == pid))
+		usleep(20 * 1000);
+	CHECK_MSG(pid2 != 0 && pid2 != pid, "listener pid %lld -> %lld", pid, pid2);
+	usleep(100 * 1000); /* let the reconnect's own wake-up pass */
+	CHECK_INT(enqueue1("noop", NULL, 0, id), 0);
+	CHECK(wait_for(&st_count_status, "succeeded", 2, 3000));
+	nb_workers_stop(w, 1000);
+	nb_pool_destroy(wp);
+}
+
 /* ---- the worker command ---------------------------------------------------- */
 
 static pid_t spawn_cli(char **argv)
@@ -1040,6 +1082,7 @@ int main(void)
 	T_RUN(test_stop_drains_then_hands_back);
 	T_RUN(test_stop_hands_back_a_handler_that_ignores_it);
 	T_RUN(test_heartbeats_keep_a_long_job);
+	T_RUN(test_listener_reconnects);
 	T_RUN(test_worker_command);
 	T_RUN(test_job_get_and_list_are_scoped_and_paginated);
 
