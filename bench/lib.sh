@@ -8,7 +8,8 @@ bench_start() {
 	tmp=$(mktemp -d /tmp/notebookd-bench.XXXXXX)
 	chmod 755 "$tmp"
 	pgport=$((30000 + $$ % 20000))
-	trap 'bench_stop' EXIT INT TERM
+	trap 'bench_stop' EXIT
+	trap 'exit 1' INT TERM
 	DATABASE_URL=$(sh scripts/pg.sh start "$tmp/pg" "$pgport" unix)
 	export DATABASE_URL
 	"$BIN" migrate >/dev/null
