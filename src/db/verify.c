@@ -492,12 +492,12 @@ static void describe_index(nb_buf_t *b, const idx_spec_t *s)
 	if (strcmp(s->am, "btree") != 0)
 		nb_buf_printf(b, " using %s", s->am);
 	if (s->where) {
-		nb_buf_printf(b, " WHERE %s", s->where);
+		nb_buf_printf(b, " where %s", s->where); /* a description for the report, not SQL */
 		return;
 	}
 	for (int k = 0; k < 2; k++)
 		if (s->pred[k])
-			nb_buf_printf(b, "%s%s", k ? " AND " : " WHERE ", s->pred[k]);
+			nb_buf_printf(b, "%s%s", k ? " and " : " where ", s->pred[k]);
 }
 
 static void check_indexes(vctx_t *v)

@@ -195,6 +195,31 @@ def weak_argon2id(password):
     return out.value.decode()
 
 
+def test_login_burst_does_not_stall_other_requests():
+    t = register()
+    e = t["user"]["email"]
+    finished = []
+    lock = threading.Lock()
+
+    def login():
+        eq(srv.post("/v1/auth/login", {"email": e, "password": "correct horse battery"}).status, 200)
+        with lock:
+            finished.append(time.time())
+
+    ths = [threading.Thread(target=login) for _ in range(24)]
+    for th in ths:
+        th.start()
+    time.sleep(0.05)
+    for _ in range(10):
+        eq(srv.get("/v1/me", token=t["access_token"]).status, 200)
+    reads_done = time.time()
+    for th in ths:
+        th.join()
+    # 24 Argon2id hashes queue on the hashing pool; the reads did not wait behind them
+    check(len(finished) == 24)
+    check(reads_done < max(finished), "reads finished after the last login")
+
+
 def test_login_rehashes_old_parameters():
     e = email()
     t = register(e=e, password="the right password")
