@@ -22,20 +22,27 @@ NB_STMT(st_kill, "SELECT pg_terminate_backend($1::int)");
 NB_STMT(st_prepared, "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE 'SELECT pg_backend_pid()%'");
 NB_STMT(st_setting, "SELECT current_setting($1)");
 
+/* Settings every test starts from; each changes what it is about. */
+static void base_opts(nb_pool_opts_t *o, int size, int overflow, int timeout_ms)
+{
+	memset(o, 0, sizeof *o);
+	o->conninfo = url;
+	o->application_name = "nb-test-pool";
+	o->size = size;
+	o->overflow = overflow;
+	o->acquire_timeout_ms = timeout_ms;
+	o->preping_idle_ms = 60000;
+	o->max_age_ms = 600000;
+	o->overflow_idle_ms = 60000;
+	o->statement_timeout_ms = 5000;
+	o->idle_in_tx_timeout_ms = 60000;
+	o->connect_timeout_s = 5;
+}
+
 static nb_pool_t *make_pool(int size, int overflow, int timeout_ms)
 {
-	nb_pool_opts_t o = {0};
-	o.conninfo = url;
-	o.application_name = "nb-test-pool";
-	o.size = size;
-	o.overflow = overflow;
-	o.acquire_timeout_ms = timeout_ms;
-	o.preping_idle_ms = 60000;
-	o.max_age_ms = 600000;
-	o.overflow_idle_ms = 60000;
-	o.statement_timeout_ms = 5000;
-	o.idle_in_tx_timeout_ms = 60000;
-	o.connect_timeout_s = 5;
+	nb_pool_opts_t o;
+	base_opts(&o, size, overflow, timeout_ms);
 	return nb_pool_create(&o);
 }
 
@@ -168,16 +175,9 @@ static void test_killed_backend_retried_on_first_statement(void)
 
 static void test_recycling_replaces_old_connections(void)
 {
-	nb_pool_opts_t o = {0};
-	o.conninfo = url;
-	o.size = 1;
-	o.acquire_timeout_ms = 2000;
-	o.preping_idle_ms = 60000;
+	nb_pool_opts_t o;
+	base_opts(&o, 1, 0, 2000);
 	o.max_age_ms = 300;
-	o.overflow_idle_ms = 60000;
-	o.statement_timeout_ms = 5000;
-	o.idle_in_tx_timeout_ms = 60000;
-	o.connect_timeout_s = 5;
 	nb_pool_t *p = nb_pool_create(&o);
 	nb_conn_t *c = NULL;
 	CHECK_INT(nb_pool_acquire(p, &c), 0);
@@ -200,17 +200,9 @@ static void test_recycling_replaces_old_connections(void)
 
 static void test_overflow_opened_and_closed_when_idle(void)
 {
-	nb_pool_opts_t o = {0};
-	o.conninfo = url;
-	o.size = 1;
-	o.overflow = 2;
-	o.acquire_timeout_ms = 200;
-	o.preping_idle_ms = 60000;
-	o.max_age_ms = 600000;
+	nb_pool_opts_t o;
+	base_opts(&o, 1, 2, 200);
 	o.overflow_idle_ms = 100;
-	o.statement_timeout_ms = 5000;
-	o.idle_in_tx_timeout_ms = 60000;
-	o.connect_timeout_s = 5;
 	nb_pool_t *p = nb_pool_create(&o);
 	nb_conn_t *c[4] = {0};
 	for (int i = 0; i < 3; i++)
@@ -231,16 +223,9 @@ static void test_overflow_opened_and_closed_when_idle(void)
 
 static void test_statement_timeout_is_set(void)
 {
-	nb_pool_opts_t o = {0};
-	o.conninfo = url;
-	o.size = 1;
-	o.acquire_timeout_ms = 2000;
-	o.preping_idle_ms = 60000;
-	o.max_age_ms = 600000;
-	o.overflow_idle_ms = 60000;
+	nb_pool_opts_t o;
+	base_opts(&o, 1, 0, 2000);
 	o.statement_timeout_ms = 150;
-	o.idle_in_tx_timeout_ms = 60000;
-	o.connect_timeout_s = 5;
 	nb_pool_t *p = nb_pool_create(&o);
 	nb_conn_t *c = NULL;
 	CHECK_INT(nb_pool_acquire(p, &c), 0);
@@ -306,15 +291,9 @@ static void test_open_transaction_rolled_back_on_release(void)
 
 static void test_unreachable_database_fails_fast_with_backoff(void)
 {
-	nb_pool_opts_t o = {0};
+	nb_pool_opts_t o;
+	base_opts(&o, 2, 0, 5000);
 	o.conninfo = "postgresql://nobody@127.0.0.1:1/none";
-	o.size = 2;
-	o.acquire_timeout_ms = 5000;
-	o.preping_idle_ms = 60000;
-	o.max_age_ms = 600000;
-	o.overflow_idle_ms = 60000;
-	o.statement_timeout_ms = 5000;
-	o.idle_in_tx_timeout_ms = 60000;
 	o.connect_timeout_s = 2;
 	nb_pool_t *p = nb_pool_create(&o);
 	nb_conn_t *c = NULL;
