@@ -22,6 +22,7 @@ static const struct {
 	[11] = {"internal", 500, "internal error"},
 	[12] = {"unavailable", 503, "request timed out"},
 	[13] = {"internal", 500, "internal error"},
+	[14] = {"unavailable", 503, "service busy"},
 };
 
 static int idx(int err)

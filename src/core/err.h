@@ -22,7 +22,8 @@ typedef enum nb_err {
 	NB_EINTERNAL = -11,   /* 500 internal */
 	NB_ETIMEOUT = -12,    /* 503 unavailable (a deadline passed) */
 	NB_EDB = -13,         /* 500 internal (a database error; details logged) */
-	NB_ERR_MIN_ = -14
+	NB_EBUSY = -14,       /* 503 unavailable (internal: every pipelined connection is held up) */
+	NB_ERR_MIN_ = -15
 } nb_err_t;
 
 /** The stable code string of an error ("not_found"), "internal" for unknown. */

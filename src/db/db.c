@@ -248,6 +248,8 @@ static int exec_pipe(struct nb_pipe *pipe, nb_stmt_t *st, const nb_params_t *p, 
 	return pipe_result(r, st->name, res);
 }
 
+static int exec_fmt_real(nb_conn_t *c, nb_stmt_t *st, const nb_params_t *p, PGresult **res, int rfmt);
+
 static int exec_fmt(nb_conn_t *c, nb_stmt_t *st, const nb_params_t *p, PGresult **res, int rfmt)
 {
 	if (res)
@@ -255,13 +257,26 @@ static int exec_fmt(nb_conn_t *c, nb_stmt_t *st, const nb_params_t *p, PGresult 
 	if (nb_conn__is_virtual(c)) {
 		nb_conn__count_use(c);
 		struct nb_pipe *pipe = nb_conn__pipe(c);
-		if (pipe)
-			return exec_pipe(pipe, st, p, res, rfmt);
+		if (pipe && !st->slow) {
+			int rc = exec_pipe(pipe, st, p, res, rfmt);
+			if (rc != NB_EBUSY)
+				return rc;
+			/* every pipelined connection is held up: run it on a connection of its own */
+		}
+		bool own = nb_conn__real(c) == NULL;
 		int rc = nb_conn__begin_exclusive(c); /* no-op inside a transaction */
 		if (rc < 0)
 			return rc;
-		c = nb_conn__real(c); /* the transaction's own connection */
+		rc = exec_fmt_real(nb_conn__real(c), st, p, res, rfmt);
+		if (own)
+			nb_conn__end_exclusive(c); /* a single statement: give the connection back */
+		return rc;
 	}
+	return exec_fmt_real(c, st, p, res, rfmt);
+}
+
+static int exec_fmt_real(nb_conn_t *c, nb_stmt_t *st, const nb_params_t *p, PGresult **res, int rfmt)
+{
 	int id = stmt_id(st);
 	bool first = nb_conn__uses(c) == 0 && PQtransactionStatus(nb_conn_pg(c)) == PQTRANS_IDLE;
 	int rc = exec_once(c, st, id, p, res, rfmt);

@@ -25,11 +25,18 @@
 typedef struct nb_stmt {
 	const char *name; /* unique statement name */
 	const char *sql;
-	int id; /* assigned on first use; 0 = not yet */
+	int id;    /* assigned on first use; 0 = not yet */
+	bool slow; /* may take long: never pipelined behind other requests' statements */
 } nb_stmt_t;
 
 /** Declares a statement: NB_STMT(st_user_by_id, "SELECT … WHERE id = $1"). */
-#define NB_STMT(var, text) static nb_stmt_t var = {#var, text, 0}
+#define NB_STMT(var, text) static nb_stmt_t var = {#var, text, 0, false}
+/**
+ * Declares a statement that may run long (ranking, sleeping): on an event
+ * loop it takes a pool connection of its own instead of the shared pipeline,
+ * where it would hold up every statement queued behind it.
+ */
+#define NB_STMT_SLOW(var, text) static nb_stmt_t var = {#var, text, 0, true}
 
 #define NB_MAX_PARAMS 24
 

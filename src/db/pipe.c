@@ -25,8 +25,12 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/sched.h"
+#include "core/timeutil.h"
 
 #define MAX_STMTS 512
+/* A connection whose oldest statement has waited this long is held up by a
+ * slow one: new statements go elsewhere (head-of-line blocking). */
+#define STUCK_MS 50
 
 typedef struct entry {
 	struct entry *next;
@@ -34,6 +38,7 @@ typedef struct entry {
 	PGresult *result;
 	int rc;
 	int stmt_id;
+	int64_t sent_ms;
 	bool expect_prepare, got_prepare, done;
 } entry_t;
 
@@ -272,16 +277,30 @@ static int conn_open(pconn_t *pc)
 	return 0;
 }
 
-/* The open connection with the fewest statements in flight, opening one if needed. */
+/*
+ * The open connection with the fewest statements in flight, opening one if
+ * needed, and never one held up by a slow statement (NB_EBUSY when every
+ * connection is: the caller then runs the statement on a connection of its own).
+ */
 static pconn_t *pick(nb_pipe_t *pp, int *rc)
 {
 	pconn_t *best = NULL, *closed = NULL;
+	int64_t now = nb_mono_ms();
+	bool stuck_seen = false;
 	for (int i = 0; i < pp->n; i++) {
 		pconn_t *pc = &pp->conns[i];
+		if (pc->pg && pc->head && now - pc->head->sent_ms > STUCK_MS) {
+			stuck_seen = true;
+			continue;
+		}
 		if (pc->pg && (!best || pc->pending < best->pending))
 			best = pc;
 		else if (!pc->pg && !pc->connecting && !closed)
 			closed = pc;
+	}
+	if (!best && !closed && stuck_seen) {
+		*rc = NB_EBUSY;
+		return NULL;
 	}
 	/* Open another connection while the open ones are busy. */
 	if (closed && (!best || best->pending > 0)) {
@@ -328,6 +347,7 @@ int nb_pipe_exec(nb_pipe_t *pp, int stmt_id, const char *name, const char *sql, 
 		return rc;
 	entry_t *e = nb_xcalloc(1, sizeof *e);
 	e->stmt_id = stmt_id;
+	e->sent_ms = nb_mono_ms();
 	bool prepared = stmt_id < MAX_STMTS && (pc->prepared[stmt_id / 8] & (1u << (stmt_id % 8)));
 	if (!prepared) {
 		if (!PQsendPrepare(pc->pg, name, sql, 0, NULL))

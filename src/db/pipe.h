@@ -12,7 +12,11 @@
  * then serve many requests.
  *
  * Every statement has its own sync point, so one statement's error never
- * aborts another request's. A connection that breaks fails the statements
+ * aborts another request's. A backend answers in order, so one slow
+ * statement holds up those behind it: statements declared NB_STMT_SLOW never
+ * come here, and a connection whose oldest statement has waited over 50 ms is
+ * passed over (NB_EBUSY when all are, and the caller then uses a connection
+ * of its own). A connection that breaks fails the statements
  * waiting on it (NB_EUNAVAIL) and is reconnected on next use. Transactions
  * need a connection of their own and do not come here (see pool.h,
  * nb_pool_acquire_virtual).

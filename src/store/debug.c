@@ -7,7 +7,7 @@
 
 #include "db/db.h"
 
-NB_STMT(st_sleep, "SELECT pg_sleep($1::float8 / 1000)");
+NB_STMT_SLOW(st_sleep, "SELECT pg_sleep($1::float8 / 1000)");
 
 int nb_store_debug_sleep(nb_conn_t *c, int ms)
 {

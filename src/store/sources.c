@@ -74,7 +74,7 @@ NB_STMT(st_chunks_insert,
 NB_STMT(st_source_ready, "UPDATE sources SET status = 'ready', error = NULL, chunk_count = $2, page_count = $3"
 			 " WHERE id = $1");
 
-NB_STMT(st_search,
+NB_STMT_SLOW(st_search,
 	"WITH q AS (SELECT websearch_to_tsquery('english', $2) AS q),"
 	" hits AS (SELECT c.id, c.source_id, c.chunk_index, c.page, c.text,"
 	"          ts_rank_cd(c.tsv, q.q, 1 | 32) AS score"

@@ -432,6 +432,59 @@ static void test_pipeline_reconnects_after_killed_backend(void)
 	nb_pool_destroy(k.admin);
 }
 
+typedef struct hol {
+	nb_pool_t *pool;
+	nb_pipe_t *pipe;
+	double sleep_s;
+	int delay_ms;
+	int rc;
+	int64_t took_ms;
+	bool finished;
+} hol_t;
+
+NB_STMT(st_pipe_sleep, "SELECT pg_sleep($1::float8)"); /* not declared slow: goes into the pipeline */
+
+static void hol_job(void *arg)
+{
+	hol_t *h = arg;
+	if (h->delay_ms) {
+		nb_wait_t w;
+		nb_wait_init(&w);
+		nb_wait_park(&w, h->delay_ms);
+	}
+	nb_conn_t *c = nb_pool_acquire_virtual(h->pool, h->pipe);
+	nb_params_t p;
+	nb_params_init(&p);
+	char s[16];
+	snprintf(s, sizeof s, "%.3f", h->sleep_s);
+	nb_p_text(&p, s);
+	int64_t t0 = nb_mono_ms();
+	h->rc = nb_db_exec(c, &st_pipe_sleep, &p, NULL);
+	h->took_ms = nb_mono_ms() - t0;
+	nb_pool_release(h->pool, c);
+	h->finished = true;
+}
+
+static void test_pipeline_routes_around_a_slow_statement(void)
+{
+	nb_pool_t *pool = make_pool(2, 2000);
+	nb_pipe_t *pipe = nb_pipe_create(pool, 1);
+	hol_t slow = {pool, pipe, 1.0, 0, -99, 0, false};
+	hol_t quick = {pool, pipe, 0.0, 200, -99, 0, false};
+	nb_sched_spawn(sched, hol_job, &slow, NULL);
+	nb_sched_spawn(sched, hol_job, &quick, NULL);
+	run_until_flag(&quick.finished);
+	CHECK_INT(quick.rc, 0);
+	/* the quick statement did not queue behind the one-second one */
+	CHECK_MSG(quick.took_ms < 600, "quick statement took %lld ms", (long long)quick.took_ms);
+	run_until_flag(&slow.finished);
+	CHECK_INT(slow.rc, 0);
+	CHECK(slow.took_ms >= 900);
+	nb_pipe_destroy(pipe);
+	uv_run(&loop, UV_RUN_NOWAIT);
+	nb_pool_destroy(pool);
+}
+
 int main(void)
 {
 	url = getenv("NB_TEST_DATABASE_URL");
@@ -449,6 +502,7 @@ int main(void)
 	T_RUN(test_pipeline_many_statements_errors_isolated);
 	T_RUN(test_pipeline_transactions_take_their_own_connection);
 	T_RUN(test_pipeline_reconnects_after_killed_backend);
+	T_RUN(test_pipeline_routes_around_a_slow_statement);
 	nb_sched_destroy(sched);
 	uv_run(&loop, UV_RUN_DEFAULT);
 	uv_loop_close(&loop);
