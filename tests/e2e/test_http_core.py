@@ -365,3 +365,21 @@ def test_serve_with_bad_listen_address_fails_cleanly():
     check("NOTEBOOKD_LISTEN" in r.stderr, r.stderr)
     r = _run(["serve"], {"DATABASE_URL": DB_URL, "NOTEBOOKD_LISTEN": "127.0.0.1:%d" % srv.port})
     check(r.returncode != 0, "binding a port in use must fail")
+
+
+def test_metrics_in_prometheus_text_format():
+    srv.get("/readyz")
+    r = srv.get("/metrics")
+    eq(r.status, 200)
+    check(r.header("Content-Type").startswith("text/plain; version=0.0.4"), r.header("Content-Type"))
+    values = {}
+    for line in r.body.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            values[name] = float(value)
+    for name in ["notebookd_http_requests_total", "notebookd_http_connections_open",
+                 'notebookd_http_responses_total{class="2xx"}', 'notebookd_db_connections{pool="loops",state="idle"}',
+                 "notebookd_db_pipeline_statements_total"]:
+        check(name in values, name)
+    check(values["notebookd_http_requests_total"] >= 1)
+    check(values["notebookd_db_pipeline_statements_total"] >= 1)
