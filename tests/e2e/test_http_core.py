@@ -383,3 +383,34 @@ def test_metrics_in_prometheus_text_format():
         check(name in values, name)
     check(values["notebookd_http_requests_total"] >= 1)
     check(values["notebookd_db_pipeline_statements_total"] >= 1)
+
+
+def test_slow_and_idle_clients_are_cut_off():
+    s2 = Server(env={"NOTEBOOKD_READ_TIMEOUT_MS": "400", "NOTEBOOKD_IDLE_TIMEOUT_MS": "400"})
+    try:
+        def closed_within(sock, seconds):
+            sock.settimeout(seconds)
+            try:
+                data = sock.recv(100)
+                return data == b""
+            except socket.timeout:
+                return False
+            except ConnectionResetError:
+                return True
+
+        idle = socket.create_connection(("127.0.0.1", s2.port))
+        slow = socket.create_connection(("127.0.0.1", s2.port))
+        slow.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # headers never finished
+        check(closed_within(idle, 3), "an idle connection must be closed")
+        check(closed_within(slow, 3), "a request that never finishes arriving must be dropped")
+        # a keep-alive connection is closed after its idle time too, having answered first
+        ka = socket.create_connection(("127.0.0.1", s2.port))
+        ka.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        ka.settimeout(3)
+        check(ka.recv(4096).startswith(b"HTTP/1.1 200"))
+        check(closed_within(ka, 3))
+        for s in (idle, slow, ka):
+            s.close()
+        eq(s2.get("/healthz").status, 200)
+    finally:
+        eq(s2.stop(), 0)
