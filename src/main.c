@@ -60,7 +60,8 @@ static const command_t commands[] = {
 	 "statistics stand until the next analyze: prefer a quiet moment in production.\n"},
 	{"purge", cmd_purge, "hard-delete what has been in the trash past the retention period",
 	 "notebookd purge\n\nHard-deletes notebooks (with everything under them) and sources that have\n"
-	 "been in the trash longer than NOTEBOOKD_TRASH_RETENTION_DAYS. Run it from cron.\n"},
+	 "been in the trash longer than NOTEBOOKD_TRASH_RETENTION_DAYS, then stored documents\n"
+	 "older than that which no source uses any more. Run it from cron.\n"},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])

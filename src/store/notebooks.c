@@ -55,6 +55,9 @@ NB_STMT(st_nb_restore, "WITH u AS (UPDATE notebooks SET deleted_at = NULL"
 NB_STMT(st_nb_check, "SELECT 1 FROM notebooks WHERE id = $1 AND owner_id = $2 AND deleted_at IS NULL");
 NB_STMT(st_purge_notebooks, "DELETE FROM notebooks WHERE deleted_at < now() - make_interval(days => $1)");
 NB_STMT(st_purge_sources, "DELETE FROM sources WHERE deleted_at < now() - make_interval(days => $1)");
+/* Bytes no source refers to any more (their sources were purged or erased). */
+NB_STMT(st_purge_documents, "DELETE FROM documents d WHERE d.created_at < now() - make_interval(days => $1)"
+			    " AND NOT EXISTS (SELECT 1 FROM sources s WHERE s.document_id = d.id)");
 
 static void owner_id(nb_params_t *p, const char *id, const char *owner)
 {
@@ -158,5 +161,5 @@ int nb_store_purge_trash(nb_conn_t *c, int days, long *notebooks, long *sources)
 		return rc;
 	*sources = atol(PQcmdTuples(r));
 	PQclear(r);
-	return 0;
+	return nb_db_exec(c, &st_purge_documents, &p, NULL);
 }

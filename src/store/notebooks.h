@@ -46,7 +46,8 @@ int nb_store_notebook_restore(nb_conn_t *c, const char *owner, const char *id, j
 int nb_store_notebook_check(nb_conn_t *c, const char *owner, const char *id);
 /**
  * Hard-deletes notebooks (and, by cascade, all under them) and sources that
- * have been in the trash longer than `days`. Writes the counts.
+ * have been in the trash longer than `days`, then documents older than that
+ * which no source refers to any more. Writes the counts.
  */
 int nb_store_purge_trash(nb_conn_t *c, int days, long *notebooks, long *sources);
 
