@@ -96,6 +96,8 @@ static int need_database_url(void)
 /* A one-shot connection for migrate/verify; NULL after printing a one-line error. */
 static PGconn *connect_once(void)
 {
+	if (need_database_url() < 0)
+		return NULL;
 	const char *keys[] = {"dbname", "connect_timeout", "application_name", NULL};
 	char timeout[16];
 	snprintf(timeout, sizeof timeout, "%d", nb_cfg.db_connect_timeout_s);
@@ -116,8 +118,6 @@ static int cmd_migrate(int argc, char **argv)
 {
 	(void)argc;
 	(void)argv;
-	if (need_database_url() < 0)
-		return 1;
 	PGconn *pg = connect_once();
 	if (!pg)
 		return 1;
@@ -136,8 +136,6 @@ static int cmd_verify(int argc, char **argv)
 {
 	(void)argc;
 	(void)argv;
-	if (need_database_url() < 0)
-		return 1;
 	PGconn *pg = connect_once();
 	if (!pg)
 		return 1;

@@ -21,7 +21,6 @@ typedef struct task {
 	void (*done)(void *arg);
 	uv_timer_t *timer; /* lazily created; freed on close */
 	nb_wait_t *timer_wait;
-	struct task *next_free;
 } task_t;
 
 struct nb_sched {

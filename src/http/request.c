@@ -137,9 +137,6 @@ int nb_resp_error(nb_req_t *r, int err, const char *message, const char *field)
 		if (resp->retry_after <= 0)
 			resp->retry_after = 1;
 	}
-	if (resp->status == 405 && r->route == NULL) {
-		/* Allow was set by the router */
-	}
 	return err;
 }
 

@@ -60,7 +60,6 @@ struct nb_req {
 	int64_t start_us;
 	int64_t deadline_ms; /* monotonic */
 	nb_resp_t resp;
-	void *server_priv; /* the server's per-request state */
 };
 
 /** A request header (name in any case) or NULL. */
