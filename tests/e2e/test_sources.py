@@ -230,6 +230,21 @@ def test_pdf_upload_keeps_pages():
         eq(small.stop(), 0)
 
 
+def test_large_upload_is_spooled_and_ingested():
+    # bodies over 1 MiB go to a temporary file instead of memory
+    tok = user()
+    nb = notebook(tok)
+    body = ("Large uploads exercise the spooled body path of the server. " * 40000).encode()
+    check(len(body) > 2 * 1024 * 1024)
+    r = upload(tok, nb, {"file": ("big.txt", "text/plain", body)})
+    eq(r.status, 202, r.body[:200])
+    eq(r.json["source"]["byte_size"], len(body))
+    s = wait_source(tok, r.json["source"]["id"], timeout=60)
+    eq(s["status"], "ready", s)
+    check(s["chunk_count"] > 100)
+    eq(psql("SELECT octet_length(content) FROM documents WHERE id = '%s'" % s["document_id"]), str(len(body)))
+
+
 def test_upload_text_markdown_html_by_extension():
     tok = user()
     nb = notebook(tok)
