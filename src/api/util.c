@@ -46,6 +46,25 @@ int nb_body_required(nb_req_t *req)
 	return 0;
 }
 
+int nb_body_only(nb_req_t *req, const char *const *fields)
+{
+	if (!req->json)
+		return 0;
+	const char *key;
+	json_t *v;
+	json_object_foreach(req->json, key, v) {
+		bool known = false;
+		for (const char *const *f = fields; *f && !known; f++)
+			known = strcmp(*f, key) == 0;
+		if (!known) {
+			char msg[160];
+			snprintf(msg, sizeof msg, "%.100s: unknown field", key);
+			return nb_resp_error(req, NB_EINVALID, msg, nb_arena_strdup(req->arena, key));
+		}
+	}
+	return 0;
+}
+
 bool nb_body_has(nb_req_t *req, const char *field)
 {
 	return req->json && json_object_get(req->json, field) != NULL;

@@ -34,6 +34,12 @@ int nb_body_str(nb_req_t *req, const char *field, bool required, bool allow_empt
 bool nb_body_has(nb_req_t *req, const char *field);
 /** 400 when the request has no JSON body (for endpoints that need one). */
 int nb_body_required(nb_req_t *req);
+/**
+ * Refuses a body field the route does not know: `fields` is a NULL-terminated
+ * list of the accepted names. 0, or 422 naming the first unknown field (answer
+ * set), so that a typo is never silently ignored. A request without a body passes.
+ */
+int nb_body_only(nb_req_t *req, const char *const *fields);
 
 /** Pagination: limit (1..max, default def) and an opaque cursor of two strings (time, id). */
 typedef struct nb_page {

@@ -202,6 +202,20 @@ def psql(sql, url=None):
     return out.stdout.strip()
 
 
+def wait_until(fn, timeout=30.0, what="the condition", interval=0.02):
+    """Polls fn() until it returns a truthy value and returns that value; fails
+    with `what` when timeout seconds pass first. Use it instead of a sleep
+    wherever a test waits for a state it can observe."""
+    deadline = time.time() + timeout
+    while True:
+        v = fn()
+        if v:
+            return v
+        if time.time() >= deadline:
+            raise AssertionError("timed out after %.1fs waiting for %s" % (timeout, what))
+        time.sleep(interval)
+
+
 def check(cond, msg="check failed"):
     if not cond:
         raise AssertionError(msg)
