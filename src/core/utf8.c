@@ -132,3 +132,30 @@ size_t nb_utf8_sanitize(nb_buf_t *out, const char *s, size_t n)
 	nb_buf_append(out, s + run, n - run);
 	return replaced;
 }
+
+static bool label_space(uint32_t cp)
+{
+	return cp == ' ' || cp == 0xA0 || cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200B) || cp == 0x202F ||
+	       cp == 0x205F || cp == 0x3000 || cp == 0xFEFF || cp == 0x200C || cp == 0x200D || cp == 0x200E ||
+	       cp == 0x200F || cp == 0x2060;
+}
+
+bool nb_utf8_label_ok(const char *s, size_t n)
+{
+	bool visible = false;
+	size_t i = 0;
+	while (i < n) {
+		uint32_t cp;
+		int l = nb_utf8_decode(s + i, n - i, &cp);
+		if (l < 0)
+			return false;
+		if (cp < 0x20 || (cp >= 0x7F && cp <= 0x9F))
+			return false; /* C0, DEL, C1 */
+		if ((cp >= 0x202A && cp <= 0x202E) || (cp >= 0x2066 && cp <= 0x2069) || cp == 0x2028 || cp == 0x2029)
+			return false; /* bidi overrides and isolates, line and paragraph separators */
+		if (!label_space(cp))
+			visible = true;
+		i += (size_t)l;
+	}
+	return visible;
+}

@@ -154,6 +154,22 @@ static void test_err_table(void)
 	CHECK_INT(nb_err_status(12345), 500);
 }
 
+static void test_utf8_label(void)
+{
+	CHECK(nb_utf8_label_ok("Biology 101", 11));
+	CHECK(nb_utf8_label_ok("Zo\xc3\xab", 4));
+	CHECK(!nb_utf8_label_ok("", 0));
+	CHECK(!nb_utf8_label_ok("   ", 3));
+	CHECK(!nb_utf8_label_ok("\xe2\x80\x83\xc2\xa0", 5)); /* em space, no-break space */
+	CHECK(!nb_utf8_label_ok("a\tb", 3));
+	CHECK(!nb_utf8_label_ok("a\nb", 3));
+	CHECK(!nb_utf8_label_ok("a\x7f", 2));
+	CHECK(!nb_utf8_label_ok("a\xc2\x85", 3));		 /* NEL, C1 */
+	CHECK(!nb_utf8_label_ok("abc\xe2\x80\xaegpj.exe", 13)); /* right-to-left override */
+	CHECK(!nb_utf8_label_ok("a\xe2\x81\xa6" "b", 5));	 /* left-to-right isolate */
+	CHECK(!nb_utf8_label_ok("a\xff", 2));			 /* not UTF-8 */
+}
+
 int main(void)
 {
 	T_RUN(test_buf_json_escape);
@@ -164,5 +180,6 @@ int main(void)
 	T_RUN(test_uuid_threads_unique);
 	T_RUN(test_rfc3339);
 	T_RUN(test_err_table);
+	T_RUN(test_utf8_label);
 	return t_done();
 }
