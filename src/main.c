@@ -188,9 +188,9 @@ static int cmd_serve(int argc, char **argv)
 	nb_server_opts_t so;
 	nb_server_opts_from_config(&so);
 	so.routes = nb_api_routes(&so.nroutes);
-	so.authenticate = nb_api_authenticate;
-	so.pool = nb_app.pool;
-	nb_pool_opts_from_config(&so.loop_pool, nb_cfg.database_url);
+	nb_pool_opts_t lpo;
+	nb_pool_opts_from_config(&lpo, nb_cfg.database_url);
+	nb_api_middleware_install(&so, nb_app.pool, &lpo, nb_cfg.db_pipelines);
 	nb_server_t *srv = nb_server_create(&so, err, sizeof err);
 	if (!srv) {
 		fprintf(stderr, "notebookd: %s\n", err);
@@ -207,14 +207,18 @@ static int cmd_serve(int argc, char **argv)
 		workers = nb_workers_start(wpool, nb_cfg.database_url, nb_cfg.workers, "serve");
 	}
 	nb_info("listening on http://%s (port %d)", nb_cfg.listen, nb_server_port(srv));
-	nb_server_run(srv);
+	if (nb_server_admin_port(srv))
+		nb_info("serving /metrics on http://%s (port %d)", nb_cfg.metrics_listen, nb_server_admin_port(srv));
+	int run_rc = nb_server_run(srv, err, sizeof err);
+	if (run_rc < 0)
+		fprintf(stderr, "notebookd: %s\n", err);
 	nb_workers_stop(workers, nb_cfg.shutdown_timeout_ms);
 	nb_pool_destroy(wpool);
 	nb_server_destroy(srv);
 	nb_auth_shutdown();
 	nb_pool_destroy(nb_app.pool);
 	nb_app.pool = NULL;
-	return 0;
+	return run_rc < 0 ? 1 : 0;
 }
 
 int main(int argc, char **argv)

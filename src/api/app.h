@@ -6,6 +6,7 @@
 #ifndef NB_API_APP_H
 #define NB_API_APP_H
 
+#include "api/middleware.h"
 #include "db/pool.h"
 #include "http/router.h"
 

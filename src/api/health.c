@@ -75,10 +75,10 @@ int nb_api_metrics(nb_req_t *req)
 	nb_server_t *srv = nb_server_current();
 	if (srv) {
 		nb_pool_stats_t ls;
-		nb_server_loop_pool_stats(srv, &ls);
+		nb_api_loop_pool_stats(&ls);
 		pool_stats_metrics(&b, "loops", &ls);
 		nb_pipe_stats_t ps;
-		nb_server_pipe_stats(srv, &ps);
+		nb_api_pipe_stats(&ps);
 		nb_buf_printf(&b, "notebookd_db_pipeline_statements_total %llu\n", (unsigned long long)ps.statements);
 		nb_buf_printf(&b, "notebookd_db_pipeline_flushes_total %llu\n", (unsigned long long)ps.flushes);
 		nb_buf_printf(&b, "notebookd_db_pipeline_failures_total %llu\n", (unsigned long long)ps.failures);
@@ -93,6 +93,7 @@ int nb_api_metrics(nb_req_t *req)
 		nb_buf_printf(&b, "notebookd_http_requests_total %ld\n", s.requests_total);
 		nb_buf_printf(&b, "notebookd_http_requests_in_flight %ld\n", s.requests_in_flight);
 		nb_buf_printf(&b, "notebookd_http_request_timeouts_total %ld\n", s.timeouts);
+		nb_buf_printf(&b, "notebookd_http_write_timeouts_total %ld\n", s.write_timeouts);
 		for (int i = 1; i <= 5; i++)
 			nb_buf_printf(&b, "notebookd_http_responses_total{class=\"%dxx\"} %ld\n", i,
 				      s.responses_by_class[i]);

@@ -15,7 +15,8 @@ nb_app_t nb_app;
 static const nb_route_t routes[] = {
 	{"GET", "/healthz", nb_api_healthz, 0, NB_EXEC_INLINE},
 	{"GET", "/readyz", nb_api_readyz, 0, NB_EXEC_DEFAULT},
-	{"GET", "/metrics", nb_api_metrics, 0, NB_EXEC_DEFAULT},
+	/* only on NOTEBOOKD_METRICS_LISTEN when that is set */
+	{"GET", "/metrics", nb_api_metrics, NB_ROUTE_ADMIN, NB_EXEC_DEFAULT},
 
 	{"POST", "/v1/auth/register", nb_api_register, 0, NB_EXEC_HASH},
 	{"POST", "/v1/auth/login", nb_api_login, 0, NB_EXEC_HASH},

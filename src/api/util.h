@@ -12,6 +12,7 @@
 
 #include <libpq-fe.h>
 
+#include "api/middleware.h"
 #include "http/request.h"
 
 /**

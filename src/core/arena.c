@@ -86,7 +86,10 @@ void nb_arena_reset(nb_arena_t *a)
 
 static block_t *new_block(size_t size)
 {
-	block_t *b = nb_xmalloc(sizeof(block_t) + size);
+	size_t total;
+	if (__builtin_add_overflow(sizeof(block_t), size, &total))
+		abort();
+	block_t *b = nb_xmalloc(total);
 	b->next = NULL;
 	b->size = size;
 	b->used = 0;
@@ -95,7 +98,10 @@ static block_t *new_block(size_t size)
 
 void *nb_arena_alloc(nb_arena_t *a, size_t n)
 {
-	n = (n + ALIGN - 1) & ~(size_t)(ALIGN - 1);
+	size_t rounded;
+	if (__builtin_add_overflow(n, (size_t)(ALIGN - 1), &rounded))
+		abort(); /* a size this large is a bug: fail like an exhausted allocation */
+	n = rounded & ~(size_t)(ALIGN - 1);
 	if (n == 0)
 		n = ALIGN;
 	a->total += n;
@@ -121,16 +127,12 @@ void *nb_arena_alloc(nb_arena_t *a, size_t n)
 	return p;
 }
 
-void *nb_arena_calloc(nb_arena_t *a, size_t n)
-{
-	void *p = nb_arena_alloc(a, n);
-	memset(p, 0, n);
-	return p;
-}
-
 char *nb_arena_strndup(nb_arena_t *a, const char *s, size_t n)
 {
-	char *p = nb_arena_alloc(a, n + 1);
+	size_t size;
+	if (__builtin_add_overflow(n, (size_t)1, &size))
+		abort();
+	char *p = nb_arena_alloc(a, size);
 	memcpy(p, s, n);
 	p[n] = '\0';
 	return p;

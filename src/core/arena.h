@@ -26,8 +26,6 @@ void nb_arena_destroy(nb_arena_t *a);
 void nb_arena_reset(nb_arena_t *a);
 /** Allocates n bytes aligned for any type; valid until the arena dies. */
 void *nb_arena_alloc(nb_arena_t *a, size_t n);
-/** Allocates n zeroed bytes. */
-void *nb_arena_calloc(nb_arena_t *a, size_t n);
 /** Copies a string into the arena; NULL gives NULL. */
 char *nb_arena_strdup(nb_arena_t *a, const char *s);
 /** Copies n bytes of s into the arena and NUL-terminates. */

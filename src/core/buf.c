@@ -26,12 +26,15 @@ void nb_buf_dispose(nb_buf_t *b)
 
 void nb_buf_reserve(nb_buf_t *b, size_t extra)
 {
-	size_t need = b->len + extra + 1;
+	size_t need;
+	if (__builtin_add_overflow(b->len, extra, &need) || __builtin_add_overflow(need, (size_t)1, &need))
+		abort(); /* a size that wraps is a bug: fail like an exhausted allocation */
 	if (need <= b->cap)
 		return;
 	size_t cap = b->cap ? b->cap : 64;
 	while (cap < need)
-		cap *= 2;
+		if (__builtin_mul_overflow(cap, (size_t)2, &cap))
+			cap = need; /* doubling would wrap: take exactly what is needed */
 	b->data = nb_xrealloc(b->data, cap);
 	b->cap = cap;
 }

@@ -24,6 +24,11 @@ typedef struct nb_config {
 	int idle_timeout_ms;
 	int read_timeout_ms;
 	long max_upload_bytes;
+	long max_json_bytes;
+	int first_request_timeout_ms;
+	int write_timeout_ms;
+	int max_connections_per_client;
+	char *metrics_listen;
 	int shutdown_timeout_ms;
 	bool access_log;
 	bool expose_statement_count;

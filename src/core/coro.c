@@ -66,7 +66,10 @@ static void *stack_get(void)
 		       0);
 	if (m == MAP_FAILED)
 		abort();
-	mprotect(m, ps, PROT_NONE); /* guard page: overflow faults instead of corrupting */
+	/* guard page: overflow faults instead of corrupting; without it a stack
+	 * overflow would silently corrupt memory, so a failure is fatal */
+	if (mprotect(m, ps, PROT_NONE) != 0)
+		abort();
 	return m;
 }
 
@@ -145,11 +148,6 @@ void nb_coro_yield(void)
 #ifdef NB_ASAN
 	__sanitizer_finish_switch_fiber(c->fake_stack, &c->caller_bottom, &c->caller_size);
 #endif
-}
-
-nb_coro_t *nb_coro_current(void)
-{
-	return tl_current;
 }
 
 void nb_coro_destroy(nb_coro_t *c)

@@ -29,8 +29,6 @@ nb_coro_t *nb_coro_create(nb_coro_fn fn, void *arg);
 bool nb_coro_resume(nb_coro_t *c);
 /** From inside a coroutine: switches back to whoever resumed it. */
 void nb_coro_yield(void);
-/** The coroutine running on this thread, or NULL on a plain thread. */
-nb_coro_t *nb_coro_current(void);
 /** Frees a finished (or never started) coroutine; its stack goes back to the cache. Accepts NULL. */
 void nb_coro_destroy(nb_coro_t *c);
 /** Frees this thread's cached stacks (at thread exit). */

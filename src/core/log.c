@@ -36,11 +36,6 @@ void nb_log_set_request_id(const char *id)
 	snprintf(tl_request_id, sizeof tl_request_id, "%s", id);
 }
 
-const char *nb_log_request_id(void)
-{
-	return tl_request_id[0] ? tl_request_id : NULL;
-}
-
 static void write_all(const char *p, size_t n)
 {
 	while (n > 0) {

@@ -14,8 +14,6 @@ typedef enum { NB_LOG_DEBUG = 0, NB_LOG_INFO, NB_LOG_WARN, NB_LOG_ERROR } nb_log
 void nb_log_set_level(const char *name);
 /** Sets (or clears with NULL) the current thread's request id; the string is copied. */
 void nb_log_set_request_id(const char *id);
-/** The current thread's request id, or NULL. */
-const char *nb_log_request_id(void);
 /** Logs a formatted message at a level. */
 void nb_log(nb_log_level_t level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /** Writes one pre-built JSON object (without newline) as a log line, atomically. */

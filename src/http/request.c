@@ -1,6 +1,7 @@
 /*
  * request.c — what handlers read from a request and how they answer it
- * (see request.h); the server's own side of requests is in server.c.
+ * (see request.h); the server's own side of requests is in parse.c and
+ * conn.c (see README.md).
  */
 #include "http/request.h"
 
@@ -72,11 +73,6 @@ const char *nb_req_query(nb_req_t *r, const char *name)
 const char *nb_req_param(const nb_req_t *r, int i)
 {
 	return i < r->nparams ? r->params[i] : NULL;
-}
-
-bool nb_req_expired(const nb_req_t *r)
-{
-	return nb_mono_ms() > r->deadline_ms;
 }
 
 void nb_resp_json(nb_resp_t *resp, int status, json_t *body)

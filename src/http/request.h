@@ -1,9 +1,12 @@
 /*
  * request.h — what a handler sees of a request, and the response it builds.
  *
- * A request is owned by the server. Handlers run on a worker thread and may
+ * A request is owned by the server. Handlers run as coroutines on the
+ * request's loop or on a thread of a pool (router.h's exec classes) and may
  * use everything here freely; allocations go to req->arena and die with the
- * request. A handler fills `resp` (nb_resp_json / nb_resp_error …) or, for a
+ * request. The database is not the server's business: the application keeps
+ * what it needs per request in `app` and per loop in `loop_data`
+ * (api/middleware.h gives handlers nb_req_db). A handler fills `resp` (nb_resp_json / nb_resp_error …) or, for a
  * streamed answer, calls nb_stream_begin and writes chunks.
  */
 #ifndef NB_HTTP_REQUEST_H
@@ -16,7 +19,6 @@
 
 #include "core/arena.h"
 #include "core/buf.h"
-#include "db/pool.h"
 
 #define NB_MAX_HEADERS 64
 #define NB_MAX_PATH_PARAMS 4
@@ -55,8 +57,10 @@ struct nb_req {
 	/* set by the auth middleware */
 	bool authed;
 	char user_id[40];
-	/* database connection of this request, acquired on first use */
-	nb_conn_t *conn;
+	/* the application's slot for this request (e.g. its database connection) */
+	void *app;
+	/* the application's pointer for the request's loop (server hooks), or NULL on none */
+	void *loop_data;
 	int64_t start_us;
 	int64_t deadline_ms; /* monotonic */
 	nb_resp_t resp;
@@ -68,14 +72,6 @@ const char *nb_req_header(const nb_req_t *r, const char *name);
 const char *nb_req_query(nb_req_t *r, const char *name);
 /** Path parameter i (0-based, pattern order). */
 const char *nb_req_param(const nb_req_t *r, int i);
-/**
- * The request's database connection, acquired on first call and released by
- * the server after the handler. Returns 0, or NB_EUNAVAIL (pool exhausted or
- * database down).
- */
-int nb_req_db(nb_req_t *r, nb_conn_t **out);
-/** True once the request's deadline has passed (handlers may give up early). */
-bool nb_req_expired(const nb_req_t *r);
 
 /** Sets a JSON response; takes ownership of (steals) `body`. */
 void nb_resp_json(nb_resp_t *resp, int status, json_t *body);
@@ -100,7 +96,12 @@ int nb_resp_error(nb_req_t *r, int err, const char *message, const char *field);
  * is gone.
  */
 int nb_stream_begin(nb_req_t *r, int status, const char *content_type);
-/** Sends a chunk; blocks while the client is far behind. 0, or -1 if the client is gone. */
+/**
+ * Sends a chunk. While more than a bounded number of bytes of this response
+ * are queued and unsent, the caller waits (a thread on a condition variable,
+ * a coroutine parked) until the client reads; a client that reads nothing for
+ * the write timeout is disconnected. 0, or -1 if the client is gone.
+ */
 int nb_stream_write(nb_req_t *r, const char *data, size_t len);
 /**
  * Gives up a stream that already sent its headers (an error midway): the
@@ -108,7 +109,5 @@ int nb_stream_write(nb_req_t *r, const char *data, size_t len);
  * truncated answer rather than a complete-looking one.
  */
 void nb_stream_abort(nb_req_t *r);
-/** True when the client has gone away. */
-bool nb_stream_closed(nb_req_t *r);
 
 #endif

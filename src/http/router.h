@@ -26,7 +26,8 @@ typedef enum nb_exec_class {
 
 enum {
 	NB_ROUTE_AUTH = 1 << 0,      /* requires a bearer token */
-	NB_ROUTE_MULTIPART = 1 << 1, /* accepts multipart/form-data besides JSON */
+	NB_ROUTE_MULTIPART = 1 << 1, /* accepts multipart/form-data besides JSON, up to the upload limit */
+	NB_ROUTE_ADMIN = 1 << 2,     /* served only on the admin listener when one is configured */
 };
 
 /** A handler fills req->resp; a negative nb_err_t return with no status set gives the standard error. */

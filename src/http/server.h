@@ -1,65 +1,96 @@
 /*
- * server.h — the HTTP/1.1 server.
+ * server.h — the HTTP/1.1 server, a library on core alone.
  *
  * Concurrency model (docs/architecture.md says why): libuv event loops (one
  * per NOTEBOOKD_IO_THREADS, listening on one shared socket) own the sockets,
  * parse with http_parser and write responses. Handlers run as coroutines on
- * their loop with non-blocking libpq connections of the loop's own pool: a
- * handler waiting on PostgreSQL yields, so it never stalls the loop, and no
- * thread switch is paid per request. Handlers that must block (password
- * hashing, long streamed answers, heavy CPU) are routed to thread pools with
- * a blocking connection pool. A loop holds thousands of idle keep-alive
- * connections for the price of their small state. Every request has a deadline;
- * SIGTERM/SIGINT stop accepting, let in-flight requests finish (up to the
- * shutdown timeout) and return from nb_server_run.
+ * their loop, inline on it, or on thread pools (router.h's exec classes).
+ * Every request has a deadline; SIGTERM/SIGINT stop accepting, let in-flight
+ * requests finish (up to the shutdown timeout) and return from nb_server_run.
+ *
+ * The server knows nothing of databases or of the API: the application plugs
+ * in through hooks — per-loop start/stop (where it keeps its per-loop
+ * resources, handed to each request as req->loop_data), a check that runs
+ * as soon as a request's head is routed (before any body byte is read), and
+ * a wrap around every handler (body checks, authentication, releasing what
+ * the request took). src/http/README.md describes the parts.
  */
 #ifndef NB_HTTP_SERVER_H
 #define NB_HTTP_SERVER_H
 
 #include <stddef.h>
 
-#include "db/pool.h"
 #include "http/router.h"
 
 typedef struct nb_server nb_server_t;
 
+/** What the application plugs into the server. Every hook may be NULL. */
+typedef struct nb_server_hooks {
+	void *arg; /* passed to loop_start and loop_stop */
+	/**
+	 * Called on each event-loop thread before it serves (index 0..nloops-1).
+	 * Returns the loop's application pointer, given to each request of the
+	 * loop as req->loop_data.
+	 */
+	void *(*loop_start)(void *arg, int index, int nloops);
+	/** Called once per loop after serving stopped, before its loop closes; frees loop_data. */
+	void (*loop_stop)(void *arg, void *loop_data);
+	/**
+	 * Called on the loop as soon as a request's head is complete and routed,
+	 * before any body byte is read. Must not wait. Returns 0, or a negative
+	 * nb_err_t with req->resp set: the answer goes out at once and the body is
+	 * never read (the connection closes if one would follow).
+	 */
+	int (*on_head)(nb_req_t *req);
+	/** Runs where the handler runs, just before it. 0, or a negative nb_err_t (answer set or standard). */
+	int (*before)(nb_req_t *req);
+	/** Runs where the handler ran, just after it, even on failure: release what the request took. */
+	void (*after)(nb_req_t *req);
+} nb_server_hooks_t;
+
 typedef struct nb_server_opts {
-	const char *listen; /* host:port */
+	const char *listen;       /* host:port */
+	const char *admin_listen; /* host:port of a second listener serving only NB_ROUTE_ADMIN routes; NULL: none */
 	int io_threads;
 	int handler_threads;
 	int hash_threads;
 	int stream_threads;
 	int max_connections;
+	int max_connections_per_client; /* open connections per client address */
 	int request_timeout_ms;
 	int idle_timeout_ms;
 	int read_timeout_ms;
-	size_t max_body_bytes;
+	int first_request_timeout_ms; /* a new connection's first request head must arrive within this */
+	int write_timeout_ms;         /* a client that reads nothing this long is disconnected */
+	size_t max_body_bytes;        /* routes with NB_ROUTE_MULTIPART */
+	size_t max_json_bytes;        /* every other route */
 	int shutdown_timeout_ms;
+	const char *tmp_dir; /* where large bodies are spooled; NULL: $TMPDIR or /tmp */
 	const nb_route_t *routes;
 	int nroutes;
-	nb_pool_t *pool; /* for nb_req_db on threads; may be NULL */
-	/* Template of the per-loop async pools used by coroutine handlers
-	 * (conninfo NULL: none); size and overflow are split across the loops. */
-	nb_pool_opts_t loop_pool;
-	int pipelines; /* pipelined connections per loop (db/pipe.h); 0: none */
-	/** Authenticates req (sets req->user_id); returns 0 or a negative nb_err_t. */
-	int (*authenticate)(nb_req_t *req);
+	nb_server_hooks_t hooks;
 	/** Called once on SIGTERM/SIGINT, on the loop thread, before draining (may be NULL). */
 	void (*on_shutdown)(void *arg);
 	void *on_shutdown_arg;
 } nb_server_opts_t;
 
-/** Fills opts from nb_cfg. */
+/** Fills opts from nb_cfg (no routes, no hooks). */
 void nb_server_opts_from_config(nb_server_opts_t *o);
 /**
- * Binds the listening sockets. Returns the server, or NULL with a one-line
- * reason in err (address in use, bad address).
+ * Binds the listening sockets and prepares the loops. Returns the server, or
+ * NULL with a one-line reason in err (address in use, bad address, a libuv or
+ * thread resource that could not be set up).
  */
 nb_server_t *nb_server_create(const nb_server_opts_t *o, char *err, size_t errlen);
 /** The port actually bound (useful with port 0). */
 int nb_server_port(const nb_server_t *s);
-/** Serves until SIGTERM/SIGINT or nb_server_stop, then drains. Returns 0. */
-int nb_server_run(nb_server_t *s);
+/** The admin listener's port, or 0 without one. */
+int nb_server_admin_port(const nb_server_t *s);
+/**
+ * Serves until SIGTERM/SIGINT or nb_server_stop, then drains. Returns 0, or
+ * -1 when a loop thread could not be started (err says why).
+ */
+int nb_server_run(nb_server_t *s, char *err, size_t errlen);
 /** Asks a running server to drain and stop (thread-safe). */
 void nb_server_stop(nb_server_t *s);
 /** Frees the server after nb_server_run returned. Accepts NULL. */
@@ -74,13 +105,10 @@ typedef struct nb_server_stats {
 	long responses_by_class[6]; /* index status/100 */
 	long timeouts;
 	long rejected_connections;
+	long write_timeouts; /* clients disconnected for not reading */
 } nb_server_stats_t;
+/** Reads the counters (any thread). */
 void nb_server_stats(nb_server_t *s, nb_server_stats_t *out);
-/** Sums the counters of the per-loop database pools. */
-void nb_server_loop_pool_stats(nb_server_t *s, nb_pool_stats_t *sum);
-struct nb_pipe_stats;
-/** Sums the counters of the per-loop pipelines. */
-void nb_server_pipe_stats(nb_server_t *s, struct nb_pipe_stats *sum);
 /** The running server (one per process), for handlers that need its stats. */
 nb_server_t *nb_server_current(void);
 

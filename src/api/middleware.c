@@ -1,0 +1,289 @@
+/*
+ * middleware.c — the API's side of the server hooks (see middleware.h).
+ *
+ * Design: the HTTP server knows nothing of the database; this file owns the
+ * per-loop async pools and pipelines (made on each loop's thread by the
+ * loop_start hook, kept in a small table for /metrics) and the per-request
+ * slot holding the request's connection (req->app, in the request's arena).
+ * Authentication is split in two: the bearer token (pure CPU) is checked on
+ * the loop as soon as the head is routed, so an anonymous request to an
+ * authenticated route is answered 401 before its body is read; the "user
+ * still exists" query runs where the handler runs, just before it.
+ */
+#include "api/middleware.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "api/util.h"
+#include "auth/service.h"
+#include "core/alloc.h"
+#include "core/config.h"
+#include "core/err.h"
+#include "core/sched.h"
+
+typedef struct api_loop {
+	nb_pool_t *pool; /* async, for this loop's coroutines; NULL without one */
+	nb_pipe_t *pipe; /* its pipelined connections, or NULL */
+	int index;
+} api_loop_t;
+
+typedef struct api_req {
+	nb_conn_t *conn;
+	nb_pool_t *pool; /* where conn came from */
+} api_req_t;
+
+static struct {
+	nb_pool_t *thread_pool;
+	nb_pool_opts_t loop_pool;
+	int pipelines;
+	pthread_mutex_t mu; /* guards loops */
+	api_loop_t **loops;
+	int nloops;
+} mw = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+/* ------------------------------------------------------------ body checks */
+
+static bool json_content_type(const char *ct)
+{
+	if (!ct)
+		return false;
+	size_t n = strcspn(ct, ";");
+	while (n > 0 && (ct[n - 1] == ' ' || ct[n - 1] == '\t'))
+		n--;
+	return n == 16 && strncasecmp(ct, "application/json", 16) == 0;
+}
+
+static bool multipart_content_type(const char *ct)
+{
+	return ct && strncasecmp(ct, "multipart/form-data", 19) == 0;
+}
+
+bool nb_api_json_too_deep(const char *p, size_t n, int max)
+{
+	int depth = 0;
+	bool in_str = false;
+	for (size_t i = 0; i < n; i++) {
+		char ch = p[i];
+		if (in_str) {
+			if (ch == '\\')
+				i++;
+			else if (ch == '"')
+				in_str = false;
+		} else if (ch == '"') {
+			in_str = true;
+		} else if (ch == '[' || ch == '{') {
+			if (++depth > max)
+				return true;
+		} else if ((ch == ']' || ch == '}') && depth > 0) {
+			depth--;
+		}
+	}
+	return false;
+}
+
+int nb_api_check_body(nb_req_t *req)
+{
+	if (req->body_len == 0)
+		return 0;
+	const char *ct = nb_req_header(req, "content-type");
+	bool multipart_ok = req->route && (req->route->flags & NB_ROUTE_MULTIPART);
+	if (multipart_content_type(ct) && multipart_ok)
+		return 0;
+	if (!json_content_type(ct))
+		return nb_resp_error(req, NB_EMEDIATYPE,
+				     multipart_ok ? "content type must be application/json or multipart/form-data"
+						  : "content type must be application/json",
+				     NULL);
+	if (nb_api_json_too_deep(req->body, req->body_len, NB_JSON_MAX_DEPTH))
+		return nb_resp_error(req, NB_EBADREQ, "body is nested too deeply", NULL);
+	json_error_t jerr;
+	json_t *j = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!j)
+		return nb_resp_error(req, NB_EBADREQ, "body is not valid JSON", NULL);
+	if (!json_is_object(j)) {
+		json_decref(j);
+		return nb_resp_error(req, NB_EBADREQ, "body must be a JSON object", NULL);
+	}
+	req->json = j;
+	return 0;
+}
+
+/* ---------------------------------------------------------- the database */
+
+int nb_req_db(nb_req_t *req, nb_conn_t **out)
+{
+	api_req_t *a = req->app;
+	if (!a) {
+		a = nb_arena_alloc(req->arena, sizeof *a);
+		memset(a, 0, sizeof *a);
+		req->app = a;
+	}
+	if (!a->conn) {
+		bool coro = nb_sched_in_coro();
+		api_loop_t *lp = req->loop_data;
+		nb_pool_t *p = coro ? (lp ? lp->pool : NULL) : mw.thread_pool;
+		if (!p)
+			return NB_EUNAVAIL;
+		if (coro && lp->pipe) {
+			a->conn = nb_pool_acquire_virtual(p, lp->pipe);
+		} else {
+			int rc = nb_pool_acquire(p, &a->conn);
+			if (rc < 0)
+				return rc;
+		}
+		a->pool = p;
+		/* deadline: nb_conn_set_deadline */
+	}
+	*out = a->conn;
+	return 0;
+}
+
+/* ------------------------------------------------------------------ hooks */
+
+static void *loop_start(void *arg, int index, int nloops)
+{
+	(void)arg;
+	api_loop_t *lp = nb_xcalloc(1, sizeof *lp);
+	lp->index = index;
+	if (mw.loop_pool.conninfo) {
+		nb_pool_opts_t po = mw.loop_pool;
+		po.async = true;
+		po.size = (mw.loop_pool.size + nloops - 1) / nloops;
+		po.overflow = (mw.loop_pool.overflow + nloops - 1) / nloops;
+		lp->pool = nb_pool_create(&po);
+		if (mw.pipelines > 0)
+			lp->pipe = nb_pipe_create(lp->pool, mw.pipelines);
+	}
+	pthread_mutex_lock(&mw.mu);
+	if (!mw.loops) {
+		mw.loops = nb_xcalloc((size_t)nloops, sizeof *mw.loops);
+		mw.nloops = nloops;
+	}
+	if (index < mw.nloops)
+		mw.loops[index] = lp;
+	pthread_mutex_unlock(&mw.mu);
+	return lp;
+}
+
+static void loop_stop(void *arg, void *data)
+{
+	(void)arg;
+	api_loop_t *lp = data;
+	if (!lp)
+		return;
+	pthread_mutex_lock(&mw.mu);
+	bool last = true;
+	for (int i = 0; i < mw.nloops; i++) {
+		if (mw.loops[i] == lp)
+			mw.loops[i] = NULL;
+		else if (mw.loops[i])
+			last = false;
+	}
+	if (last) {
+		free(mw.loops);
+		mw.loops = NULL;
+		mw.nloops = 0;
+	}
+	pthread_mutex_unlock(&mw.mu);
+	nb_pipe_destroy(lp->pipe);
+	nb_pool_destroy(lp->pool); /* closes its socket watchers on the loop */
+	free(lp);
+}
+
+static int on_head(nb_req_t *req)
+{
+	if (!(req->route->flags & NB_ROUTE_AUTH))
+		return 0;
+	char uid[37];
+	if (nb_auth_check_bearer(nb_req_header(req, "authorization"), uid) < 0)
+		return nb_resp_error(req, NB_EUNAUTH, "missing, invalid or expired access token", NULL);
+	return 0;
+}
+
+static int before(nb_req_t *req)
+{
+	int rc = nb_api_check_body(req);
+	if (rc == 0 && (req->route->flags & NB_ROUTE_AUTH))
+		rc = nb_api_authenticate(req);
+	return rc;
+}
+
+static void after(nb_req_t *req)
+{
+	api_req_t *a = req->app;
+	int stmts = 0;
+	if (a && a->conn) {
+		stmts = nb_conn__uses(a->conn);
+		nb_pool_release(a->pool, a->conn);
+		a->conn = NULL;
+	}
+	if (nb_cfg.expose_statement_count) {
+		char n[16];
+		snprintf(n, sizeof n, "%d", stmts);
+		nb_resp_header(&req->resp, "X-DB-Statements", n);
+	}
+}
+
+void nb_api_middleware_install(nb_server_opts_t *so, nb_pool_t *thread_pool, const nb_pool_opts_t *loop_pool,
+			       int pipelines)
+{
+	mw.thread_pool = thread_pool;
+	if (loop_pool)
+		mw.loop_pool = *loop_pool;
+	mw.pipelines = pipelines;
+	so->hooks = (nb_server_hooks_t){
+		.loop_start = loop_start,
+		.loop_stop = loop_stop,
+		.on_head = on_head,
+		.before = before,
+		.after = after,
+	};
+}
+
+/* ------------------------------------------------------------------ stats */
+
+void nb_api_loop_pool_stats(nb_pool_stats_t *sum)
+{
+	memset(sum, 0, sizeof *sum);
+	pthread_mutex_lock(&mw.mu);
+	for (int i = 0; i < mw.nloops; i++) {
+		if (!mw.loops[i] || !mw.loops[i]->pool)
+			continue;
+		nb_pool_stats_t st;
+		nb_pool_stats(mw.loops[i]->pool, &st);
+		sum->in_use += st.in_use;
+		sum->idle += st.idle;
+		sum->waiting += st.waiting;
+		sum->total += st.total;
+		sum->acquires += st.acquires;
+		sum->timeouts += st.timeouts;
+		sum->created += st.created;
+		sum->closed += st.closed;
+		sum->replaced_dead += st.replaced_dead;
+		sum->connect_failures += st.connect_failures;
+		sum->wait_us_total += st.wait_us_total;
+	}
+	pthread_mutex_unlock(&mw.mu);
+}
+
+void nb_api_pipe_stats(nb_pipe_stats_t *sum)
+{
+	memset(sum, 0, sizeof *sum);
+	pthread_mutex_lock(&mw.mu);
+	for (int i = 0; i < mw.nloops; i++) {
+		if (!mw.loops[i] || !mw.loops[i]->pipe)
+			continue;
+		nb_pipe_stats_t st;
+		nb_pipe_stats(mw.loops[i]->pipe, &st);
+		sum->statements += st.statements;
+		sum->flushes += st.flushes;
+		sum->failures += st.failures;
+		sum->connections += st.connections;
+		sum->pending += st.pending;
+	}
+	pthread_mutex_unlock(&mw.mu);
+}
