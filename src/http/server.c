@@ -296,7 +296,8 @@ nb_server_t *nb_server_create(const nb_server_opts_t *o, char *err, size_t errle
 	s->o = *o;
 	if (s->o.max_connections_per_client <= 0)
 		s->o.max_connections_per_client = s->o.max_connections;
-	if (s->o.first_request_timeout_ms <= 0)
+	/* a new connection never waits longer than an idle one */
+	if (s->o.first_request_timeout_ms <= 0 || s->o.first_request_timeout_ms > s->o.idle_timeout_ms)
 		s->o.first_request_timeout_ms = s->o.idle_timeout_ms;
 	if (s->o.write_timeout_ms <= 0)
 		s->o.write_timeout_ms = 30000;
