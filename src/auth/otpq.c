@@ -3,14 +3,19 @@
  *
  * The queue is a core thread pool of two threads; each task takes a
  * connection of the blocking pool for its few statements and gives it back.
- * A full queue refuses new work instead of growing without bound.
+ * A full queue refuses new work instead of growing without bound. A task
+ * starts no sooner than DELAY_MS after it was queued, so its work (and the
+ * CPU it takes) does not overlap the answer of the request that queued it
+ * but lands on whatever requests happen to run later.
  */
 #include "auth/otpq.h"
 
+#include <errno.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "auth/mail.h"
 #include "auth/secret.h"
@@ -24,11 +29,13 @@
 #include "store/users.h"
 
 #define QUEUE_MAX 4096
+#define DELAY_MS 20
 
 static nb_tpool_t *otp_pool;
 
 typedef struct otp_task {
 	nb_pool_t *pool;
+	struct timespec due; /* CLOCK_MONOTONIC */
 	char email[256];
 	char purpose[32];
 } otp_task_t;
@@ -80,6 +87,8 @@ static void otp_task(void *arg)
 	otp_task_t *t = arg;
 	nb_conn_t *c = NULL;
 	nb_user_row_t u = {0};
+	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &t->due, NULL) == EINTR)
+		;
 	int rc = nb_pool_acquire(t->pool, &c);
 	if (rc == 0)
 		rc = nb_store_user_by_email(c, t->email, &u);
@@ -119,6 +128,12 @@ int nb_otpq_request(nb_pool_t *pool, const char *email, const char *purpose)
 		return NB_EUNAVAIL;
 	otp_task_t *t = nb_xcalloc(1, sizeof *t);
 	t->pool = pool;
+	clock_gettime(CLOCK_MONOTONIC, &t->due);
+	t->due.tv_nsec += DELAY_MS * 1000000L;
+	if (t->due.tv_nsec >= 1000000000L) {
+		t->due.tv_sec++;
+		t->due.tv_nsec -= 1000000000L;
+	}
 	snprintf(t->email, sizeof t->email, "%s", email);
 	snprintf(t->purpose, sizeof t->purpose, "%s", purpose);
 	nb_tpool_submit(otp_pool, otp_task, t);

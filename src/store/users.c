@@ -36,8 +36,8 @@ NB_STMT(st_email_taken, "SELECT 1 FROM users WHERE lower(email) = lower($1) AND 
 NB_STMT(st_user_update,
 	"UPDATE users AS u SET"
 	" display_name = CASE WHEN $2 THEN $3 ELSE u.display_name END,"
-	" pending_email = CASE WHEN $4 IS NULL THEN u.pending_email"
-	"                      WHEN lower($4) = lower(u.email) THEN NULL ELSE $4 END"
+	" pending_email = CASE WHEN $4::text IS NULL THEN u.pending_email"
+	"                      WHEN lower($4::text) = lower(u.email) THEN NULL ELSE $4::text END"
 	" WHERE u.id = $1 AND u.deleted_at IS NULL RETURNING u.id, u.password_hash, " USER_JSON);
 NB_STMT(st_user_confirm_email,
 	"UPDATE users AS u SET email = u.pending_email, pending_email = NULL, email_verified_at = now()"
