@@ -677,6 +677,17 @@ def test_one_address_many_users_do_not_lock_each_other_out():
         eq(s3.stop(), 0)
 
 
+def post_from(s, addr, path, body):
+    """POST from the client address addr (any of 127.0.0.0/8 is this machine): a different client to the server."""
+    import http.client
+    conn = http.client.HTTPConnection("127.0.0.1", s.port, timeout=30, source_address=(addr, 0))
+    try:
+        conn.request("POST", path, body=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
 def case_variants(e, n):
     """n different spellings of e by the case of its letters."""
     out, i = [], 0
@@ -699,7 +710,9 @@ def test_case_variants_share_one_account_limit():
         e = "variant-" + uuid.uuid4().hex[:8] + "@example.com"
         eq(s2.post("/v1/auth/register", {"email": e, "password": "the right password"}).status, 201)
         variants = case_variants(e, 12)
-        statuses = [s2.post("/v1/auth/login", {"email": v, "password": "wrong password"}).status for v in variants]
+        # each from another client address, so that only the per-account limit can apply
+        statuses = [post_from(s2, "127.0.1.%d" % (i + 1), "/v1/auth/login", {"email": v, "password": "wrong password"})
+                    for i, v in enumerate(variants)]
         # before: 12 x 401 (each spelling had a limit of its own); now one account, one limit
         eq(statuses, [401] * 10 + [429] * 2, statuses)
     finally:
@@ -712,8 +725,8 @@ def test_case_variants_do_not_mail_more_codes_than_the_limit():
         e = "mailbox-" + uuid.uuid4().hex[:8] + "@example.com"
         t = register(s=s2, e=e)
         uid = t["user"]["id"]
-        statuses = [s2.post("/v1/auth/otp/request", {"email": v, "purpose": "login"}).status
-                    for v in case_variants(e, 7)]
+        statuses = [post_from(s2, "127.0.2.%d" % (i + 1), "/v1/auth/otp/request", {"email": v, "purpose": "login"})
+                    for i, v in enumerate(case_variants(e, 7))]
         eq(statuses, [202, 202, 202, 429, 429, 429, 429])
         wait_until(lambda: s2.psql("SELECT count(*) FROM otps WHERE user_id = '%s'" % uid) == "3", 10,
                    "three codes")
@@ -734,6 +747,11 @@ def test_one_canonical_email_kelvin_nfd_and_lookalikes():
     eq(r.json["error"]["field"], "email")
     eq(srv.post("/v1/auth/login", {"email": "\u212a" + local[1:].upper() + "@EXAMPLE.com",
                                    "password": "correct horse battery"}).json["user"]["id"], t["user"]["id"])
+    # registered with the Kelvin sign first, the account's address is the canonical "k"
+    local2 = "kim" + uuid.uuid4().hex[:6]
+    t3 = register(e="\u212a" + local2[1:].upper() + "@Example.com")
+    eq(t3["user"]["email"], local2 + "@example.com")
+    eq(srv.post("/v1/auth/register", {"email": local2 + "@example.com", "password": "long enough pw"}).status, 409)
     # NFC and NFD spellings are one account, stored in NFC
     tag = uuid.uuid4().hex[:6]
     nfc, nfd = "jos\u00e9" + tag + "@example.com", "jose\u0301" + tag + "@example.com"
