@@ -11,7 +11,7 @@
 #   make format     clang-format the tree
 
 CC      ?= cc
-PKGS    := libpq libuv jansson libsodium libcurl poppler-glib glib-2.0 libxml-2.0 libcmark
+PKGS    := libpq libuv jansson libsodium libcurl poppler-glib glib-2.0 libxml-2.0 libcmark icu-uc icu-i18n
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null | sed 's/-I/-isystem /g')
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lhttp_parser -lpthread -lm
 

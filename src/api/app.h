@@ -34,6 +34,7 @@ int nb_api_otp_verify(nb_req_t *req);
 int nb_api_me_get(nb_req_t *req);
 int nb_api_me_patch(nb_req_t *req);
 int nb_api_me_delete(nb_req_t *req);
+int nb_api_me_email_confirm(nb_req_t *req);
 int nb_api_me_export(nb_req_t *req);
 /* src/api/notebooks.c */
 int nb_api_notebook_create(nb_req_t *req);

@@ -8,13 +8,20 @@
  * serve everything else. A failed login answers the same bytes (but the
  * request id) and costs the same time whether the email is unknown or the
  * password wrong: an unknown email is verified against a dummy hash.
+ *
+ * Every email is taken in its canonical form (nb_email_normalize: NFC, case
+ * folded) for lookups, uniqueness, mail and every rate-limit key. The door
+ * (register, login, both OTP routes) is limited per client address and per
+ * account. One-time codes leak nothing by timing: a code request is queued
+ * (auth/otpq.h) and answered before the database is touched, and a code is
+ * checked with one statement and one HMAC whether or not the account exists.
  */
 #include <stdio.h>
 #include <string.h>
 
 #include "api/app.h"
 #include "api/util.h"
-#include "auth/mail.h"
+#include "auth/otpq.h"
 #include "auth/password.h"
 #include "auth/secret.h"
 #include "auth/service.h"
@@ -25,8 +32,6 @@
 #include "db/db.h"
 #include "store/users.h"
 
-#define OTP_TTL_S 600
-#define OTP_MAX_ATTEMPTS 5
 #define BAD_LOGIN "invalid email or password"
 #define BAD_CODE "invalid, expired or used code"
 
@@ -82,19 +87,35 @@ static int body_display_name(nb_req_t *req, const char **out)
 	return 0;
 }
 
+static const char *const REGISTER_FIELDS[] = {"email", "password", "display_name", NULL};
+static const char *const LOGIN_FIELDS[] = {"email", "password", NULL};
+static const char *const TOKEN_FIELDS[] = {"refresh_token", NULL};
+static const char *const OTP_REQUEST_FIELDS[] = {"email", "purpose", NULL};
+static const char *const OTP_VERIFY_FIELDS[] = {"email", "purpose", "code", "new_password", NULL};
+
 int nb_api_register(nb_req_t *req)
 {
 	char email[256];
 	const char *password, *name;
 	int rc;
-	if ((rc = nb_body_required(req)) < 0 || (rc = body_email(req, email)) < 0 ||
-	    (rc = body_password(req, "password", &password)) < 0 || (rc = body_display_name(req, &name)) < 0)
+	if ((rc = nb_body_required(req)) < 0 || (rc = nb_body_only(req, REGISTER_FIELDS)) < 0 ||
+	    (rc = body_email(req, email)) < 0 || (rc = body_password(req, "password", &password)) < 0 ||
+	    (rc = body_display_name(req, &name)) < 0)
 		return rc;
+	int retry = nb_auth_limit(NB_LIMIT_REGISTER, req->remote, email);
+	if (retry > 0)
+		return rate_limited(req, retry);
+	nb_conn_t *c;
+	if ((rc = nb_req_db(req, &c)) < 0)
+		return nb_fail(req, rc);
+	/* A taken address is answered before the (expensive) hash: a flood of them costs no CPU. */
+	if ((rc = nb_store_user_email_taken(c, email, NULL)) != 0)
+		return rc > 0 ? nb_resp_error(req, NB_ECONFLICT, "email: is already registered", "email")
+			      : nb_fail(req, rc);
 	char hash[NB_PASSWORD_HASH_MAX];
 	if (nb_password_hash(password, strlen(password), hash) < 0)
 		return nb_fail(req, NB_EINTERNAL);
-	nb_conn_t *c;
-	if ((rc = nb_req_db(req, &c)) < 0 || (rc = nb_db_begin(c)) < 0)
+	if ((rc = nb_db_begin(c)) < 0)
 		return nb_fail(req, rc);
 	char id[37];
 	nb_uuid_v7_str(id);
@@ -121,7 +142,8 @@ int nb_api_login(nb_req_t *req)
 {
 	const char *raw, *password;
 	int rc;
-	if ((rc = nb_body_required(req)) < 0 || (rc = nb_body_str(req, "email", true, true, 1024, &raw)) < 0 ||
+	if ((rc = nb_body_required(req)) < 0 || (rc = nb_body_only(req, LOGIN_FIELDS)) < 0 ||
+	    (rc = nb_body_str(req, "email", true, true, 1024, &raw)) < 0 ||
 	    (rc = nb_body_str(req, "password", true, true, 100000, &password)) < 0)
 		return rc;
 	char email[256];
@@ -164,7 +186,8 @@ int nb_api_refresh(nb_req_t *req)
 {
 	const char *token;
 	int rc;
-	if ((rc = nb_body_required(req)) < 0 || (rc = nb_body_str(req, "refresh_token", true, true, 512, &token)) < 0)
+	if ((rc = nb_body_required(req)) < 0 || (rc = nb_body_only(req, TOKEN_FIELDS)) < 0 ||
+	    (rc = nb_body_str(req, "refresh_token", true, true, 512, &token)) < 0)
 		return rc;
 	nb_conn_t *c;
 	if ((rc = nb_req_db(req, &c)) < 0)
@@ -183,7 +206,8 @@ int nb_api_logout(nb_req_t *req)
 {
 	const char *token;
 	int rc;
-	if ((rc = nb_body_required(req)) < 0 || (rc = nb_body_str(req, "refresh_token", true, true, 512, &token)) < 0)
+	if ((rc = nb_body_required(req)) < 0 || (rc = nb_body_only(req, TOKEN_FIELDS)) < 0 ||
+	    (rc = nb_body_str(req, "refresh_token", true, true, 512, &token)) < 0)
 		return rc;
 	unsigned char hash[32];
 	if (nb_refresh_token_hash(token, strlen(token), hash) == 0) {
@@ -206,74 +230,43 @@ static int body_purpose(nb_req_t *req, const char **purpose)
 	return 0;
 }
 
-static void send_code(const char *email, const char *purpose, const char *code)
-{
-	const char *what = !strcmp(purpose, "login")          ? "sign in"
-			   : !strcmp(purpose, "verify_email") ? "confirm your email address"
-							      : "reset your password";
-	char subject[96], body[512];
-	snprintf(subject, sizeof subject, "Your notebookd code: %s", code);
-	snprintf(body, sizeof body,
-		 "Your code to %s is:\n\n    %s\n\nIt expires in 10 minutes and works once.\n"
-		 "If you did not ask for it, ignore this message.\n",
-		 what, code);
-	nb_mail_send_async(email, subject, body);
-}
-
 int nb_api_otp_request(nb_req_t *req)
 {
 	char email[256];
 	const char *purpose;
 	int rc;
-	if ((rc = nb_body_required(req)) < 0 || (rc = body_email(req, email)) < 0 ||
-	    (rc = body_purpose(req, &purpose)) < 0)
+	if ((rc = nb_body_required(req)) < 0 || (rc = nb_body_only(req, OTP_REQUEST_FIELDS)) < 0 ||
+	    (rc = body_email(req, email)) < 0 || (rc = body_purpose(req, &purpose)) < 0)
 		return rc;
 	int retry = nb_auth_limit(NB_LIMIT_OTP_REQUEST, req->remote, email);
 	if (retry > 0)
 		return rate_limited(req, retry);
-	nb_conn_t *c;
-	if ((rc = nb_req_db(req, &c)) < 0)
-		return nb_fail(req, rc);
-	nb_user_row_t u = {0};
-	rc = nb_store_user_by_email(c, email, &u);
-	if (rc == 0) {
-		char otp_id[37], code[7];
-		unsigned char hash[32];
-		size_t keylen;
-		const unsigned char *key = nb_auth_key(&keylen);
-		nb_uuid_v7_str(otp_id);
-		nb_otp_code_new(code);
-		nb_otp_hash(key, keylen, otp_id, code, hash);
-		if ((rc = nb_db_begin(c)) == 0 &&
-		    (rc = nb_store_otp_create(c, otp_id, u.id, purpose, hash, OTP_TTL_S)) == 0)
-			rc = nb_db_commit(c);
-		if (rc < 0)
-			nb_db_rollback(c);
-		else
-			send_code(json_string_value(json_object_get(u.json, "email")), purpose, code);
-		sodium_memzero(code, sizeof code);
-	}
-	nb_user_row_dispose(&u);
-	if (rc < 0 && rc != NB_ENOTFOUND)
+	/* The lookup, the code and the mail happen after the answer, off this request's path. */
+	if ((rc = nb_otpq_request(nb_app.pool, email, purpose)) < 0)
 		return nb_fail(req, rc);
 	nb_resp_json(&req->resp, 202, json_pack("{s:s}", "status", "accepted"));
 	return 0;
 }
 
 /*
- * Counts the attempt (in its own statement, committed whatever follows: a
- * wrong guess must stay counted) and compares the code in constant time.
- * Writes the code's id for consumption.
+ * Counts the attempt on the account's newest live code (one statement,
+ * committed whatever follows: a wrong guess must stay counted) and compares
+ * the code in constant time. An unknown account or no live code costs the
+ * same statement and an HMAC over a dummy id, so verify has no timing oracle
+ * either. Writes the owner and the code's id for consumption.
  */
-static int check_code(nb_conn_t *c, const char *user_id, const char *purpose, const char *code, char otp_id[37])
+static int check_code(nb_conn_t *c, const char *email, const char *purpose, const char *code, char user_id[37],
+		      char otp_id[37])
 {
-	unsigned char stored[32];
-	int rc = nb_store_otp_attempt(c, user_id, purpose, OTP_MAX_ATTEMPTS, otp_id, stored);
-	if (rc < 0)
+	unsigned char stored[32] = {0};
+	int rc = nb_store_otp_attempt_by_email(c, email, purpose, NB_OTP_MAX_ATTEMPTS, user_id, otp_id, stored);
+	if (rc < 0 && rc != NB_EUNAUTH)
 		return rc;
 	size_t keylen;
 	const unsigned char *key = nb_auth_key(&keylen);
-	return nb_otp_verify(key, keylen, otp_id, code, strlen(code), stored) < 0 ? NB_EUNAUTH : 0;
+	bool ok = nb_otp_verify(key, keylen, rc == 0 ? otp_id : "00000000-0000-0000-0000-000000000000", code,
+				strlen(code), stored) == 0;
+	return rc == 0 && ok ? 0 : NB_EUNAUTH;
 }
 
 /* After the code: what the purpose does, in one transaction with the consumption. */
@@ -281,8 +274,15 @@ static int apply_purpose(nb_req_t *req, nb_conn_t *c, nb_user_row_t *u, const ch
 			 json_t **tokens)
 {
 	(void)req;
-	if (!strcmp(purpose, "login"))
-		return nb_auth_issue(c, u, tokens);
+	if (!strcmp(purpose, "login")) {
+		/* A code that arrived proves the mailbox. */
+		int rc = nb_store_user_mark_verified(c, u->id);
+		if (rc == 0) {
+			nb_user_row_dispose(u);
+			rc = nb_store_user_by_id(c, u->id, u);
+		}
+		return rc < 0 ? rc : nb_auth_issue(c, u, tokens);
+	}
 	if (!strcmp(purpose, "verify_email"))
 		return nb_store_user_mark_verified(c, u->id);
 	int rc = nb_store_user_set_password(c, u->id, hash);
@@ -294,8 +294,9 @@ int nb_api_otp_verify(nb_req_t *req)
 	char email[256];
 	const char *purpose, *code, *new_password = NULL;
 	int rc;
-	if ((rc = nb_body_required(req)) < 0 || (rc = body_email(req, email)) < 0 ||
-	    (rc = body_purpose(req, &purpose)) < 0 || (rc = nb_body_str(req, "code", true, false, 32, &code)) < 0)
+	if ((rc = nb_body_required(req)) < 0 || (rc = nb_body_only(req, OTP_VERIFY_FIELDS)) < 0 ||
+	    (rc = body_email(req, email)) < 0 || (rc = body_purpose(req, &purpose)) < 0 ||
+	    (rc = nb_body_str(req, "code", true, false, 32, &code)) < 0)
 		return rc;
 	bool reset = !strcmp(purpose, "reset_password");
 	if (reset && (rc = body_password(req, "new_password", &new_password)) < 0)
@@ -311,10 +312,10 @@ int nb_api_otp_verify(nb_req_t *req)
 		return nb_fail(req, rc);
 	nb_user_row_t u = {0};
 	json_t *tokens = NULL;
-	char otp_id[37];
-	rc = nb_store_user_by_email(c, email, &u);
+	char otp_id[37], user_id[37];
+	rc = check_code(c, email, purpose, code, user_id, otp_id);
 	if (rc == 0)
-		rc = check_code(c, u.id, purpose, code, otp_id);
+		rc = nb_store_user_by_id(c, user_id, &u);
 	/* Spending the code and what it does are one transaction. */
 	if (rc == 0 && (rc = nb_db_begin(c)) == 0 && (rc = nb_store_otp_consume(c, otp_id)) == 0 &&
 	    (rc = apply_purpose(req, c, &u, purpose, hash, &tokens)) == 0)

@@ -27,7 +27,8 @@ static const nb_route_t routes[] = {
 
 	{"GET", "/v1/me", nb_api_me_get, AUTH, NB_EXEC_DEFAULT},
 	{"PATCH", "/v1/me", nb_api_me_patch, AUTH, NB_EXEC_DEFAULT},
-	{"DELETE", "/v1/me", nb_api_me_delete, AUTH, NB_EXEC_DEFAULT},
+	{"DELETE", "/v1/me", nb_api_me_delete, AUTH, NB_EXEC_HASH},
+	{"POST", "/v1/me/email/confirm", nb_api_me_email_confirm, AUTH, NB_EXEC_DEFAULT},
 	{"GET", "/v1/me/export", nb_api_me_export, AUTH, NB_EXEC_STREAM},
 
 	{"POST", "/v1/notebooks", nb_api_notebook_create, AUTH, NB_EXEC_DEFAULT},

@@ -3,6 +3,7 @@
  */
 #include "api/util.h"
 
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,6 +103,96 @@ static int bad_param(nb_req_t *req, const char *name, const char *msg)
 	return nb_resp_error(req, NB_EINVALID, msg, name);
 }
 
+/*
+ * Cursors. A cursor is base64url(payload || tag): payload is "key|id" (key a
+ * timestamp as PostgreSQL prints timestamptz, an integer, or "j"), tag the
+ * first CURSOR_TAG bytes of HMAC-SHA-256 under a key derived from the
+ * server's key, over the request path and the payload. So a cursor works
+ * only on the list that made it, and one the server did not make (or made
+ * for another list) is 422 before any of it reaches SQL. The payload is
+ * then still type-checked strictly, in case the key ever leaks.
+ */
+#define CURSOR_TAG 16
+#define CURSOR_MAX 512
+
+static void cursor_tag(nb_req_t *req, const unsigned char *payload, size_t n, unsigned char tag[CURSOR_TAG])
+{
+	size_t keylen;
+	const unsigned char *key = nb_auth_key(&keylen);
+	unsigned char sub[crypto_auth_hmacsha256_KEYBYTES], full[crypto_auth_hmacsha256_BYTES];
+	crypto_auth_hmacsha256_state st;
+	/* a key of its own for cursors: HMAC(server key, "notebookd cursor v1") */
+	crypto_auth_hmacsha256_init(&st, key, keylen);
+	crypto_auth_hmacsha256_update(&st, (const unsigned char *)"notebookd cursor v1", 19);
+	crypto_auth_hmacsha256_final(&st, sub);
+	const char *path = req->path ? req->path : "";
+	crypto_auth_hmacsha256_init(&st, sub, sizeof sub);
+	crypto_auth_hmacsha256_update(&st, (const unsigned char *)path, strlen(path) + 1); /* with its NUL */
+	crypto_auth_hmacsha256_update(&st, payload, n);
+	crypto_auth_hmacsha256_final(&st, full);
+	memcpy(tag, full, CURSOR_TAG);
+	sodium_memzero(sub, sizeof sub);
+}
+
+static bool all_digits(const char *s, size_t n)
+{
+	if (n == 0)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+	return true;
+}
+
+static int num(const char *s, size_t n)
+{
+	int v = 0;
+	for (size_t i = 0; i < n; i++)
+		v = v * 10 + (s[i] - '0');
+	return v;
+}
+
+/* True for a timestamp as PostgreSQL prints timestamptz: "YYYY-MM-DD HH:MM:SS[.f{1,6}]+00[:MM]". */
+static bool cursor_ts_ok(const char *s)
+{
+	size_t n = strlen(s);
+	if (n < 22 || n > 35 || s[4] != '-' || s[7] != '-' || s[10] != ' ' || s[13] != ':' || s[16] != ':')
+		return false;
+	if (!all_digits(s, 4) || !all_digits(s + 5, 2) || !all_digits(s + 8, 2) || !all_digits(s + 11, 2) ||
+	    !all_digits(s + 14, 2) || !all_digits(s + 17, 2))
+		return false;
+	int y = num(s, 4), mo = num(s + 5, 2), d = num(s + 8, 2);
+	static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	if (y < 1 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] ||
+	    (mo == 2 && d == 29 && !(y % 4 == 0 && (y % 100 != 0 || y % 400 == 0))))
+		return false;
+	if (num(s + 11, 2) > 23 || num(s + 14, 2) > 59 || num(s + 17, 2) > 59)
+		return false;
+	const char *p = s + 19;
+	if (*p == '.') {
+		size_t f = strspn(p + 1, "0123456789");
+		if (f < 1 || f > 6)
+			return false;
+		p += 1 + f;
+	}
+	if ((*p != '+' && *p != '-') || !all_digits(p + 1, 2) || num(p + 1, 2) > 15)
+		return false;
+	p += 3;
+	if (*p == ':') {
+		if (!all_digits(p + 1, 2) || num(p + 1, 2) > 59)
+			return false;
+		p += 3;
+	}
+	return *p == '\0';
+}
+
+/* True for a key a list makes: "j", an integer of up to 9 digits, or a timestamp. */
+static bool cursor_key_ok(const char *k)
+{
+	size_t n = strlen(k);
+	return !strcmp(k, "j") || (n <= 9 && all_digits(k, n)) || cursor_ts_ok(k);
+}
+
 int nb_page_parse(nb_req_t *req, int def, int max, nb_page_t *page)
 {
 	page->limit = def;
@@ -122,17 +213,24 @@ int nb_page_parse(nb_req_t *req, int def, int max, nb_page_t *page)
 		return 0;
 	unsigned char *raw = NULL;
 	size_t n = 0;
-	if (strlen(cur) > 256 || nb_b64url_decode(cur, strlen(cur), &raw, &n) < 0)
-		return bad_param(req, "cursor", "cursor: not a cursor this server made");
-	char *text = nb_arena_strndup(req->arena, (const char *)raw, n);
+	if (strlen(cur) > CURSOR_MAX || nb_b64url_decode(cur, strlen(cur), &raw, &n) < 0)
+		return bad_param(req, "cursor", "cursor: not a cursor this server made for this list");
+	unsigned char tag[CURSOR_TAG];
+	bool signed_ok = n > CURSOR_TAG;
+	if (signed_ok) {
+		cursor_tag(req, raw, n - CURSOR_TAG, tag);
+		signed_ok = sodium_memcmp(tag, raw + n - CURSOR_TAG, CURSOR_TAG) == 0;
+	}
+	char *text = signed_ok ? nb_arena_strndup(req->arena, (const char *)raw, n - CURSOR_TAG) : NULL;
 	free(raw);
+	if (!text || strlen(text) != n - CURSOR_TAG)
+		return bad_param(req, "cursor", "cursor: not a cursor this server made for this list");
 	char *bar = strchr(text, '|');
-	if (!bar || strlen(text) != n || !nb_uuid_valid(bar + 1) || bar - text < 1 || bar - text > 40)
-		return bad_param(req, "cursor", "cursor: not a cursor this server made");
+	if (!bar || !nb_uuid_valid(bar + 1) || bar - text < 1 || bar - text > 40)
+		return bad_param(req, "cursor", "cursor: not a cursor this server made for this list");
 	*bar = '\0';
-	for (const char *p = text; *p; p++)
-		if (!strchr("0123456789-:. +TZj", *p))
-			return bad_param(req, "cursor", "cursor: not a cursor this server made");
+	if (!cursor_key_ok(text))
+		return bad_param(req, "cursor", "cursor: not a cursor this server made for this list");
 	page->after_ts = text;
 	page->after_id = bar + 1;
 	return 0;
@@ -141,7 +239,11 @@ int nb_page_parse(nb_req_t *req, int def, int max, nb_page_t *page)
 const char *nb_cursor_make(nb_req_t *req, const char *ts, const char *id)
 {
 	char *raw = nb_arena_sprintf(req->arena, "%s|%s", ts, id);
-	char *enc = nb_b64url_encode(raw, strlen(raw));
+	size_t n = strlen(raw);
+	unsigned char *buf = nb_arena_alloc(req->arena, n + CURSOR_TAG);
+	memcpy(buf, raw, n);
+	cursor_tag(req, buf, n, buf + n);
+	char *enc = nb_b64url_encode(buf, n + CURSOR_TAG);
 	const char *out = nb_arena_strdup(req->arena, enc);
 	free(enc);
 	return out;

@@ -14,6 +14,7 @@
 
 #include "auth/jwt.h"
 #include "auth/mail.h"
+#include "auth/otpq.h"
 #include "auth/password.h"
 #include "auth/ratelimit.h"
 #include "auth/secret.h"
@@ -24,7 +25,7 @@
 
 static unsigned char key[256];
 static size_t keylen;
-static nb_ratelimit_t *limits[3][2]; /* [scope][0 = client, 1 = account] */
+static nb_ratelimit_t *limits[NB_LIMIT_SCOPES][2]; /* [scope][0 = client, 1 = account] */
 
 /* Reads or creates the development key file. */
 static int dev_key(char *err, size_t errlen)
@@ -77,18 +78,21 @@ int nb_auth_init(char *err, size_t errlen)
 	} else if (dev_key(err, errlen) < 0) {
 		return -1;
 	}
-	for (int i = 0; i < 3; i++)
-		for (int j = 0; j < 2; j++)
-			limits[i][j] = nb_ratelimit_create(nb_cfg.auth_rate_per_min);
+	for (int i = 0; i < NB_LIMIT_SCOPES; i++) {
+		limits[i][0] = nb_ratelimit_create(nb_cfg.auth_ip_rate_per_min);
+		limits[i][1] = nb_ratelimit_create(nb_cfg.auth_rate_per_min);
+	}
 	nb_password_init();
 	nb_mail_init();
+	nb_otpq_init();
 	return 0;
 }
 
 void nb_auth_shutdown(void)
 {
+	nb_otpq_shutdown();
 	nb_mail_shutdown();
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < NB_LIMIT_SCOPES; i++)
 		for (int j = 0; j < 2; j++) {
 			nb_ratelimit_destroy(limits[i][j]);
 			limits[i][j] = NULL;

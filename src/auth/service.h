@@ -45,10 +45,18 @@ int nb_auth_refresh(nb_conn_t *c, const char *refresh_token, json_t **out);
  */
 int nb_auth_check_bearer(const char *header, char user_id[37]);
 
-/** Rate-limit scopes of the door. */
-typedef enum { NB_LIMIT_LOGIN, NB_LIMIT_OTP_REQUEST, NB_LIMIT_OTP_VERIFY } nb_limit_scope_t;
+/** Rate-limit scopes of the door (each has its own buckets). */
+typedef enum {
+	NB_LIMIT_LOGIN,
+	NB_LIMIT_OTP_REQUEST,
+	NB_LIMIT_OTP_VERIFY,
+	NB_LIMIT_REGISTER,
+	NB_LIMIT_SCOPES
+} nb_limit_scope_t;
 /**
- * Counts one attempt for the client address and (if given) the account.
+ * Counts one attempt for the client address (NOTEBOOKD_AUTH_IP_RATE_PER_MIN,
+ * higher: many users may share one address) and, if given, the account
+ * (NOTEBOOKD_AUTH_RATE_PER_MIN; pass the canonical email or the user id).
  * 0 when allowed, else the Retry-After seconds.
  */
 int nb_auth_limit(nb_limit_scope_t scope, const char *client, const char *account);

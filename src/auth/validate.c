@@ -6,12 +6,25 @@
  * comments or address literals. What we accept we can always put in an SMTP
  * envelope and a mail header without quoting, and a control character (the
  * way to inject headers) never gets through.
+ *
+ * The canonical form (ICU): NFC, then full case folding, then NFC again (a
+ * fold can denormalise), so "Kim", "KIM", "\u212Aim" (Kelvin sign) and NFD
+ * spellings are one address. A local part that mixes scripts in a way
+ * ICU's spoof checker calls less than highly restrictive (Latin with a
+ * Cyrillic lookalike) is refused; a single-script local part in any script
+ * is fine.
  */
 #include "auth/validate.h"
 
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
+
+#include <pthread.h>
+#include <unicode/uchar.h>
+#include <unicode/unorm2.h>
+#include <unicode/uspoof.h>
+#include <unicode/ustring.h>
 
 #include "core/err.h"
 #include "core/utf8.h"
@@ -115,9 +128,92 @@ static const char *check_domain(const char *s, size_t n)
 	return NULL;
 }
 
+/* Validates the syntax of in[0..len) (trimmed); NULL or the reason. */
+static const char *check_syntax(const char *in, size_t len, size_t *local_len)
+{
+	const char *msg;
+	if (len == 0)
+		return "is required";
+	if (len > NB_EMAIL_MAX)
+		return "must be at most 254 bytes";
+	if (!utf8_no_controls(in, len, true))
+		return "must be valid UTF-8 without control or space characters";
+	const char *at = memchr(in, '@', len);
+	if (!at || memchr(at + 1, '@', len - (size_t)(at + 1 - in)))
+		return "must contain exactly one '@'";
+	*local_len = (size_t)(at - in);
+	if ((msg = check_local(in, *local_len)) != NULL || (msg = check_domain(at + 1, len - *local_len - 1)) != NULL)
+		return msg;
+	return NULL;
+}
+
+static USpoofChecker *spoof;
+static pthread_once_t spoof_once = PTHREAD_ONCE_INIT;
+
+static void spoof_init(void)
+{
+	UErrorCode st = U_ZERO_ERROR;
+	USpoofChecker *sc = uspoof_open(&st);
+	if (U_SUCCESS(st)) {
+		uspoof_setChecks(sc, USPOOF_RESTRICTION_LEVEL | USPOOF_INVISIBLE | USPOOF_MIXED_NUMBERS, &st);
+		uspoof_setRestrictionLevel(sc, USPOOF_HIGHLY_RESTRICTIVE);
+	}
+	if (U_FAILURE(st)) {
+		if (sc)
+			uspoof_close(sc);
+		sc = NULL;
+	}
+	spoof = sc;
+}
+
+/* True when the (canonical) local part s[0..n) mixes scripts like a lookalike. */
+static bool local_is_spoof(const char *s, size_t n)
+{
+	bool ascii = true;
+	for (size_t i = 0; i < n && ascii; i++)
+		ascii = (unsigned char)s[i] < 0x80;
+	if (ascii)
+		return false;
+	pthread_once(&spoof_once, spoof_init);
+	if (!spoof)
+		return true; /* cannot check: refuse rather than let a lookalike in */
+	UErrorCode st = U_ZERO_ERROR;
+	int32_t r = uspoof_checkUTF8(spoof, s, (int32_t)n, NULL, &st);
+	return U_FAILURE(st) || r != 0;
+}
+
+/* NFC, case fold, NFC of in[0..len) into out (UTF-8, NUL-terminated). -1 if it does not fit or fails. */
+static int canonicalize(const char *in, size_t len, char *out, size_t outlen)
+{
+	enum { CAP = 4 * (NB_EMAIL_MAX + 1) };
+	UChar a[CAP], b[CAP];
+	UErrorCode st = U_ZERO_ERROR;
+	const UNormalizer2 *nfc = unorm2_getNFCInstance(&st);
+	int32_t n = 0;
+	u_strFromUTF8(a, CAP, &n, in, (int32_t)len, &st);
+	if (U_FAILURE(st) || n >= CAP)
+		return -1;
+	int32_t m = unorm2_normalize(nfc, a, n, b, CAP, &st);
+	if (U_FAILURE(st) || m >= CAP)
+		return -1;
+	n = u_strFoldCase(a, CAP, b, m, U_FOLD_CASE_DEFAULT, &st);
+	if (U_FAILURE(st) || n >= CAP)
+		return -1;
+	m = unorm2_normalize(nfc, a, n, b, CAP, &st);
+	if (U_FAILURE(st) || m >= CAP)
+		return -1;
+	int32_t olen = 0;
+	u_strToUTF8(out, (int32_t)outlen, &olen, b, m, &st);
+	if (U_FAILURE(st) || st == U_STRING_NOT_TERMINATED_WARNING || (size_t)olen >= outlen)
+		return -1;
+	out[olen] = '\0';
+	return 0;
+}
+
 int nb_email_normalize(const char *in, size_t len, char *out, size_t outlen, const char **why)
 {
 	const char *msg = NULL;
+	size_t local_len = 0;
 	if (out && outlen)
 		out[0] = '\0';
 	if (!in || !out)
@@ -128,27 +224,20 @@ int nb_email_normalize(const char *in, size_t len, char *out, size_t outlen, con
 	}
 	while (len > 0 && is_ascii_space((unsigned char)in[len - 1]))
 		len--;
-	if (len == 0)
-		return invalid(why, "is required");
-	if (len > NB_EMAIL_MAX)
-		return invalid(why, "must be at most 254 bytes");
-	if (!utf8_no_controls(in, len, true))
-		return invalid(why, "must be valid UTF-8 without control or space characters");
-	const char *at = memchr(in, '@', len);
-	if (!at || memchr(at + 1, '@', len - (size_t)(at + 1 - in)))
-		return invalid(why, "must contain exactly one '@'");
-	size_t local_len = (size_t)(at - in), dom_len = len - local_len - 1;
-	if ((msg = check_local(in, local_len)) != NULL || (msg = check_domain(at + 1, dom_len)) != NULL)
+	if ((msg = check_syntax(in, len, &local_len)) != NULL)
 		return invalid(why, msg);
+	char canon[4 * (NB_EMAIL_MAX + 1)];
+	if (canonicalize(in, len, canon, sizeof canon) < 0)
+		return invalid(why, "must be at most 254 bytes");
+	/* The canonical form must itself be a valid address (folding can lengthen or change it). */
+	len = strlen(canon);
+	if ((msg = check_syntax(canon, len, &local_len)) != NULL)
+		return invalid(why, msg);
+	if (local_is_spoof(canon, local_len))
+		return invalid(why, "local part mixes scripts (looks like another address)");
 	if (outlen < len + 1)
 		return invalid(why, "must be at most 254 bytes");
-
-	memcpy(out, in, len);
-	for (size_t i = local_len + 1; i < len; i++) {
-		if (out[i] >= 'A' && out[i] <= 'Z')
-			out[i] = (char)(out[i] - 'A' + 'a');
-	}
-	out[len] = '\0';
+	memcpy(out, canon, len + 1);
 	if (why)
 		*why = NULL;
 	return 0;
@@ -172,8 +261,8 @@ int nb_display_name_check(const char *s, size_t len, const char **why)
 {
 	if (!s && len)
 		return invalid(why, "is required");
-	if (len && !utf8_no_controls(s, len, false))
-		return invalid(why, "must be valid UTF-8 without control characters");
+	if (len && !nb_utf8_label_ok(s, len))
+		return invalid(why, "must be visible text without control characters or bidirectional overrides");
 	if (len && nb_utf8_count(s, len) > NB_DISPLAY_NAME_MAX_CHARS)
 		return invalid(why, "must be at most 200 characters");
 	if (why)

@@ -31,8 +31,12 @@
  * first, last or doubled); quoted local parts are not supported. The domain
  * is 1–253 bytes of at least two dot-separated labels of 1–63 bytes each,
  * made of [A-Za-z0-9-] or non-ASCII characters and not starting or ending
- * with '-'. The local part keeps its case; ASCII letters of the domain are
- * lower-cased. Returns 0 or NB_EINVALID (out then holds "").
+ * with '-'. The result is the address's one canonical form: Unicode NFC,
+ * then case-folded (ICU full folding), then NFC again; the canonical form
+ * must itself pass the rules above. A local part that mixes scripts like a
+ * lookalike (ICU spoof checker, highly restrictive level: e.g. a Cyrillic
+ * 'а' among Latin letters) is refused. Returns 0 or NB_EINVALID (out then
+ * holds "").
  */
 int nb_email_normalize(const char *in, size_t len, char *out, size_t outlen, const char **why);
 
@@ -44,9 +48,10 @@ int nb_email_normalize(const char *in, size_t len, char *out, size_t outlen, con
 int nb_password_check(const char *pw, size_t len, const char **why);
 
 /**
- * Checks a display name s[0..len): valid UTF-8, no control characters
- * (C0, DEL, C1), at most NB_DISPLAY_NAME_MAX_CHARS code points. The empty
- * string is valid (the caller stores it as null). Returns 0 or NB_EINVALID.
+ * Checks a display name s[0..len): nb_utf8_label_ok (valid UTF-8, no
+ * control characters, bidi overrides or isolates, not whitespace only), at
+ * most NB_DISPLAY_NAME_MAX_CHARS code points. The empty string is valid
+ * (the caller stores it as null). Returns 0 or NB_EINVALID.
  */
 int nb_display_name_check(const char *s, size_t len, const char **why);
 

@@ -53,6 +53,7 @@ typedef struct nb_config {
 	int refresh_ttl_s;
 	int refresh_absolute_ttl_s;
 	int auth_rate_per_min;
+	int auth_ip_rate_per_min;
 	char *mail_dir;
 	char *smtp_url;
 	char *mail_from;

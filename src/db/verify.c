@@ -134,7 +134,7 @@ static const enum_spec_t k_enums[] = {
 	{"jobs", "kind", {"ingest_source", "generate_quiz", "generate_study_guide", "noop", "fail", NULL}},
 	{"jobs", "status", {"pending", "running", "succeeded", "failed", "dead", NULL}},
 	{"messages", "role", {"user", "assistant", NULL}},
-	{"otps", "purpose", {"login", "verify_email", "reset_password", NULL}},
+	{"otps", "purpose", {"login", "verify_email", "reset_password", "change_email", NULL}},
 	{"quizzes", "status", {"pending", "ready", "failed", NULL}},
 	{"study_guides", "status", {"pending", "ready", "failed", NULL}},
 	{"generation_history", "kind", {"chat", "quiz", "study_guide", NULL}},

@@ -53,7 +53,8 @@ static const char *fetch_sql[NB_EXPORT_CURSORS_] = {
 	[NB_EXPORT_GENERATIONS] = "FETCH " BATCH " FROM nb_x_generations",
 };
 
-NB_STMT(st_export_user, "SELECT json_build_object('id', u.id, 'email', u.email, 'display_name', u.display_name,"
+NB_STMT(st_export_user, "SELECT json_build_object('id', u.id, 'email', u.email, 'pending_email', u.pending_email,"
+			" 'display_name', u.display_name,"
 			" 'email_verified_at', nb_ts(u.email_verified_at), 'created_at', nb_ts(u.created_at),"
 			" 'updated_at', nb_ts(u.updated_at))::text, nb_ts(now())"
 			" FROM users u WHERE u.id = $1 AND u.deleted_at IS NULL");

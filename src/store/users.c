@@ -18,7 +18,8 @@
 #include "db/db.h"
 
 #define USER_JSON                                                                                        \
-	"json_build_object('id', u.id, 'email', u.email, 'display_name', u.display_name,"                \
+	"json_build_object('id', u.id, 'email', u.email, 'pending_email', u.pending_email,"              \
+	" 'display_name', u.display_name,"                                                               \
 	" 'email_verified_at', nb_ts(u.email_verified_at), 'created_at', nb_ts(u.created_at),"          \
 	" 'updated_at', nb_ts(u.updated_at))"
 
@@ -29,13 +30,19 @@ NB_STMT(st_user_by_email, "SELECT u.id, u.password_hash, " USER_JSON
 NB_STMT(st_user_by_id, "SELECT u.id, u.password_hash, " USER_JSON
 		       " FROM users u WHERE u.id = $1 AND u.deleted_at IS NULL");
 NB_STMT(st_user_exists, "SELECT 1 FROM users WHERE id = $1 AND deleted_at IS NULL");
+NB_STMT(st_email_taken, "SELECT 1 FROM users WHERE lower(email) = lower($1) AND deleted_at IS NULL"
+			" AND id IS DISTINCT FROM $2::uuid");
+/* A new email only becomes pending; the account's own address clears a pending one. */
 NB_STMT(st_user_update,
 	"UPDATE users AS u SET"
 	" display_name = CASE WHEN $2 THEN $3 ELSE u.display_name END,"
-	" email = coalesce($4, u.email),"
-	" email_verified_at = CASE WHEN $4 IS NOT NULL AND lower($4) <> lower(u.email) THEN NULL"
-	"                          ELSE u.email_verified_at END"
+	" pending_email = CASE WHEN $4::text IS NULL THEN u.pending_email"
+	"                      WHEN lower($4::text) = lower(u.email) THEN NULL ELSE $4::text END"
 	" WHERE u.id = $1 AND u.deleted_at IS NULL RETURNING u.id, u.password_hash, " USER_JSON);
+NB_STMT(st_user_confirm_email,
+	"UPDATE users AS u SET email = u.pending_email, pending_email = NULL, email_verified_at = now()"
+	" WHERE u.id = $1 AND u.deleted_at IS NULL AND u.pending_email IS NOT NULL"
+	" RETURNING u.id, u.password_hash, " USER_JSON);
 NB_STMT(st_user_set_password, "UPDATE users SET password_hash = $2 WHERE id = $1 AND deleted_at IS NULL");
 NB_STMT(st_user_verified, "UPDATE users SET email_verified_at = coalesce(email_verified_at, now())"
 			  " WHERE id = $1 AND deleted_at IS NULL");
@@ -74,6 +81,14 @@ NB_STMT(st_otp_attempt,
 	"             AND deleted_at IS NULL ORDER BY created_at DESC LIMIT 1)"
 	" AND attempts < $3 AND expires_at > now()"
 	" RETURNING id, code_hash");
+/* The same by email, in one statement: an unknown account costs the same round trip as a known one. */
+NB_STMT(st_otp_attempt_email,
+	"UPDATE otps SET attempts = attempts + 1"
+	" WHERE id = (SELECT o.id FROM users u JOIN otps o ON o.user_id = u.id"
+	"             WHERE lower(u.email) = lower($1) AND u.deleted_at IS NULL AND o.purpose = $2"
+	"             AND o.consumed_at IS NULL AND o.deleted_at IS NULL ORDER BY o.created_at DESC LIMIT 1)"
+	" AND attempts < $3 AND expires_at > now()"
+	" RETURNING id, code_hash, user_id");
 NB_STMT(st_otp_consume, "UPDATE otps SET consumed_at = now() WHERE id = $1 AND consumed_at IS NULL RETURNING id");
 
 void nb_user_row_dispose(nb_user_row_t *row)
@@ -161,6 +176,29 @@ int nb_store_user_update(nb_conn_t *c, const char *id, bool set_name, const char
 	nb_p_text(&p, display_name);
 	nb_p_text(&p, email);
 	return user_query(c, &st_user_update, &p, out);
+}
+
+int nb_store_user_email_taken(nb_conn_t *c, const char *email, const char *except_id)
+{
+	nb_params_t p;
+	nb_params_init(&p);
+	nb_p_text(&p, email);
+	nb_p_text(&p, except_id);
+	PGresult *r = NULL;
+	int rc = nb_db_exec(c, &st_email_taken, &p, &r);
+	if (rc < 0)
+		return rc;
+	rc = PQntuples(r) > 0;
+	PQclear(r);
+	return rc;
+}
+
+int nb_store_user_confirm_email(nb_conn_t *c, const char *id, nb_user_row_t *out)
+{
+	nb_params_t p;
+	nb_params_init(&p);
+	nb_p_text(&p, id);
+	return user_query(c, &st_user_confirm_email, &p, out);
 }
 
 static int exec_count(nb_conn_t *c, nb_stmt_t *st, const nb_params_t *p, int *count)
@@ -300,6 +338,23 @@ int nb_store_otp_create(nb_conn_t *c, const char *otp_id, const char *user_id, c
 	return nb_db_exec(c, &st_otp_create, &p, NULL);
 }
 
+/* Reads (id, code_hash[, user_id]) of an attempt's row. */
+static int read_attempt(PGresult *r, char otp_id[37], unsigned char code_hash[32], char *user_id)
+{
+	if (PQntuples(r) == 0)
+		return NB_EUNAUTH;
+	snprintf(otp_id, 37, "%s", PQgetvalue(r, 0, 0));
+	if (user_id)
+		snprintf(user_id, 37, "%s", PQgetvalue(r, 0, 2));
+	size_t n = 0;
+	unsigned char *h = PQunescapeBytea((const unsigned char *)PQgetvalue(r, 0, 1), &n);
+	int rc = h && n == 32 ? 0 : NB_EINTERNAL;
+	if (rc == 0)
+		memcpy(code_hash, h, 32);
+	PQfreemem(h);
+	return rc;
+}
+
 int nb_store_otp_attempt(nb_conn_t *c, const char *user_id, const char *purpose, int max_attempts,
 			 char otp_id[37], unsigned char code_hash[32])
 {
@@ -312,17 +367,24 @@ int nb_store_otp_attempt(nb_conn_t *c, const char *user_id, const char *purpose,
 	int rc = nb_db_exec(c, &st_otp_attempt, &p, &r);
 	if (rc < 0)
 		return rc;
-	if (PQntuples(r) == 0) {
-		PQclear(r);
-		return NB_EUNAUTH;
-	}
-	snprintf(otp_id, 37, "%s", PQgetvalue(r, 0, 0));
-	size_t n = 0;
-	unsigned char *h = PQunescapeBytea((const unsigned char *)PQgetvalue(r, 0, 1), &n);
-	rc = h && n == 32 ? 0 : NB_EINTERNAL;
-	if (rc == 0)
-		memcpy(code_hash, h, 32);
-	PQfreemem(h);
+	rc = read_attempt(r, otp_id, code_hash, NULL);
+	PQclear(r);
+	return rc;
+}
+
+int nb_store_otp_attempt_by_email(nb_conn_t *c, const char *email, const char *purpose, int max_attempts,
+				  char user_id[37], char otp_id[37], unsigned char code_hash[32])
+{
+	nb_params_t p;
+	nb_params_init(&p);
+	nb_p_text(&p, email);
+	nb_p_text(&p, purpose);
+	nb_p_int(&p, max_attempts);
+	PGresult *r = NULL;
+	int rc = nb_db_exec(c, &st_otp_attempt_email, &p, &r);
+	if (rc < 0)
+		return rc;
+	rc = read_attempt(r, otp_id, code_hash, user_id);
 	PQclear(r);
 	return rc;
 }

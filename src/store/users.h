@@ -20,13 +20,18 @@
 typedef struct nb_user_row {
 	char id[37];
 	char password_hash[160];
-	json_t *json; /* {id, email, display_name, email_verified_at, created_at, updated_at}; owned */
+	json_t *json; /* {id, email, pending_email, display_name, email_verified_at, created_at, updated_at}; owned */
 } nb_user_row_t;
 
 /** Releases row->json. Accepts NULL. */
 void nb_user_row_dispose(nb_user_row_t *row);
 
-/** Inserts a user. NB_ECONFLICT when the email (case-insensitively) is taken. */
+/*
+ * Emails given to these functions are canonical (nb_email_normalize); they
+ * are compared through the unique index on lower(email).
+ */
+
+/** Inserts a user. NB_ECONFLICT when the email is taken. */
 int nb_store_user_create(nb_conn_t *c, const char *id, const char *email, const char *password_hash,
 			 const char *display_name, nb_user_row_t *out);
 /** A live user by email (case-insensitive). NB_ENOTFOUND if none. */
@@ -36,11 +41,24 @@ int nb_store_user_by_id(nb_conn_t *c, const char *id, nb_user_row_t *out);
 /** True (1) when a live user with this id exists, 0 if not, or a negative error. */
 int nb_store_user_exists(nb_conn_t *c, const char *id);
 /**
- * Updates display name (set_name: NULL clears it) and/or email (NULL keeps
- * it; a different email clears email_verified_at). NB_ECONFLICT if taken.
+ * 1 when a live account other than except_id (NULL: any) has this email,
+ * 0 if none, or a negative error. Lets register answer 409 before hashing.
+ */
+int nb_store_user_email_taken(nb_conn_t *c, const char *email, const char *except_id);
+/**
+ * Updates display name (set_name: NULL clears it) and/or the pending email
+ * (NULL keeps it; the account's own email clears it; any other becomes
+ * pending_email until nb_store_user_confirm_email). The email itself does
+ * not change here.
  */
 int nb_store_user_update(nb_conn_t *c, const char *id, bool set_name, const char *display_name, const char *email,
 			 nb_user_row_t *out);
+/**
+ * Makes the pending email the account's email, verified now, and clears
+ * pending_email. NB_ENOTFOUND when nothing is pending, NB_ECONFLICT when the
+ * address was taken meanwhile.
+ */
+int nb_store_user_confirm_email(nb_conn_t *c, const char *id, nb_user_row_t *out);
 /** Replaces the password hash. */
 int nb_store_user_set_password(nb_conn_t *c, const char *id, const char *password_hash);
 /** Sets email_verified_at = now() (if not yet set). */
@@ -78,6 +96,13 @@ int nb_store_otp_create(nb_conn_t *c, const char *otp_id, const char *user_id, c
  */
 int nb_store_otp_attempt(nb_conn_t *c, const char *user_id, const char *purpose, int max_attempts,
 			 char otp_id[37], unsigned char code_hash[32]);
+/**
+ * The same for the account with this email, in one statement (equal work
+ * whether or not the account exists). Writes the owner into user_id too.
+ * NB_EUNAUTH when there is no such account or code.
+ */
+int nb_store_otp_attempt_by_email(nb_conn_t *c, const char *email, const char *purpose, int max_attempts,
+				  char user_id[37], char otp_id[37], unsigned char code_hash[32]);
 /** Marks the code used; NB_EUNAUTH if it was used meanwhile (single use under races). */
 int nb_store_otp_consume(nb_conn_t *c, const char *otp_id);
 

@@ -80,6 +80,7 @@ class Server:
             "NOTEBOOKD_EXPOSE_STATEMENT_COUNT": "1",
             "NOTEBOOKD_ALLOW_PRIVATE_URLS": "1",
             "NOTEBOOKD_AUTH_RATE_PER_MIN": "0",
+            "NOTEBOOKD_AUTH_IP_RATE_PER_MIN": "0",
             "NOTEBOOKD_DB_ACQUIRE_TIMEOUT_MS": "3000",
         })
         if not (primary or isolated):

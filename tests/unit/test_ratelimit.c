@@ -8,6 +8,8 @@
 #include <string.h>
 
 #include "auth/ratelimit.h"
+#include "auth/service.h"
+#include "core/config.h"
 #include "core/timeutil.h"
 #include "t.h"
 
@@ -222,6 +224,38 @@ static void test_concurrent_frozen_clock_exact(void)
 	CHECK_INT(frozen_total(150000), 150000);
 }
 
+/*
+ * Issue 8.7: the door's per-address limit is its own setting, separate from
+ * (and higher than) the per-account one; each door has its own buckets.
+ */
+static void test_door_limits_per_address_and_per_account(void)
+{
+	nb_cfg.jwt_secret = "unit-test-secret-unit-test-secret-0123456789";
+	nb_cfg.auth_rate_per_min = 3;
+	nb_cfg.auth_ip_rate_per_min = 8;
+	char err[256];
+	CHECK_INT(nb_auth_init(err, sizeof err), 0);
+	/* one account from many addresses: 3, then refused */
+	char ip[32];
+	for (int i = 0; i < 3; i++) {
+		snprintf(ip, sizeof ip, "198.51.100.%d", i + 1);
+		CHECK_INT(nb_auth_limit(NB_LIMIT_LOGIN, ip, "kim@example.com"), 0);
+	}
+	CHECK(nb_auth_limit(NB_LIMIT_LOGIN, "198.51.100.9", "kim@example.com") > 0);
+	/* many accounts behind one address: 8 attempts, more than one account's 3 */
+	for (int i = 0; i < 8; i++) {
+		char acct[32];
+		snprintf(acct, sizeof acct, "user%d@example.com", i);
+		CHECK_MSG(nb_auth_limit(NB_LIMIT_LOGIN, "203.0.113.1", acct) == 0, "attempt %d", i);
+	}
+	CHECK(nb_auth_limit(NB_LIMIT_LOGIN, "203.0.113.1", "other@example.com") > 0);
+	/* register is a door of its own, with the same limits */
+	for (int i = 0; i < 3; i++)
+		CHECK_INT(nb_auth_limit(NB_LIMIT_REGISTER, "203.0.113.1", "kim@example.com"), 0);
+	CHECK(nb_auth_limit(NB_LIMIT_REGISTER, "203.0.113.2", "kim@example.com") > 0);
+	nb_auth_shutdown();
+}
+
 int main(void)
 {
 	T_RUN(test_eleventh_hit_refused);
@@ -233,5 +267,6 @@ int main(void)
 	T_RUN(test_flood_of_keys_bounded);
 	T_RUN(test_concurrent_exact);
 	T_RUN(test_concurrent_frozen_clock_exact);
+	T_RUN(test_door_limits_per_address_and_per_account);
 	return t_done();
 }
