@@ -48,6 +48,9 @@ int nb_api_source_create(nb_req_t *req);
 int nb_api_sources_list(nb_req_t *req);
 int nb_api_source_get(nb_req_t *req);
 int nb_api_source_delete(nb_req_t *req);
+int nb_api_source_update(nb_req_t *req);
+int nb_api_source_restore(nb_req_t *req);
+int nb_api_source_retry(nb_req_t *req);
 int nb_api_chunks_list(nb_req_t *req);
 /* src/api/search.c */
 int nb_api_search(nb_req_t *req);

@@ -3,14 +3,21 @@
  * trash, restore.
  *
  * Every call is scoped to the authenticated user in the store: another
- * user's notebook is the same 404 as a missing one.
+ * user's notebook is the same 404 as a missing one. A change of language
+ * re-indexes the notebook's chunks in a reindex_notebook job enqueued in the
+ * same transaction as the change (rag/ingest.c runs it).
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "api/app.h"
 #include "api/util.h"
 #include "core/err.h"
+#include "core/utf8.h"
 #include "core/uuid.h"
+#include "db/db.h"
+#include "jobs/queue.h"
+#include "rag/lang.h"
 #include "store/notebooks.h"
 
 #define TITLE_MAX 200
@@ -24,12 +31,34 @@ static int answer(nb_req_t *req, int rc, int status, json_t *body)
 	return 0;
 }
 
+static const char *const k_fields[] = {"title", "description", "language", NULL};
+
+/* The title, the description and the language of a body: each optional
+ * here (create requires the title). 0 or 422 (answer set). */
+static int read_fields(nb_req_t *req, bool title_required, const char **title, const char **desc,
+		       const char **lang)
+{
+	int rc;
+	if ((rc = nb_body_required(req)) < 0 || (rc = nb_body_only(req, k_fields)) < 0 ||
+	    (rc = nb_body_str(req, "title", title_required, false, TITLE_MAX, title)) < 0 ||
+	    (rc = nb_body_str(req, "description", false, true, DESCRIPTION_MAX, desc)) < 0 ||
+	    (rc = nb_body_str(req, "language", false, false, 16, lang)) < 0)
+		return rc;
+	if (*title && !nb_utf8_label_ok(*title, strlen(*title)))
+		return nb_resp_error(req, NB_EINVALID,
+				     "title: must not be blank or hold control characters or bidirectional overrides",
+				     "title");
+	if (*lang && !nb_lang_valid(*lang))
+		return nb_resp_error(req, NB_EINVALID, "language: must be an ISO 639-1 code in lower case, e.g. en, de",
+				     "language");
+	return 0;
+}
+
 int nb_api_notebook_create(nb_req_t *req)
 {
-	const char *title, *desc;
+	const char *title, *desc, *lang;
 	int rc;
-	if ((rc = nb_body_required(req)) < 0 || (rc = nb_body_str(req, "title", true, false, TITLE_MAX, &title)) < 0 ||
-	    (rc = nb_body_str(req, "description", false, true, DESCRIPTION_MAX, &desc)) < 0)
+	if ((rc = read_fields(req, true, &title, &desc, &lang)) < 0)
 		return rc;
 	nb_conn_t *c;
 	if ((rc = nb_req_db(req, &c)) < 0)
@@ -37,7 +66,7 @@ int nb_api_notebook_create(nb_req_t *req)
 	char id[37];
 	nb_uuid_v7_str(id);
 	json_t *nb = NULL;
-	rc = nb_store_notebook_create(c, req->user_id, id, title, desc, &nb);
+	rc = nb_store_notebook_create(c, req->user_id, id, title, desc, lang ? lang : NB_LANG_DEFAULT, &nb);
 	return answer(req, rc, 201, nb);
 }
 
@@ -73,20 +102,42 @@ int nb_api_notebook_get(nb_req_t *req)
 	return answer(req, rc, 200, nb);
 }
 
+/* The update and, when the language changed, its re-index job: one transaction. */
+static int update(nb_req_t *req, nb_conn_t *c, const nb_notebook_patch_t *patch, json_t **nb)
+{
+	const char *id = nb_req_param(req, 0);
+	bool changed = false;
+	char jid[37], payload[80];
+	int rc = nb_db_begin(c);
+	if (rc == 0)
+		rc = nb_store_notebook_update(c, req->user_id, id, patch, nb, &changed);
+	if (rc == 0 && changed) {
+		snprintf(payload, sizeof payload, "{\"notebook_id\": \"%s\"}", id);
+		nb_job_spec_t spec = {.kind = "reindex_notebook", .user_id = req->user_id, .payload_json = payload};
+		rc = nb_jobs_enqueue(c, &spec, jid);
+	}
+	if (rc == 0)
+		rc = nb_db_commit(c);
+	if (rc < 0) {
+		nb_db_rollback(c);
+		json_decref(*nb);
+		*nb = NULL;
+	}
+	return rc;
+}
+
 int nb_api_notebook_update(nb_req_t *req)
 {
-	const char *title, *desc;
+	nb_notebook_patch_t patch = {0};
 	int rc;
-	if ((rc = nb_body_required(req)) < 0 ||
-	    (rc = nb_body_str(req, "title", false, false, TITLE_MAX, &title)) < 0 ||
-	    (rc = nb_body_str(req, "description", false, true, DESCRIPTION_MAX, &desc)) < 0)
+	if ((rc = read_fields(req, false, &patch.title, &patch.description, &patch.language)) < 0)
 		return rc;
+	patch.set_description = nb_body_has(req, "description");
 	nb_conn_t *c;
 	if ((rc = nb_req_db(req, &c)) < 0)
 		return nb_fail(req, rc);
 	json_t *nb = NULL;
-	rc = nb_store_notebook_update(c, req->user_id, nb_req_param(req, 0), title, nb_body_has(req, "description"),
-				      desc, &nb);
+	rc = update(req, c, &patch, &nb);
 	return answer(req, rc, 200, nb);
 }
 

@@ -2,6 +2,14 @@
  * search.c — GET /v1/notebooks/{id}/search?q=&limit=: ranked chunks with
  * highlighted snippets.
  *
+ * A query in websearch syntax must match with all its words
+ * ("match": "all"). A plain query (no quotes, OR or -exclusion) that way
+ * finds nothing is asked again with any of its words, stop words dropped,
+ * ranked ("match": "any"): a student's question rarely shares every word
+ * with the sentence that answers it. In a plain query the last word, when
+ * the query does not end in a space, is matched as a prefix (the word being
+ * typed). Two statements at most; the second only when the first is empty.
+ *
  * The store marks matches with \x01 … \x02 (control characters never present
  * in stored text); here the snippet is HTML-escaped and the markers become
  * <mark>…</mark>, so a client can insert it as HTML safely.
@@ -37,6 +45,45 @@ static char *mark_up(const char *s)
 	return nb_buf_steal(&b, NULL);
 }
 
+static bool is_space(char ch)
+{
+	return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r' || ch == '\f' || ch == '\v';
+}
+
+/* True if q uses websearch operators: a quote, a word starting with '-', or
+ * the word "or" (any case). */
+static bool has_operators(const char *q)
+{
+	if (strchr(q, '"'))
+		return true;
+	const char *p = q;
+	while (*p) {
+		while (is_space(*p))
+			p++;
+		const char *w = p;
+		while (*p && !is_space(*p))
+			p++;
+		if (p > w && (*w == '-' || (p - w == 2 && (w[0] | 0x20) == 'o' && (w[1] | 0x20) == 'r')))
+			return true;
+	}
+	return false;
+}
+
+/* Splits a plain query into its head and the word being typed. */
+static void split_last(nb_req_t *req, const char *q, nb_search_query_t *sq)
+{
+	size_t n = strlen(q);
+	sq->head = q;
+	sq->last = NULL;
+	if (n == 0 || is_space(q[n - 1]))
+		return;
+	size_t w = n;
+	while (w > 0 && !is_space(q[w - 1]))
+		w--;
+	sq->head = nb_arena_strndup(req->arena, q, w);
+	sq->last = q + w;
+}
+
 int nb_api_search(nb_req_t *req)
 {
 	const char *q = nb_req_query(req, "q");
@@ -55,13 +102,24 @@ int nb_api_search(nb_req_t *req)
 			return nb_resp_error(req, NB_EINVALID, "limit: must be an integer from 1 to 50", "limit");
 		limit = (int)v;
 	}
+	nb_search_query_t sq = {q, NULL, false};
+	bool plain = !has_operators(q);
+	if (plain)
+		split_last(req, q, &sq);
 	nb_conn_t *c;
 	json_t *items = NULL;
 	int rc;
 	const char *nb = nb_req_param(req, 0);
 	if ((rc = nb_req_db(req, &c)) < 0 || (rc = nb_store_notebook_check(c, req->user_id, nb)) < 0 ||
-	    (rc = nb_store_search(c, nb, q, limit, &items)) < 0)
+	    (rc = nb_store_search(c, nb, &sq, limit, &items)) < 0)
 		return nb_fail(req, rc);
+	if (plain && json_array_size(items) == 0) {
+		json_decref(items);
+		items = NULL;
+		sq.match_any = true;
+		if ((rc = nb_store_search(c, nb, &sq, limit, &items)) < 0)
+			return nb_fail(req, rc);
+	}
 	size_t i;
 	json_t *it;
 	json_array_foreach(items, i, it)
@@ -73,6 +131,7 @@ int nb_api_search(nb_req_t *req)
 			free(m);
 		}
 	}
-	nb_resp_json(&req->resp, 200, json_pack("{s:o, s:n}", "items", items, "next_cursor"));
+	nb_resp_json(&req->resp, 200,
+		     json_pack("{s:o, s:n, s:s}", "items", items, "next_cursor", "match", sq.match_any ? "any" : "all"));
 	return 0;
 }

@@ -43,4 +43,15 @@ const char *nb_extract_mime_for_kind(const char *kind);
 /** The kind to extract a stored document as, from its media type (fallback when NULL). */
 const char *nb_extract_kind_for_mime(const char *mime, const char *fallback);
 
+/** How much of an HTML document nb_extract_html_title reads: its start. */
+#define NB_HTML_TITLE_SCAN ((size_t)256 * 1024)
+
+/**
+ * The title of an HTML document: its <title>, else its first heading
+ * (h1–h6), whitespace collapsed; malloc'd, valid UTF-8 (control characters
+ * may remain: the caller cleans a title up), or NULL when it has neither.
+ * Reads the first NB_HTML_TITLE_SCAN bytes. Thread-safe.
+ */
+char *nb_extract_html_title(const unsigned char *data, size_t len);
+
 #endif

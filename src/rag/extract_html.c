@@ -14,6 +14,9 @@
  * <head> and non-content elements (scripts, styles, navigation, form
  * controls, embedded objects) are dropped.
  *
+ * nb_extract_html_title parses the same way and walks the same tree for the
+ * document's <title>, else its first heading.
+ *
  * Encoding: a document that declares a charset other than UTF-8 (or starts
  * with a UTF-16 BOM) is left to libxml2; anything else is cleaned into valid
  * UTF-8 first and parsed as UTF-8, so invalid bytes cannot make libxml2
@@ -24,12 +27,14 @@
 #include <libxml/parser.h>
 #include <libxml/tree.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "core/buf.h"
+#include "rag/extract.h"
 #include "rag/extract_internal.h"
 
 enum html_class { H_INLINE = 0, H_SKIP, H_HEAD, H_TITLE, H_PARA, H_LINE, H_LI, H_BR, H_PRE, H_CELL };
@@ -212,17 +217,13 @@ static void html_init(void)
 	xmlInitParser();
 }
 
-int nb_extract__html(nb_extract__tb_t *tb, const unsigned char *data, size_t len, char *err,
-		     size_t errlen)
+/* Parses like every HTML extraction here (see the header); NULL if nothing parsed. */
+static htmlDocPtr html_parse(const unsigned char *data, size_t len)
 {
 	const int opts = HTML_PARSE_RECOVER | HTML_PARSE_NOERROR | HTML_PARSE_NOWARNING |
 			 HTML_PARSE_NONET | HTML_PARSE_COMPACT;
 	nb_buf_t clean = NB_BUF_INIT;
 	const char *src = (const char *)data, *enc = NULL;
-	if (len > INT_MAX) {
-		nb_extract__set_err(err, errlen, "could not read HTML: document is too large");
-		return -1;
-	}
 	pthread_once(&html_once, html_init);
 	if (!html_declares_other_charset(data, len)) {
 		nb_extract__clean(&clean, src, len);
@@ -237,10 +238,95 @@ int nb_extract__html(nb_extract__tb_t *tb, const unsigned char *data, size_t len
 	htmlDocPtr doc = len ? htmlReadMemory(src, (int)len, NULL, enc, opts) : NULL;
 	xmlSetStructuredErrorFunc(old_ctx, old_handler);
 	nb_buf_dispose(&clean);
+	return doc;
+}
+
+int nb_extract__html(nb_extract__tb_t *tb, const unsigned char *data, size_t len, char *err,
+		     size_t errlen)
+{
+	if (len > INT_MAX) {
+		nb_extract__set_err(err, errlen, "could not read HTML: document is too large");
+		return -1;
+	}
+	htmlDocPtr doc = html_parse(data, len);
 	if (!doc)
 		return 0; /* nothing parsed: the caller reports that no text was found */
 	html_state_t st = {tb, 0};
 	html_walk(&st, (xmlNode *)doc);
 	xmlFreeDoc(doc);
 	return 0;
+}
+
+/* The element's text with whitespace runs collapsed to one space, trimmed;
+ * NULL when blank. */
+static char *collapsed_text(xmlNode *n)
+{
+	xmlChar *t = xmlNodeGetContent(n);
+	if (!t)
+		return NULL;
+	nb_buf_t b = NB_BUF_INIT;
+	bool space = false;
+	for (const unsigned char *p = t; *p; p++) {
+		if (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || *p == '\f' || *p == '\v') {
+			space = b.len > 0;
+			continue;
+		}
+		if (space)
+			nb_buf_putc(&b, ' ');
+		space = false;
+		nb_buf_putc(&b, (char)*p);
+	}
+	xmlFree(t);
+	if (!b.len) {
+		nb_buf_dispose(&b);
+		return NULL;
+	}
+	return nb_buf_steal(&b, NULL);
+}
+
+static bool is_heading(const xmlNode *n)
+{
+	const char *name = (const char *)n->name;
+	return name && (name[0] == 'h' || name[0] == 'H') && name[1] >= '1' && name[1] <= '6' && !name[2];
+}
+
+char *nb_extract_html_title(const unsigned char *data, size_t len)
+{
+	if (len > NB_HTML_TITLE_SCAN)
+		len = NB_HTML_TITLE_SCAN; /* the recovering parser closes what the cut left open */
+	htmlDocPtr doc = html_parse(data, len);
+	if (!doc)
+		return NULL;
+	char *title = NULL, *heading = NULL;
+	xmlNode *root = (xmlNode *)doc, *n = root->children;
+	while (n && !title) {
+		bool text_inside = false;
+		if (n->type == XML_ELEMENT_NODE && n->name) {
+			if (!strcasecmp((const char *)n->name, "title"))
+				title = collapsed_text(n);
+			else if (!heading && is_heading(n))
+				heading = collapsed_text(n);
+			else
+				text_inside = html_class_of(n) != H_SKIP;
+		}
+		if (text_inside && n->children) {
+			n = n->children;
+			continue;
+		}
+		while (n) {
+			if (n->next) {
+				n = n->next;
+				break;
+			}
+			n = n->parent;
+			if (n == root || !n)
+				n = NULL;
+		}
+	}
+	xmlFreeDoc(doc);
+	if (title) {
+		free(heading);
+		return title;
+	}
+	return heading;
 }

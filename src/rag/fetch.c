@@ -500,8 +500,9 @@ static void describe_failure(CURLcode rc, long status, const fetch_ctx_t *c, con
 {
 	char size[32];
 	if (rc == CURLE_COULDNT_CONNECT && c->refused[0]) {
-		if (err && errlen)
-			snprintf(err, errlen, "address not allowed: %s", c->refused);
+		/* which address a name resolved to stays in the log: told to the
+		 * user, it would map the internal DNS for anyone */
+		set_err(err, errlen, "address not allowed");
 		return;
 	}
 	switch (rc) {
@@ -579,6 +580,49 @@ done:
 int nb_fetch_url(const char *url, const nb_fetch_opts_t *o, nb_fetched_t *out, char *err, size_t errlen)
 {
 	return fetch_url(url, o, o && o->allow_private ? NULL : nb_fetch_addr_allowed, out, err, errlen);
+}
+
+/* Resolving only: records whether an address is refused, connects nowhere. */
+static curl_socket_t on_probe_socket(void *ud, curlsocktype purpose, struct curl_sockaddr *a)
+{
+	fetch_ctx_t *c = ud;
+	char why[sizeof c->refused];
+	(void)purpose;
+	bool sized = (a->family == AF_INET && a->addrlen >= sizeof(struct sockaddr_in)) ||
+		     (a->family == AF_INET6 && a->addrlen >= sizeof(struct sockaddr_in6));
+	if ((!sized || !nb_fetch_addr_allowed(&a->addr, why, sizeof why)) && !c->refused[0]) {
+		snprintf(c->refused, sizeof c->refused, "%s", sized ? why : "not an IPv4 or IPv6 address");
+		nb_info("fetch: refused at submission: %s", c->refused);
+	}
+	return CURL_SOCKET_BAD;
+}
+
+int nb_fetch_check_host(const char *url, int timeout_s)
+{
+	fetch_ctx_t c = {NB_BUF_INIT, 1, false, nb_fetch_addr_allowed, ""};
+	char errbuf[CURL_ERROR_SIZE] = "";
+	long t = timeout_s > 0 ? timeout_s : NB_FETCH_DEFAULT_CONNECT_TIMEOUT_S;
+	pthread_once(&curl_once, curl_init_once);
+	CURL *h = curl_ready ? curl_easy_init() : NULL;
+	if (!h || curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf) != CURLE_OK ||
+	    curl_easy_setopt(h, CURLOPT_URL, url) != CURLE_OK ||
+	    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK ||
+	    curl_easy_setopt(h, CURLOPT_TIMEOUT, t) != CURLE_OK ||
+	    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, t) != CURLE_OK ||
+	    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
+	    curl_easy_setopt(h, CURLOPT_PROXY, "") != CURLE_OK ||
+	    curl_easy_setopt(h, CURLOPT_NOPROXY, "*") != CURLE_OK ||
+	    curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, on_probe_socket) != CURLE_OK ||
+	    curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, &c) != CURLE_OK) {
+		curl_easy_cleanup(h);
+		return 0; /* the fetch checks every address anyway */
+	}
+	CURLcode rc = curl_easy_perform(h);
+	if (rc != CURLE_COULDNT_CONNECT)
+		nb_info("fetch: host check of a new source: curl %d: %s", (int)rc,
+			errbuf[0] ? errbuf : curl_easy_strerror(rc));
+	curl_easy_cleanup(h);
+	return c.refused[0] ? -1 : 0;
 }
 
 void nb_fetched_dispose(nb_fetched_t *f)

@@ -51,7 +51,8 @@ typedef struct nb_fetched {
  * Returns 0 and fills *out (release it with nb_fetched_dispose), or -1 with
  * *out zeroed and a short lower-case reason meant for the end user in err
  * (err may be NULL; at most errlen bytes, NUL-terminated), e.g.
- * "address not allowed: 127.0.0.1 is a loopback address", "the server
+ * "address not allowed" (never which address: that would map internal
+ * DNS for the user; the log has it), "the server
  * answered 404", "the page is larger than 10 MB", "too many redirects (more
  * than 5)", "the server did not respond in time", "could not connect to the
  * server", "redirected to a URL that is not http or https".
@@ -83,6 +84,16 @@ int nb_fetch_check_url(const char *url, char *err, size_t errlen);
  * static string.
  */
 const char *nb_fetch_kind_for_mime(const char *mime);
+
+/**
+ * The address policy at submission: resolves url's host (a literal address
+ * too) with libcurl's resolver, bounded by timeout_s (<= 0: the default
+ * connect timeout), and connects nowhere. -1 if any address it resolves to
+ * is refused by nb_fetch_addr_allowed; 0 otherwise, also when the name does
+ * not resolve (the fetch then fails with its own reason). url passed
+ * nb_fetch_check_url. Blocks: call it where blocking is allowed. Thread-safe.
+ */
+int nb_fetch_check_host(const char *url, int timeout_s);
 
 /**
  * The address policy: true if our server may connect to sa, which points

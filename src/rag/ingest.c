@@ -10,7 +10,11 @@
  * one transaction. A problem with the input itself (a damaged PDF, a refused
  * URL) fails the source with a readable reason and is not retried; a
  * database hiccup is retried with backoff, and the source is failed only when
- * the last attempt fails.
+ * the last attempt fails. A fetched HTML page's <title> replaces a title
+ * the server chose (the URL).
+ *
+ * reindex_notebook (a notebook's language changed) rewrites the stored
+ * vectors of the notebook's chunks in one statement.
  */
 #include "rag/ingest.h"
 
@@ -26,6 +30,8 @@
 #include "rag/chunk.h"
 #include "rag/extract.h"
 #include "rag/fetch.h"
+#include "rag/title.h"
+#include "store/notebooks.h"
 #include "store/sources.h"
 
 /* A failure of the input: the source fails and the job is not retried. */
@@ -65,6 +71,12 @@ static int fetch_url(nb_conn_t *c, const char *source_id, nb_ingest_info_t *info
 					  &has_text);
 	if (rc == 0)
 		rc = nb_store_source_set_document(c, source_id, info->document_id, (long)f.len);
+	if (rc == 0 && !strcmp(k, "html")) { /* the page's title replaces the URL the server chose */
+		char *title = nb_title_from_content("html", f.data, f.len, NB_SOURCE_TITLE_MAX);
+		if (title)
+			rc = nb_store_source_set_derived_title(c, source_id, title);
+		free(title);
+	}
 	info->has_text = has_text;
 	nb_fetched_dispose(&f);
 	if (rc < 0)
@@ -161,7 +173,30 @@ static int ingest(const nb_job_t *job, nb_job_ctx_t *ctx, char *err, size_t errl
 	return rc;
 }
 
+/* reindex_notebook: the notebook's chunks get vectors in its new language. */
+static int reindex(const nb_job_t *job, nb_job_ctx_t *ctx, char *err, size_t errlen)
+{
+	const char *id = json_string_value(json_object_get(job->payload, "notebook_id"));
+	if (!id) {
+		snprintf(err, errlen, "the job names no notebook");
+		return NB_JOB_PERMANENT;
+	}
+	nb_conn_t *c = nb_job_ctx_conn(ctx);
+	if (!c) {
+		snprintf(err, errlen, "the database is unavailable");
+		return NB_EUNAVAIL;
+	}
+	long n = 0;
+	int rc = nb_store_notebook_reindex(c, id, &n);
+	if (rc < 0)
+		snprintf(err, errlen, "could not re-index the notebook");
+	else
+		nb_info("notebook %s re-indexed: %ld chunks", id, n);
+	return rc;
+}
+
 void nb_ingest_register(void)
 {
 	nb_jobs_register("ingest_source", ingest);
+	nb_jobs_register("reindex_notebook", reindex);
 }

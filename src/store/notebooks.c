@@ -24,15 +24,23 @@
 	"    WHERE s.notebook_id = " n ".id AND s.deleted_at IS NULL"                                            \
 	"    ORDER BY s.created_at, s.id LIMIT " NB_EMBED ") x), '[]'::json))"
 
-NB_STMT(st_nb_create, "INSERT INTO notebooks AS n (id, owner_id, title, description) VALUES ($1, $2, $3, $4)"
+NB_STMT(st_nb_create, "INSERT INTO notebooks AS n (id, owner_id, title, description, language)"
+		      " VALUES ($1, $2, $3, $4, $5)"
 		      " RETURNING json_build_object(" NB_SQL_NOTEBOOK_FIELDS("n")
 		      ", 'source_count', 0, 'sources', '[]'::json)");
 NB_STMT(st_nb_get, "SELECT " NOTEBOOK_JSON("n") " FROM notebooks n"
 		   " WHERE n.id = $1 AND n.owner_id = $2 AND n.deleted_at IS NULL");
-NB_STMT(st_nb_update, "WITH u AS (UPDATE notebooks SET title = coalesce($3, title),"
-		      " description = CASE WHEN $4 THEN $5 ELSE description END"
-		      " WHERE id = $1 AND owner_id = $2 AND deleted_at IS NULL RETURNING *)"
-		      " SELECT " NOTEBOOK_JSON("n") " FROM u n");
+/* The old language comes from a locking subquery: the caller re-indexes
+ * when it changed, and two concurrent changes queue behind each other. */
+NB_STMT(st_nb_update, "WITH u AS (UPDATE notebooks x SET title = coalesce($3, x.title),"
+		      " description = CASE WHEN $4 THEN $5 ELSE x.description END,"
+		      " language = coalesce($6, x.language)"
+		      " FROM (SELECT id, language AS old_language FROM notebooks"
+		      "       WHERE id = $1 AND owner_id = $2 AND deleted_at IS NULL FOR UPDATE) o"
+		      " WHERE x.id = o.id RETURNING x.*, o.old_language)"
+		      " SELECT " NOTEBOOK_JSON("n") ", n.language IS DISTINCT FROM n.old_language FROM u n");
+NB_STMT(st_nb_reindex, "UPDATE chunks c SET tsv = to_tsvector(nb_ts_config(n.language), c.text)"
+		       " FROM notebooks n WHERE n.id = $1 AND c.notebook_id = n.id");
 NB_STMT(st_nb_list_first, "SELECT " NOTEBOOK_JSON("n") ", n.created_at::text, n.id FROM notebooks n"
 			  " WHERE n.owner_id = $1 AND n.deleted_at IS NULL"
 			  " ORDER BY n.created_at DESC, n.id DESC LIMIT $2");
@@ -67,7 +75,7 @@ static void owner_id(nb_params_t *p, const char *id, const char *owner)
 }
 
 int nb_store_notebook_create(nb_conn_t *c, const char *owner, const char *id, const char *title,
-			     const char *description, json_t **out)
+			     const char *description, const char *language, json_t **out)
 {
 	nb_params_t p;
 	nb_params_init(&p);
@@ -75,6 +83,7 @@ int nb_store_notebook_create(nb_conn_t *c, const char *owner, const char *id, co
 	nb_p_text(&p, owner);
 	nb_p_text(&p, title);
 	nb_p_text(&p, description);
+	nb_p_text(&p, language);
 	return nb_db_one_json(c, &st_nb_create, &p, out);
 }
 
@@ -85,15 +94,44 @@ int nb_store_notebook_get(nb_conn_t *c, const char *owner, const char *id, json_
 	return nb_db_one_json(c, &st_nb_get, &p, out);
 }
 
-int nb_store_notebook_update(nb_conn_t *c, const char *owner, const char *id, const char *title, bool set_desc,
-			     const char *description, json_t **out)
+int nb_store_notebook_update(nb_conn_t *c, const char *owner, const char *id, const nb_notebook_patch_t *patch,
+			     json_t **out, bool *language_changed)
 {
 	nb_params_t p;
 	owner_id(&p, id, owner);
-	nb_p_text(&p, title);
-	nb_p_bool(&p, set_desc);
-	nb_p_text(&p, description);
-	return nb_db_one_json(c, &st_nb_update, &p, out);
+	nb_p_text(&p, patch->title);
+	nb_p_bool(&p, patch->set_description);
+	nb_p_text(&p, patch->description);
+	nb_p_text(&p, patch->language);
+	PGresult *r = NULL;
+	*out = NULL;
+	*language_changed = false;
+	int rc = nb_db_exec(c, &st_nb_update, &p, &r);
+	if (rc < 0)
+		return rc;
+	if (PQntuples(r) == 0) {
+		PQclear(r);
+		return NB_ENOTFOUND;
+	}
+	*out = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
+	*language_changed = nb_db_get_bool(r, 0, 1);
+	PQclear(r);
+	return *out ? 0 : NB_EDB;
+}
+
+int nb_store_notebook_reindex(nb_conn_t *c, const char *id, long *chunks)
+{
+	nb_params_t p;
+	nb_params_init(&p);
+	nb_p_text(&p, id);
+	PGresult *r = NULL;
+	int rc = nb_db_exec(c, &st_nb_reindex, &p, &r);
+	if (rc < 0)
+		return rc;
+	if (chunks)
+		*chunks = atol(PQcmdTuples(r));
+	PQclear(r);
+	return 0;
 }
 
 int nb_store_notebooks_list(nb_conn_t *c, const char *owner, bool trashed, int limit, const char *after_ts,

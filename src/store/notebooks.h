@@ -19,17 +19,35 @@
 /** Sources embedded in a notebook (oldest first); the rest via the sources list. */
 #define NB_NOTEBOOK_EMBEDDED_SOURCES 50
 
-/** Creates a notebook; *out is its JSON (with source_count 0 and no sources). */
+/**
+ * Creates a notebook; *out is its JSON (with source_count 0 and no
+ * sources). language: a valid ISO 639-1 code (the caller checked it).
+ */
 int nb_store_notebook_create(nb_conn_t *c, const char *owner, const char *id, const char *title,
-			     const char *description, json_t **out);
+			     const char *description, const char *language, json_t **out);
 /** One live notebook with its sources. */
 int nb_store_notebook_get(nb_conn_t *c, const char *owner, const char *id, json_t **out);
+/** What a PATCH changes: NULL (and set_description false) keeps a field. */
+typedef struct nb_notebook_patch {
+	const char *title;
+	bool set_description;	 /* replace the description with `description` (NULL clears it) */
+	const char *description;
+	const char *language;	 /* a valid ISO 639-1 code, or NULL */
+} nb_notebook_patch_t;
+
 /**
- * Updates title (NULL keeps it) and description (set_desc: replace, NULL
- * clears it). Returns the notebook with its sources.
+ * Applies patch to a live notebook of the owner; *out is the notebook with
+ * its sources, *language_changed true when its language is now another one
+ * (the caller then enqueues the re-index, in the same transaction).
  */
-int nb_store_notebook_update(nb_conn_t *c, const char *owner, const char *id, const char *title, bool set_desc,
-			     const char *description, json_t **out);
+int nb_store_notebook_update(nb_conn_t *c, const char *owner, const char *id, const nb_notebook_patch_t *patch,
+			     json_t **out, bool *language_changed);
+/**
+ * Recomputes the stored full-text vectors of the notebook's chunks with its
+ * current language (the reindex_notebook job). Writes how many in *chunks
+ * (may be NULL).
+ */
+int nb_store_notebook_reindex(nb_conn_t *c, const char *id, long *chunks);
 /**
  * A page of notebooks, newest first (trashed: the trash, most recently
  * trashed first). after_ts/after_id: the cursor, or NULL for the first page.

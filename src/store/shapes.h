@@ -12,12 +12,12 @@
 	"json_build_object('id', " s ".id, 'notebook_id', " s ".notebook_id, 'document_id', " s ".document_id," \
 	" 'kind', " s ".kind, 'title', " s ".title, 'url', " s ".url, 'status', " s ".status,"                  \
 	" 'error', " s ".error, 'byte_size', " s ".byte_size, 'chunk_count', " s ".chunk_count,"               \
-	" 'page_count', " s ".page_count, 'created_at', nb_ts(" s ".created_at),"                               \
-	" 'updated_at', nb_ts(" s ".updated_at))"
+	" 'page_count', " s ".page_count, 'summary', NULL::json, 'topics', NULL::json,"                           \
+	" 'created_at', nb_ts(" s ".created_at), 'updated_at', nb_ts(" s ".updated_at))"
 
 /* Without source_count and sources: the callers add those. */
 #define NB_SQL_NOTEBOOK_FIELDS(n)                                                                         \
-	"'id', " n ".id, 'title', " n ".title, 'description', " n ".description,"                           \
+	"'id', " n ".id, 'title', " n ".title, 'description', " n ".description, 'language', " n ".language," \
 	" 'created_at', nb_ts(" n ".created_at), 'updated_at', nb_ts(" n ".updated_at),"                     \
 	" 'deleted_at', nb_ts(" n ".deleted_at)"
 

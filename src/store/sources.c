@@ -31,8 +31,22 @@ NB_STMT(st_doc_upsert,
 	"  WHERE user_id = $2 AND sha256 = $3 AND deleted_at IS NULL"
 	" LIMIT 1");
 NB_STMT(st_source_create,
-	"INSERT INTO sources AS s (id, notebook_id, document_id, title, kind, url, byte_size)"
-	" VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING " NB_SQL_SOURCE_JSON("s"));
+	"INSERT INTO sources AS s (id, notebook_id, document_id, title, kind, url, byte_size, title_derived)"
+	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING " NB_SQL_SOURCE_JSON("s"));
+NB_STMT(st_source_rename, "UPDATE sources s SET title = $3, title_derived = false FROM notebooks n"
+			  " WHERE s.id = $1 AND n.id = s.notebook_id AND n.owner_id = $2"
+			  " AND s.deleted_at IS NULL AND n.deleted_at IS NULL RETURNING " NB_SQL_SOURCE_JSON("s"));
+NB_STMT(st_source_restore, "UPDATE sources s SET deleted_at = NULL FROM notebooks n"
+			   " WHERE s.id = $1 AND n.id = s.notebook_id AND n.owner_id = $2"
+			   " AND n.deleted_at IS NULL RETURNING " NB_SQL_SOURCE_JSON("s"));
+/* A URL source forgets its page, so that the retry fetches it again. */
+NB_STMT(st_source_retry, "UPDATE sources s SET status = 'pending', error = NULL,"
+			 " document_id = CASE WHEN s.kind = 'url' THEN NULL ELSE s.document_id END,"
+			 " byte_size = CASE WHEN s.kind = 'url' THEN NULL ELSE s.byte_size END"
+			 " FROM notebooks n WHERE s.id = $1 AND n.id = s.notebook_id AND n.owner_id = $2"
+			 " AND s.status = 'failed' AND s.deleted_at IS NULL AND n.deleted_at IS NULL"
+			 " RETURNING " NB_SQL_SOURCE_JSON("s") ", s.document_id");
+NB_STMT(st_source_derived_title, "UPDATE sources SET title = $2 WHERE id = $1 AND title_derived");
 NB_STMT(st_source_get, "SELECT " NB_SQL_SOURCE_JSON("s") " FROM sources s JOIN notebooks n ON n.id = s.notebook_id"
 		       " WHERE s.id = $1 AND n.owner_id = $2 AND s.deleted_at IS NULL AND n.deleted_at IS NULL");
 NB_STMT(st_sources_first, "SELECT " NB_SQL_SOURCE_JSON("s") ", s.created_at::text, s.id FROM sources s"
@@ -67,15 +81,22 @@ NB_STMT(st_doc_set_text, "UPDATE documents SET extracted_text = $2, page_offsets
 NB_STMT(st_source_status, "UPDATE sources SET status = $2, error = $3 WHERE id = $1");
 NB_STMT(st_source_document, "UPDATE sources SET document_id = $2, byte_size = $3 WHERE id = $1");
 NB_STMT(st_chunks_delete, "DELETE FROM chunks WHERE source_id = $1");
+/* The vectors in the notebook's language, looked up once per batch. */
 NB_STMT(st_chunks_insert,
-	"INSERT INTO chunks (id, source_id, notebook_id, chunk_index, text, char_start, char_end, page, token_count)"
-	" SELECT u.id, $1, $2, u.idx, u.text, u.cs, u.ce, u.page, u.tokens FROM unnest($3::uuid[], $4::int[],"
-	" $5::text[], $6::int[], $7::int[], $8::int[], $9::int[]) AS u(id, idx, text, cs, ce, page, tokens)");
+	"INSERT INTO chunks (id, source_id, notebook_id, chunk_index, text, char_start, char_end, page, token_count,"
+	" tsv)"
+	" SELECT u.id, $1, $2, u.idx, u.text, u.cs, u.ce, u.page, u.tokens, to_tsvector(l.cfg, u.text)"
+	" FROM (SELECT nb_ts_config(language) AS cfg FROM notebooks WHERE id = $2) l,"
+	" unnest($3::uuid[], $4::int[], $5::text[], $6::int[], $7::int[], $8::int[], $9::int[])"
+	" AS u(id, idx, text, cs, ce, page, tokens)");
 NB_STMT(st_source_ready, "UPDATE sources SET status = 'ready', error = NULL, chunk_count = $2, page_count = $3"
 			 " WHERE id = $1");
 
+/* The notebook's language picks the configuration; nb_search_query
+ * (migration 0003) builds the all-words or any-word query with the prefix. */
 NB_STMT_SLOW(st_search,
-	"WITH q AS (SELECT websearch_to_tsquery('english', $2) AS q),"
+	"WITH q AS (SELECT nb_ts_config(n.language) AS cfg,"
+	"             nb_search_query(nb_ts_config(n.language), $2, $4, $5) AS q FROM notebooks n WHERE n.id = $1),"
 	" hits AS (SELECT c.id, c.source_id, c.chunk_index, c.page, c.text,"
 	"          ts_rank_cd(c.tsv, q.q, 1 | 32) AS score"
 	"   FROM chunks c, q WHERE c.notebook_id = $1 AND c.deleted_at IS NULL AND c.tsv @@ q.q"
@@ -84,7 +105,7 @@ NB_STMT_SLOW(st_search,
 	"   ORDER BY h.score DESC, h.id LIMIT $3)"
 	" SELECT json_build_object('chunk_id', t.id, 'source_id', t.source_id, 'source_title', t.title,"
 	"  'index', t.chunk_index, 'page', t.page, 'score', round(t.score::numeric, 6),"
-	"  'snippet', ts_headline('english', t.text, q.q,"
+	"  'snippet', ts_headline(q.cfg, t.text, q.q,"
 	"     'StartSel=\x01, StopSel=\x02, MaxWords=35, MinWords=12, MaxFragments=2, FragmentDelimiter=\" … \"'))"
 	" FROM top t, q ORDER BY t.score DESC, t.id");
 
@@ -120,7 +141,8 @@ int nb_store_document_upsert(nb_conn_t *c, const char *user_id, const unsigned c
 }
 
 int nb_store_source_create(nb_conn_t *c, const char *id, const char *notebook_id, const char *document_id,
-			   const char *title, const char *kind, const char *url, long byte_size, json_t **out)
+			   const char *title, bool title_derived, const char *kind, const char *url, long byte_size,
+			   json_t **out)
 {
 	nb_params_t p;
 	nb_params_init(&p);
@@ -134,7 +156,64 @@ int nb_store_source_create(nb_conn_t *c, const char *id, const char *notebook_id
 		nb_p_int(&p, byte_size);
 	else
 		nb_p_null(&p);
+	nb_p_bool(&p, title_derived);
 	return nb_db_one_json(c, &st_source_create, &p, out);
+}
+
+int nb_store_source_rename(nb_conn_t *c, const char *owner, const char *id, const char *title, json_t **out)
+{
+	nb_params_t p;
+	nb_params_init(&p);
+	nb_p_text(&p, id);
+	nb_p_text(&p, owner);
+	nb_p_text(&p, title);
+	return nb_db_one_json(c, &st_source_rename, &p, out);
+}
+
+int nb_store_source_restore(nb_conn_t *c, const char *owner, const char *id, json_t **out)
+{
+	nb_params_t p;
+	nb_params_init(&p);
+	nb_p_text(&p, id);
+	nb_p_text(&p, owner);
+	return nb_db_one_json(c, &st_source_restore, &p, out);
+}
+
+int nb_store_source_retry(nb_conn_t *c, const char *owner, const char *id, json_t **out, char document_id[37])
+{
+	nb_params_t p;
+	nb_params_init(&p);
+	nb_p_text(&p, id);
+	nb_p_text(&p, owner);
+	PGresult *r = NULL;
+	*out = NULL;
+	document_id[0] = 0;
+	int rc = nb_db_exec(c, &st_source_retry, &p, &r);
+	if (rc < 0)
+		return rc;
+	if (PQntuples(r) == 0) {
+		PQclear(r);
+		/* not failed, or not there at all: tell them apart */
+		rc = nb_db_exec(c, &st_source_visible, &p, &r);
+		if (rc < 0)
+			return rc;
+		rc = PQntuples(r) > 0 ? NB_ECONFLICT : NB_ENOTFOUND;
+		PQclear(r);
+		return rc;
+	}
+	*out = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
+	snprintf(document_id, 37, "%s", PQgetisnull(r, 0, 1) ? "" : PQgetvalue(r, 0, 1));
+	PQclear(r);
+	return *out ? 0 : NB_EDB;
+}
+
+int nb_store_source_set_derived_title(nb_conn_t *c, const char *id, const char *title)
+{
+	nb_params_t p;
+	nb_params_init(&p);
+	nb_p_text(&p, id);
+	nb_p_text(&p, title);
+	return nb_db_exec(c, &st_source_derived_title, &p, NULL);
 }
 
 int nb_store_source_get(nb_conn_t *c, const char *owner, const char *id, json_t **out)
@@ -405,13 +484,15 @@ int nb_store_chunks_replace(nb_conn_t *c, const char *source_id, const char *not
 	return rc;
 }
 
-int nb_store_search(nb_conn_t *c, const char *notebook_id, const char *query, int limit, json_t **items)
+int nb_store_search(nb_conn_t *c, const char *notebook_id, const nb_search_query_t *q, int limit, json_t **items)
 {
 	nb_params_t p;
 	nb_params_init(&p);
 	nb_p_text(&p, notebook_id);
-	nb_p_text(&p, query);
+	nb_p_text(&p, q->head);
 	nb_p_int(&p, limit);
+	nb_p_text(&p, q->last);
+	nb_p_bool(&p, q->match_any);
 	PGresult *r = NULL;
 	int rc = nb_db_exec(c, &st_search, &p, &r);
 	if (rc < 0)

@@ -24,9 +24,31 @@
  */
 int nb_store_document_upsert(nb_conn_t *c, const char *user_id, const unsigned char sha256[32], const char *mime,
 			     const void *bytes, size_t len, char doc_id[37], bool *has_text);
-/** Inserts a pending source; *out is its JSON. document_id and url may be NULL. */
+/**
+ * Inserts a pending source; *out is its JSON. document_id and url may be
+ * NULL. title_derived: the server chose the title (fetching a URL source's
+ * page may then replace it with the page's own title).
+ */
 int nb_store_source_create(nb_conn_t *c, const char *id, const char *notebook_id, const char *document_id,
-			   const char *title, const char *kind, const char *url, long byte_size, json_t **out);
+			   const char *title, bool title_derived, const char *kind, const char *url, long byte_size,
+			   json_t **out);
+/** Sets a live source's title (the user's from now on); *out is the source. */
+int nb_store_source_rename(nb_conn_t *c, const char *owner, const char *id, const char *title, json_t **out);
+/**
+ * Takes a source out of the trash (a no-op for a live one); *out is the
+ * source. NB_ENOTFOUND once purged, for another user's, and while its
+ * notebook is in the trash.
+ */
+int nb_store_source_restore(nb_conn_t *c, const char *owner, const char *id, json_t **out);
+/**
+ * Sets a failed source back to pending (a URL source forgets its fetched
+ * page); *out is the source and document_id its document ("" for none), for
+ * the new ingestion job the caller enqueues in the same transaction.
+ * NB_ECONFLICT when the source is not failed, NB_ENOTFOUND when not visible.
+ */
+int nb_store_source_retry(nb_conn_t *c, const char *owner, const char *id, json_t **out, char document_id[37]);
+/** Replaces the title of a source whose title the server chose (no-op otherwise). */
+int nb_store_source_set_derived_title(nb_conn_t *c, const char *id, const char *title);
 /** One source (live, in a live notebook of the owner). */
 int nb_store_source_get(nb_conn_t *c, const char *owner, const char *id, json_t **out);
 /** A page of a notebook's live sources, oldest first: rows for nb_resp_list_rows (caller owns). */
@@ -72,12 +94,20 @@ int nb_store_source_set_document(nb_conn_t *c, const char *source_id, const char
 int nb_store_chunks_replace(nb_conn_t *c, const char *source_id, const char *notebook_id, const char *text,
 			    const nb_chunk_t *chunks, size_t n, int page_count);
 
+/** A search box query, split by the caller (api/search.c). */
+typedef struct nb_search_query {
+	const char *head;  /* websearch syntax (all words) or words (any); "" for none */
+	const char *last;  /* the word being typed, matched as a prefix; NULL for none */
+	bool match_any;	   /* any word may match (ranked), instead of all */
+} nb_search_query_t;
+
 /**
- * Full-text search over the notebook's live chunks (websearch syntax),
- * ranked, at most limit hits, with snippets whose matches are wrapped in
- * \x01 … \x02 (the caller escapes and marks them up). *items is an array of
- * {chunk_id, source_id, source_title, index, page, score, snippet}.
+ * Full-text search over the notebook's live chunks in the notebook's
+ * language, ranked (cover density, length-normalised), at most limit hits,
+ * with snippets whose matches are wrapped in \x01 … \x02 (the caller
+ * escapes and marks them up). *items is an array of {chunk_id, source_id,
+ * source_title, index, page, score, snippet}.
  */
-int nb_store_search(nb_conn_t *c, const char *notebook_id, const char *query, int limit, json_t **items);
+int nb_store_search(nb_conn_t *c, const char *notebook_id, const nb_search_query_t *q, int limit, json_t **items);
 
 #endif

@@ -30,8 +30,9 @@ def test_create_and_get():
     r = srv.post("/v1/notebooks", {"title": "Cell biology", "description": "Chapter 3"}, token=tok)
     eq(r.status, 201, r.body)
     nb = r.json
-    eq(sorted(nb.keys()), sorted(["id", "title", "description", "created_at", "updated_at", "deleted_at",
-                                  "source_count", "sources"]))
+    eq(sorted(nb.keys()), sorted(["id", "title", "description", "language", "created_at", "updated_at",
+                                  "deleted_at", "source_count", "sources"]))
+    eq(nb["language"], "en")
     eq(nb["title"], "Cell biology")
     eq(nb["source_count"], 0)
     eq(nb["sources"], [])
@@ -55,6 +56,60 @@ def test_validation():
         eq(r.json["error"]["field"], field)
     eq(srv.post("/v1/notebooks", {"title": "é" * 200}, token=tok).status, 201)  # characters, not bytes
     eq(srv.post("/v1/notebooks", {"title": "ok"}).status, 401)
+
+
+def test_unknown_fields_are_named():
+    # issue 8.9: a typo must not be silently ignored
+    tok, _ = user()
+    r = srv.post("/v1/notebooks", {"title": "ok", "descripton": "typo"}, token=tok)
+    eq(r.status, 422, r.body)
+    eq(r.json["error"]["field"], "descripton")
+    nb = srv.post("/v1/notebooks", {"title": "ok"}, token=tok).json
+    r = srv.patch("/v1/notebooks/" + nb["id"], {"titel": "New"}, token=tok)
+    eq(r.status, 422, r.body)
+    eq(r.json["error"]["field"], "titel")
+    eq(srv.get("/v1/notebooks/" + nb["id"], token=tok).json["title"], "ok")
+
+
+def test_titles_refuse_controls_bidi_and_blank():
+    # issue 8.16: a title another user may be shown cannot reorder or hide text
+    tok, _ = user()
+    nb = srv.post("/v1/notebooks", {"title": "fine"}, token=tok).json
+    for bad in ["   ", "\t", "a\nb", "bell\u0007", "evil\u202egnp.exe", "iso\u2066late", "line\u2028sep", "\u0085"]:
+        r = srv.post("/v1/notebooks", {"title": bad}, token=tok)
+        eq(r.status, 422, repr(bad) + r.body)
+        eq(r.json["error"]["field"], "title")
+        r = srv.patch("/v1/notebooks/" + nb["id"], {"title": bad}, token=tok)
+        eq(r.status, 422, repr(bad) + r.body)
+        eq(r.json["error"]["field"], "title")
+    eq(srv.get("/v1/notebooks/" + nb["id"], token=tok).json["title"], "fine")
+    eq(srv.post("/v1/notebooks", {"title": "Zellbiologie – Kapitel 3 ✓"}, token=tok).status, 201)
+
+
+def test_language():
+    tok, _ = user()
+    r = srv.post("/v1/notebooks", {"title": "Deutsch", "language": "de"}, token=tok)
+    eq(r.status, 201, r.body)
+    eq(r.json["language"], "de")
+    # any ISO 639-1 code is taken (those PostgreSQL does not stem use 'simple')
+    eq(srv.post("/v1/notebooks", {"title": "日本語", "language": "ja"}, token=tok).json["language"], "ja")
+    for bad in ["xx", "EN", "eng", "english", "", 5]:
+        r = srv.post("/v1/notebooks", {"title": "t", "language": bad}, token=tok)
+        eq(r.status, 422, repr(bad) + r.body)
+        eq(r.json["error"]["field"], "language")
+    nb = srv.post("/v1/notebooks", {"title": "t"}, token=tok).json
+    r = srv.patch("/v1/notebooks/" + nb["id"], {"language": "fr"}, token=tok)
+    eq(r.status, 200, r.body)
+    eq(r.json["language"], "fr")
+    eq(srv.patch("/v1/notebooks/" + nb["id"], {"language": "zz"}, token=tok).status, 422)
+    eq(srv.get("/v1/notebooks/" + nb["id"], token=tok).json["language"], "fr")
+    # the database keeps the shape too
+    refused = None
+    try:
+        psql("UPDATE notebooks SET language = 'english' WHERE id = '%s'" % nb["id"])
+    except AssertionError as e:
+        refused = str(e)
+    check(refused and "notebooks_language_check" in refused, "the CHECK let a bad language in: %s" % refused)
 
 
 def test_update():
