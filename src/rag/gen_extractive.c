@@ -352,7 +352,7 @@ static bool relevant(const sentence_t *st, const terms_t *ts, uint64_t question_
 		if (st->has[0] & ((uint64_t)1 << k))
 			share += ts->t[k].weight * ts->t[k].idf;
 	}
-	return q < 3 || m >= 2 || share >= 0.4 * total;
+	return q < 3 || m >= 2 || share >= 0.3 * total;
 }
 
 static int cmp_score(const void *a, const void *b)
