@@ -57,6 +57,15 @@ int nb_api_search(nb_req_t *req);
 /* src/api/jobs.c */
 int nb_api_job_get(nb_req_t *req);
 int nb_api_jobs_list(nb_req_t *req);
+/* src/api/conversations.c */
+int nb_api_conversation_create(nb_req_t *req);
+int nb_api_conversations_list(nb_req_t *req);
+int nb_api_conversation_get(nb_req_t *req);
+int nb_api_conversation_delete(nb_req_t *req);
+int nb_api_messages_list(nb_req_t *req);
+int nb_api_message_create(nb_req_t *req);
+/* src/api/generations.c */
+int nb_api_generations_list(nb_req_t *req);
 /* src/api/debug.c (only with NOTEBOOKD_DEBUG_ROUTES=1) */
 int nb_api_debug_sleep(nb_req_t *req);
 

@@ -49,6 +49,14 @@ static const nb_route_t routes[] = {
 	{"GET", "/v1/sources/{id}/chunks", nb_api_chunks_list, AUTH, NB_EXEC_DEFAULT},
 	{"GET", "/v1/jobs", nb_api_jobs_list, AUTH, NB_EXEC_DEFAULT},
 	{"GET", "/v1/jobs/{id}", nb_api_job_get, AUTH, NB_EXEC_DEFAULT},
+	{"POST", "/v1/notebooks/{id}/conversations", nb_api_conversation_create, AUTH, NB_EXEC_DEFAULT},
+	{"GET", "/v1/notebooks/{id}/conversations", nb_api_conversations_list, AUTH, NB_EXEC_DEFAULT},
+	{"GET", "/v1/conversations/{id}", nb_api_conversation_get, AUTH, NB_EXEC_DEFAULT},
+	{"DELETE", "/v1/conversations/{id}", nb_api_conversation_delete, AUTH, NB_EXEC_DEFAULT},
+	{"GET", "/v1/conversations/{id}/messages", nb_api_messages_list, AUTH, NB_EXEC_DEFAULT},
+	/* asking ranks chunks and scores sentences (CPU) inside a transaction: a thread */
+	{"POST", "/v1/conversations/{id}/messages", nb_api_message_create, AUTH, NB_EXEC_THREAD},
+	{"GET", "/v1/generations", nb_api_generations_list, AUTH, NB_EXEC_DEFAULT},
 };
 
 static const nb_route_t debug_routes[] = {

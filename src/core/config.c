@@ -120,6 +120,8 @@ static const var_t vars[] = {
 	 "characters shared by consecutive chunks"},
 	{"NOTEBOOKD_TRASH_RETENTION_DAYS", T_INT, OFF(trash_retention_days), "90", 0, 36500,
 	 "`notebookd purge` hard-deletes what has been in the trash longer"},
+	{"NOTEBOOKD_GENERATOR", T_STR, OFF(generator), "extractive", 0, 0,
+	 "extractive (offline, the default) or openai (accepted, not built yet: answers 503 generator not configured)"},
 	{"NOTEBOOKD_VAR_DIR", T_STR, OFF(var_dir), "var", 0, 0, "where dev-mode state lives (secret, mail)"},
 	{"NOTEBOOKD_DEBUG_ROUTES", T_BOOL, OFF(debug_routes), "0", 0, 1,
 	 "1 adds GET /debug/sleep?ms=N (a handler that waits on PostgreSQL); tests and benchmarks only"},
@@ -152,6 +154,11 @@ int nb_config_load(char *err, size_t errlen)
 			char **dst = (char **)(base + v->offset);
 			free(*dst);
 			*dst = (val && *val) ? nb_xstrdup(val) : NULL;
+			if (!strcmp(v->name, "NOTEBOOKD_GENERATOR") && *dst && strcmp(*dst, "extractive") &&
+			    strcmp(*dst, "openai")) {
+				snprintf(err, errlen, "%s: must be extractive or openai, got \"%s\"", v->name, *dst);
+				return -1;
+			}
 			continue;
 		}
 		if (v->type == T_BOOL) {

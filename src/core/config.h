@@ -67,6 +67,8 @@ typedef struct nb_config {
 	int chunk_target_chars;
 	int chunk_overlap_chars;
 	int trash_retention_days;
+	/* chat */
+	char *generator;
 	/* dev */
 	char *var_dir;
 	bool debug_routes;

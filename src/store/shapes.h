@@ -43,9 +43,11 @@
 #define NB_SQL_GENERATION_JSON(h)                                                                          \
 	"json_build_object('id', " h ".id, 'kind', " h ".kind, 'notebook_id', " h ".notebook_id,"            \
 	" 'conversation_id', " h ".conversation_id, 'quiz_id', " h ".quiz_id,"                                \
-	" 'study_guide_id', " h ".study_guide_id, 'provider', " h ".provider, 'model', " h ".model,"          \
+	" 'study_guide_id', " h ".study_guide_id, 'source_id', " h ".source_id,"                              \
+	" 'provider', " h ".provider, 'model', " h ".model,"                                                   \
 	" 'input_tokens', " h ".input_tokens, 'output_tokens', " h ".output_tokens,"                         \
-	" 'latency_ms', " h ".latency_ms, 'status', " h ".status, 'error', " h ".error,"                      \
+	" 'latency_ms', " h ".latency_ms, 'dropped_citations', " h ".dropped_citations,"                      \
+	" 'status', " h ".status, 'error', " h ".error,"                                                        \
 	" 'created_at', nb_ts(" h ".created_at))"
 
 #endif

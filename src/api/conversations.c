@@ -1,0 +1,274 @@
+/*
+ * conversations.c — /v1/notebooks/{id}/conversations, /v1/conversations/{id}
+ * and its messages: asking a notebook's sources.
+ *
+ * Asking (POST …/messages) reads the conversation's recent turns, retrieves
+ * chunks (rag/retrieve), runs the generator (rag/generate), and hands the
+ * answer to the store, which verifies every claimed citation against the
+ * chunk text it reads back inside the transaction that stores the question,
+ * the answer and the generation record (rag/citations). A claim that does
+ * not check out is dropped and counted, never shown. A generator that fails
+ * stores nothing but a failed generation record and answers 503.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/app.h"
+#include "api/util.h"
+#include "core/config.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "core/timeutil.h"
+#include "core/utf8.h"
+#include "core/uuid.h"
+#include "rag/citations.h"
+#include "rag/generate.h"
+#include "rag/retrieve.h"
+#include "store/conversations.h"
+#include "store/notebooks.h"
+
+#define TITLE_MAX 200
+#define CONTENT_MAX 10000
+#define HISTORY_TURNS 6   /* messages of context: the last three questions and answers */
+#define RETRIEVE_CHUNKS 8 /* chunks given to the generator */
+
+static nb_generator_t *g_gen;
+static pthread_once_t g_gen_once = PTHREAD_ONCE_INIT;
+
+static void gen_init(void)
+{
+	char err[160];
+	/* the setting was checked at start-up (core/config.c); an unknown name cannot reach here */
+	if (nb_gen_create(nb_cfg.generator, &g_gen, err, sizeof err) < 0) {
+		nb_error("%s", err);
+		nb_gen_create("extractive", &g_gen, err, sizeof err);
+	}
+}
+
+static nb_generator_t *generator(void)
+{
+	pthread_once(&g_gen_once, gen_init);
+	return g_gen;
+}
+
+static int answer(nb_req_t *req, int rc, int status, json_t *body)
+{
+	if (rc < 0)
+		return nb_fail(req, rc);
+	nb_resp_json(&req->resp, status, body);
+	return 0;
+}
+
+int nb_api_conversation_create(nb_req_t *req)
+{
+	static const char *const fields[] = {"title", NULL};
+	const char *title;
+	int rc;
+	if ((rc = nb_body_only(req, fields)) < 0 ||
+	    (rc = nb_body_str(req, "title", false, false, TITLE_MAX, &title)) < 0)
+		return rc;
+	if (title && !nb_utf8_label_ok(title, strlen(title)))
+		return nb_resp_error(req, NB_EINVALID, "title: must be a single line of visible text", "title");
+	nb_conn_t *c;
+	if ((rc = nb_req_db(req, &c)) < 0)
+		return nb_fail(req, rc);
+	char id[37];
+	nb_uuid_v7_str(id);
+	json_t *conv = NULL;
+	rc = nb_store_conversation_create(c, req->user_id, id, nb_req_param(req, 0), title, &conv);
+	return answer(req, rc, 201, conv);
+}
+
+int nb_api_conversations_list(nb_req_t *req)
+{
+	nb_page_t page;
+	int rc = nb_page_parse(req, 20, 100, &page);
+	if (rc < 0)
+		return rc;
+	nb_conn_t *c;
+	const char *nb = nb_req_param(req, 0);
+	PGresult *rows = NULL;
+	if ((rc = nb_req_db(req, &c)) < 0 || (rc = nb_store_notebook_check(c, req->user_id, nb)) < 0 ||
+	    (rc = nb_store_conversations_list(c, req->user_id, nb, page.limit, page.after_ts, page.after_id,
+					      &rows)) < 0)
+		return nb_fail(req, rc);
+	nb_resp_list_rows(req, rows, page.limit);
+	return 0;
+}
+
+int nb_api_conversation_get(nb_req_t *req)
+{
+	nb_conn_t *c;
+	int rc = nb_req_db(req, &c);
+	if (rc < 0)
+		return nb_fail(req, rc);
+	json_t *conv = NULL;
+	rc = nb_store_conversation_get(c, req->user_id, nb_req_param(req, 0), &conv);
+	return answer(req, rc, 200, conv);
+}
+
+int nb_api_conversation_delete(nb_req_t *req)
+{
+	nb_conn_t *c;
+	int rc = nb_req_db(req, &c);
+	if (rc < 0 || (rc = nb_store_conversation_trash(c, req->user_id, nb_req_param(req, 0))) < 0)
+		return nb_fail(req, rc);
+	nb_resp_empty(&req->resp, 204);
+	return 0;
+}
+
+int nb_api_messages_list(nb_req_t *req)
+{
+	nb_page_t page;
+	int rc = nb_page_parse(req, 20, 100, &page);
+	if (rc < 0)
+		return rc;
+	nb_conn_t *c;
+	const char *id = nb_req_param(req, 0);
+	PGresult *rows = NULL;
+	if ((rc = nb_req_db(req, &c)) < 0 || (rc = nb_store_conversation_check(c, req->user_id, id, NULL)) < 0 ||
+	    (rc = nb_store_messages_list(c, id, page.limit, page.after_ts, page.after_id, &rows)) < 0)
+		return nb_fail(req, rc);
+	nb_resp_list_rows(req, rows, page.limit);
+	return 0;
+}
+
+/* ---- asking ---------------------------------------------------------------- */
+
+typedef struct ask {
+	const nb_retrieved_t *ret;
+	const nb_gen_result_t *res;
+} ask_t;
+
+/* The stored chunk a claim names, among those read back in the transaction, or -1. */
+static int find_chunk(const nb_chat_chunks_t *cc, const char *id)
+{
+	for (int i = 0; i < cc->n; i++)
+		if (!strcmp(cc->ids[i], id))
+			return i;
+	return -1;
+}
+
+/* nb_chat_verify_fn: keeps the claims that are exactly a span of a live chunk of this notebook. */
+static json_t *verify_claims(void *ud, const nb_chat_chunks_t *cc, int *dropped)
+{
+	const ask_t *a = ud;
+	json_t *out = json_array();
+	*dropped = 0;
+	for (size_t i = 0; i < a->res->nclaims; i++) {
+		const nb_gen_claim_t *cl = &a->res->claims[i];
+		int k = -1;
+		if (cl->chunk >= 0 && (size_t)cl->chunk < a->ret->n)
+			k = find_chunk(cc, a->ret->chunks[cl->chunk].chunk_id);
+		long start = cl->char_start, end = cl->char_end;
+		bool ok = k >= 0 && cl->quote;
+		if (ok && start < 0)
+			ok = nb_cite_locate(cc->texts[k], cl->quote, &start, &end) == 0;
+		if (ok)
+			ok = nb_cite_check(cc->texts[k], cl->quote, start, end) == NB_CITE_OK;
+		if (!ok) {
+			(*dropped)++;
+			continue;
+		}
+		json_array_append_new(out, json_pack("{s:s, s:s, s:s, s:I, s:I}", "chunk_id", cc->ids[k], "source_id",
+						     cc->source_ids[k], "quote", cl->quote, "char_start",
+						     (json_int_t)start, "char_end", (json_int_t)end));
+	}
+	return out;
+}
+
+/* The ids of the chunks the claims name (what the store reads back). */
+static json_t *claimed_ids(const nb_retrieved_t *ret, const nb_gen_result_t *res)
+{
+	json_t *ids = json_array();
+	for (size_t i = 0; i < res->nclaims; i++) {
+		int k = res->claims[i].chunk;
+		if (k >= 0 && (size_t)k < ret->n)
+			json_array_append_new(ids, json_string(ret->chunks[k].chunk_id));
+	}
+	return ids;
+}
+
+static bool blank(const char *s)
+{
+	for (; *s; s++)
+		if (*s != ' ' && *s != '\t' && *s != '\n' && *s != '\r')
+			return false;
+	return true;
+}
+
+int nb_api_message_create(nb_req_t *req)
+{
+	static const char *const fields[] = {"content", NULL};
+	const char *content;
+	int rc;
+	if ((rc = nb_body_required(req)) < 0 || (rc = nb_body_only(req, fields)) < 0 ||
+	    (rc = nb_body_str(req, "content", true, false, CONTENT_MAX, &content)) < 0)
+		return rc;
+	if (blank(content))
+		return nb_resp_error(req, NB_EINVALID, "content: must be 1 to 10000 characters", "content");
+	const char *conv = nb_req_param(req, 0);
+	nb_conn_t *c;
+	char nb[37];
+	json_t *history = NULL, *ids = NULL, *user_msg = NULL, *asst_msg = NULL;
+	nb_retrieved_t ret = {0};
+	nb_gen_result_t res = {0};
+	nb_gen_turn_t *turns = NULL;
+	if ((rc = nb_req_db(req, &c)) < 0 ||
+	    (rc = nb_store_chat_context(c, req->user_id, conv, HISTORY_TURNS, nb, &history)) < 0)
+		goto out;
+	size_t nturns = json_array_size(history);
+	turns = calloc(nturns + 1, sizeof *turns);
+	const char *prev = NULL;
+	for (size_t i = 0; i < nturns; i++) {
+		json_t *t = json_array_get(history, i);
+		turns[i].role = json_string_value(json_object_get(t, "role"));
+		turns[i].content = json_string_value(json_object_get(t, "content"));
+		if (turns[i].role && !strcmp(turns[i].role, "user"))
+			prev = turns[i].content;
+	}
+	/* language: the notebook's */
+	if ((rc = nb_rag_retrieve(c, nb, "english", content, prev, RETRIEVE_CHUNKS, &ret)) < 0)
+		goto out;
+
+	nb_gen_request_t gr = {.kind = NB_GEN_CHAT, .chunks = ret.chunks, .nchunks = ret.n, .question = content,
+			       .history = turns, .nhistory = nturns};
+	int64_t t0 = nb_mono_ms();
+	nb_gen_run(generator(), &gr, &res);
+	nb_generation_rec_t rec = {.kind = "chat", .provider = res.provider, .model = res.model,
+				   .input_tokens = res.input_tokens, .output_tokens = res.output_tokens,
+				   .latency_ms = (int)(nb_mono_ms() - t0)};
+	if (res.error_code != NB_GEN_OK) {
+		rec.failed = true;
+		rec.error = res.error;
+		if ((rc = nb_store_generation_insert(c, req->user_id, nb, conv, &rec)) < 0)
+			goto out;
+		rc = nb_resp_error(req, NB_EUNAVAIL,
+				   res.error_code == NB_GEN_EUNCONFIGURED ? "generator not configured"
+									  : "the generator failed; try again",
+				   NULL);
+		goto out;
+	}
+	ids = claimed_ids(&ret, &res);
+	ask_t a = {.ret = &ret, .res = &res};
+	rc = nb_store_chat_save(c, req->user_id, conv, nb, content, res.text, ids, verify_claims, &a, &rec,
+				&user_msg, &asst_msg);
+	if (rc == 0) {
+		nb_resp_json(&req->resp, 201,
+			     json_pack("{s:o, s:o}", "user_message", user_msg, "assistant_message", asst_msg));
+		user_msg = asst_msg = NULL;
+	}
+out:
+	if (rc < 0 && req->resp.status == 0)
+		nb_fail(req, rc);
+	json_decref(history);
+	json_decref(ids);
+	json_decref(user_msg);
+	json_decref(asst_msg);
+	free(turns);
+	nb_retrieved_dispose(&ret);
+	nb_gen_result_dispose(&res);
+	return rc;
+}

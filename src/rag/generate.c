@@ -1,0 +1,87 @@
+/*
+ * generate.c — choosing and running a generator (see generate.h).
+ *
+ * A generator is a provider name and a run function; the implementations
+ * live in rag/gen_*.c. The OpenAI-compatible client is not built yet: the
+ * setting accepts "openai" so that deployments can name it, and every
+ * generation then fails with NB_GEN_EUNCONFIGURED, which the API answers as
+ * 503 "generator not configured" (and records as a failed generation).
+ */
+#include "rag/generate.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "core/utf8.h"
+
+struct nb_generator {
+	const char *provider;
+	int (*run)(const nb_gen_request_t *req, nb_gen_result_t *res);
+};
+
+static int openai_run(const nb_gen_request_t *req, nb_gen_result_t *res)
+{
+	(void)req;
+	snprintf(res->model, sizeof res->model, "%s", "unconfigured");
+	res->error_code = NB_GEN_EUNCONFIGURED;
+	snprintf(res->error, sizeof res->error, "generator not configured: the openai generator is not built yet");
+	return res->error_code;
+}
+
+int nb_gen_create(const char *name, nb_generator_t **out, char *err, size_t errlen)
+{
+	*out = NULL;
+	nb_generator_t *g = nb_xcalloc(1, sizeof *g);
+	if (!name || !strcmp(name, "extractive")) {
+		g->provider = "extractive";
+		g->run = nb_gen__extractive_run;
+	} else if (!strcmp(name, "openai")) {
+		g->provider = "openai";
+		g->run = openai_run;
+	} else {
+		snprintf(err, errlen, "NOTEBOOKD_GENERATOR: must be extractive or openai, got \"%s\"", name);
+		free(g);
+		return -1;
+	}
+	*out = g;
+	return 0;
+}
+
+void nb_gen_destroy(nb_generator_t *g)
+{
+	free(g);
+}
+
+const char *nb_gen_provider(const nb_generator_t *g)
+{
+	return g->provider;
+}
+
+int nb_gen_run(const nb_generator_t *g, const nb_gen_request_t *req, nb_gen_result_t *res)
+{
+	memset(res, 0, sizeof *res);
+	res->provider = g->provider;
+	return g->run(req, res);
+}
+
+void nb_gen_result_dispose(nb_gen_result_t *res)
+{
+	if (!res)
+		return;
+	free(res->text);
+	json_decref(res->structured);
+	for (size_t i = 0; i < res->nclaims; i++)
+		free(res->claims[i].quote);
+	free(res->claims);
+	memset(res, 0, sizeof *res);
+}
+
+int nb_gen_estimate_tokens(const char *text)
+{
+	if (!text || !*text)
+		return 0;
+	size_t n = nb_utf8_count(text, strlen(text));
+	return (int)(n / 4 + 1);
+}

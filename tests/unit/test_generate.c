@@ -1,0 +1,233 @@
+/*
+ * test_generate.c — citation verification (exact spans, off-by-one,
+ * multibyte text, the wrong chunk), the OR query of chat retrieval, and the
+ * extractive generator (the right sentence, exact spans, no answer,
+ * follow-ups, determinism, cancellation).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "rag/citations.h"
+#include "rag/generate.h"
+#include "rag/retrieve.h"
+#include "t.h"
+
+static const char *k_candle =
+	"The flame of a candle is hollow. Melted wax rises up the wick by capillary action. "
+	"The bright part of the flame glows because tiny particles of solid carbon are heated white-hot. "
+	"When the carbon particles burn away at the edge of the flame, they form carbon dioxide.";
+static const char *k_river =
+	"A river carries sediment from the mountains to the sea. Where the current slows, sand and silt "
+	"settle out and build a delta. The Nile delta is one of the largest in the world.";
+
+static void test_cite_exact(void)
+{
+	const char *t = "The flame of a candle is hollow.";
+	CHECK_INT(nb_cite_check(t, "flame", 4, 9), NB_CITE_OK);
+	CHECK_INT(nb_cite_check(t, t, 0, (long)strlen(t)), NB_CITE_OK);
+	long s, e;
+	CHECK_INT(nb_cite_locate(k_candle, "Melted wax rises up the wick by capillary action.", &s, &e), 0);
+	CHECK_INT(nb_cite_check(k_candle, "Melted wax rises up the wick by capillary action.", s, e), NB_CITE_OK);
+	CHECK_INT(nb_cite_locate(k_candle, "not in the text", &s, &e), -1);
+	CHECK_INT(nb_cite_locate(k_candle, "", &s, &e), -1);
+}
+
+static void test_cite_off_by_one(void)
+{
+	const char *t = "The flame of a candle is hollow.";
+	CHECK_INT(nb_cite_check(t, "flame", 3, 8), NB_CITE_MISMATCH);
+	CHECK_INT(nb_cite_check(t, "flame", 5, 10), NB_CITE_MISMATCH);
+	CHECK_INT(nb_cite_check(t, "flame", 4, 10), NB_CITE_MISMATCH);
+	CHECK_INT(nb_cite_check(t, "flame", 4, 8), NB_CITE_MISMATCH);
+	/* ranges outside the text or empty */
+	CHECK_INT(nb_cite_check(t, "hollow.", 25, 33), NB_CITE_BAD_RANGE);
+	CHECK_INT(nb_cite_check(t, "", 3, 3), NB_CITE_BAD_RANGE);
+	CHECK_INT(nb_cite_check(t, "The", -1, 2), NB_CITE_BAD_RANGE);
+	CHECK_INT(nb_cite_check(t, "The", 3, 0), NB_CITE_BAD_RANGE);
+}
+
+static void test_cite_multibyte(void)
+{
+	/* é (2 bytes), 中 (3 bytes), 😀 (4 bytes): offsets count code points, not bytes */
+	const char *t = "Café 中文 😀 smile.";
+	CHECK_INT(nb_cite_check(t, "Café", 0, 4), NB_CITE_OK);
+	CHECK_INT(nb_cite_check(t, "中文", 5, 7), NB_CITE_OK);
+	CHECK_INT(nb_cite_check(t, "😀 smile", 8, 15), NB_CITE_OK);
+	/* the byte offsets are wrong as code point offsets */
+	CHECK_INT(nb_cite_check(t, "中文", 6, 8), NB_CITE_MISMATCH);
+	CHECK(nb_cite_check(t, "中文", 6, 12) != NB_CITE_OK);
+	long s, e;
+	CHECK_INT(nb_cite_locate(t, "smile", &s, &e), 0);
+	CHECK_INT(s, 10);
+	CHECK_INT(e, 15);
+	/* invalid UTF-8 never verifies */
+	CHECK_INT(nb_cite_check("ab\xff", "b", 1, 2), NB_CITE_BAD_UTF8);
+	CHECK_INT(nb_cite_byte_offset(t, strlen(t), 5), 6);
+	CHECK_INT(nb_cite_byte_offset(t, strlen(t), 100), -1);
+}
+
+static void test_cite_wrong_chunk(void)
+{
+	long s, e;
+	CHECK_INT(nb_cite_locate(k_candle, "The flame of a candle is hollow.", &s, &e), 0);
+	/* the same span claimed in another chunk's text does not check out */
+	CHECK(nb_cite_check(k_river, "The flame of a candle is hollow.", s, e) != NB_CITE_OK);
+}
+
+static void test_or_query(void)
+{
+	char *q = nb_rag_or_query("Why does the \"flame\" glow -brightly? (or not)");
+	CHECK_STR(q, "Why or does or the or flame or glow or brightly or not");
+	free(q);
+	q = nb_rag_or_query("?!  ");
+	CHECK_STR(q, "");
+	free(q);
+	q = nb_rag_or_query(NULL);
+	CHECK_STR(q, "");
+	free(q);
+	q = nb_rag_or_query("café au lait");
+	CHECK_STR(q, "café or au or lait");
+	free(q);
+}
+
+static nb_gen_chunk_t k_chunks[] = {
+	{"00000000-0000-7000-8000-000000000001", "00000000-0000-7000-8000-0000000000a1", NULL, 0.5},
+	{"00000000-0000-7000-8000-000000000002", "00000000-0000-7000-8000-0000000000a2", NULL, 0.4},
+};
+
+static nb_generator_t *gen(void)
+{
+	static nb_generator_t *g;
+	char err[128];
+	if (!g && nb_gen_create("extractive", &g, err, sizeof err) < 0)
+		abort();
+	k_chunks[0].text = k_candle;
+	k_chunks[1].text = k_river;
+	return g;
+}
+
+/* Every claim is an exact span of the chunk it names. */
+static void check_claims(const nb_gen_result_t *r)
+{
+	for (size_t i = 0; i < r->nclaims; i++) {
+		const nb_gen_claim_t *c = &r->claims[i];
+		CHECK(c->chunk >= 0 && c->chunk < 2);
+		CHECK_INT(nb_cite_check(k_chunks[c->chunk].text, c->quote, c->char_start, c->char_end), NB_CITE_OK);
+	}
+}
+
+static void test_extractive_answers(void)
+{
+	nb_gen_request_t rq = {.kind = NB_GEN_CHAT, .chunks = k_chunks, .nchunks = 2,
+			       .question = "Why does the bright part of a candle flame glow?"};
+	nb_gen_result_t r;
+	CHECK_INT(nb_gen_run(gen(), &rq, &r), 0);
+	CHECK(!r.no_answer);
+	CHECK(r.nclaims >= 1 && r.nclaims <= 3);
+	CHECK(r.nclaims && r.claims[0].chunk == 0);
+	CHECK(r.nclaims && strstr(r.claims[0].quote, "particles of solid carbon are heated") != NULL);
+	CHECK(strstr(r.text, " [1]") != NULL);
+	CHECK_STR(r.provider, "extractive");
+	CHECK(r.input_tokens > 0 && r.output_tokens > 0);
+	check_claims(&r);
+	/* deterministic: the same question, the same answer */
+	nb_gen_result_t r2;
+	nb_gen_run(gen(), &rq, &r2);
+	CHECK_STR(r.text, r2.text);
+	nb_gen_result_dispose(&r);
+	nb_gen_result_dispose(&r2);
+
+	rq.question = "How is a river delta built?";
+	CHECK_INT(nb_gen_run(gen(), &rq, &r), 0);
+	CHECK(r.nclaims >= 1 && r.claims[0].chunk == 1);
+	check_claims(&r);
+	nb_gen_result_dispose(&r);
+}
+
+static void test_extractive_no_answer(void)
+{
+	const char *qs[] = {"What is the capital of Peru?", "Quelle est la couleur du ciel ?", "why?", "中文"};
+	for (size_t i = 0; i < sizeof qs / sizeof qs[0]; i++) {
+		nb_gen_request_t rq = {.kind = NB_GEN_CHAT, .chunks = k_chunks, .nchunks = 2, .question = qs[i]};
+		nb_gen_result_t r;
+		CHECK_INT(nb_gen_run(gen(), &rq, &r), 0);
+		CHECK_MSG(r.no_answer, "%s", qs[i]);
+		CHECK_INT(r.nclaims, 0);
+		CHECK_STR(r.text, NB_GEN_NO_ANSWER);
+		nb_gen_result_dispose(&r);
+	}
+	/* no chunks at all */
+	nb_gen_request_t rq = {.kind = NB_GEN_CHAT, .question = "How does a candle burn?"};
+	nb_gen_result_t r;
+	CHECK_INT(nb_gen_run(gen(), &rq, &r), 0);
+	CHECK(r.no_answer);
+	nb_gen_result_dispose(&r);
+}
+
+static void test_extractive_follow_up(void)
+{
+	nb_gen_turn_t hist[] = {
+		{"user", "What happens to the carbon particles in a candle flame?"},
+		{"assistant", "When the carbon particles burn away at the edge of the flame, they form carbon dioxide. [1]"},
+	};
+	nb_gen_request_t rq = {.kind = NB_GEN_CHAT, .chunks = k_chunks, .nchunks = 2, .question = "And why is that?",
+			       .history = hist, .nhistory = 2};
+	nb_gen_result_t r;
+	CHECK_INT(nb_gen_run(gen(), &rq, &r), 0);
+	CHECK(!r.no_answer);
+	CHECK(r.nclaims >= 1 && r.claims[0].chunk == 0);
+	/* something new first: not the sentence already given */
+	CHECK(r.nclaims && strstr(r.claims[0].quote, "form carbon dioxide") == NULL);
+	check_claims(&r);
+	nb_gen_result_dispose(&r);
+}
+
+static int stop_after_one(void *ud, const char *t, size_t n)
+{
+	(void)t;
+	(void)n;
+	return ++*(int *)ud >= 1;
+}
+
+static void test_extractive_cancel(void)
+{
+	int calls = 0;
+	nb_gen_request_t rq = {.kind = NB_GEN_CHAT, .chunks = k_chunks, .nchunks = 2,
+			       .question = "How is a river delta built?", .on_delta = stop_after_one, .ud = &calls};
+	nb_gen_result_t r;
+	CHECK_INT(nb_gen_run(gen(), &rq, &r), NB_GEN_ECANCELLED);
+	CHECK(r.text == NULL);
+	CHECK_INT(calls, 1);
+	nb_gen_result_dispose(&r);
+}
+
+static void test_generator_choice(void)
+{
+	nb_generator_t *g = NULL;
+	char err[160] = "";
+	CHECK_INT(nb_gen_create("gpt", &g, err, sizeof err), -1);
+	CHECK(strstr(err, "NOTEBOOKD_GENERATOR") != NULL);
+	CHECK_INT(nb_gen_create("openai", &g, err, sizeof err), 0);
+	CHECK_STR(nb_gen_provider(g), "openai");
+	nb_gen_request_t rq = {.kind = NB_GEN_CHAT, .question = "x"};
+	nb_gen_result_t r;
+	CHECK_INT(nb_gen_run(g, &rq, &r), NB_GEN_EUNCONFIGURED);
+	CHECK(strstr(r.error, "not configured") != NULL);
+	nb_gen_result_dispose(&r);
+	nb_gen_destroy(g);
+}
+
+int main(void)
+{
+	T_RUN(test_cite_exact);
+	T_RUN(test_cite_off_by_one);
+	T_RUN(test_cite_multibyte);
+	T_RUN(test_cite_wrong_chunk);
+	T_RUN(test_or_query);
+	T_RUN(test_extractive_answers);
+	T_RUN(test_extractive_no_answer);
+	T_RUN(test_extractive_follow_up);
+	T_RUN(test_extractive_cancel);
+	T_RUN(test_generator_choice);
+	return t_done();
+}
