@@ -96,6 +96,14 @@ void nb_tpool_submit(nb_tpool_t *p, nb_task_fn fn, void *arg)
 	pthread_mutex_unlock(&p->mu);
 }
 
+int nb_tpool_queued(nb_tpool_t *p)
+{
+	pthread_mutex_lock(&p->mu);
+	int n = p->queued;
+	pthread_mutex_unlock(&p->mu);
+	return n;
+}
+
 void nb_tpool_destroy(nb_tpool_t *p)
 {
 	if (!p)

@@ -15,6 +15,8 @@ typedef void (*nb_task_fn)(void *arg);
 nb_tpool_t *nb_tpool_create(const char *name, int max_threads);
 /** Queues fn(arg). Thread-safe. */
 void nb_tpool_submit(nb_tpool_t *p, nb_task_fn fn, void *arg);
+/** Tasks queued and not yet started (a bound for callers that must not pile work up). */
+int nb_tpool_queued(nb_tpool_t *p);
 /** Finishes every queued task, joins the threads and frees the pool. Accepts NULL. */
 void nb_tpool_destroy(nb_tpool_t *p);
 
