@@ -501,7 +501,7 @@ static void handle(sreq_t *r)
 	if (req->resp.status == 0 && !r->streaming)
 		nb_resp_error(req, NB_EINTERNAL, NULL, NULL);
 	if (req->conn) {
-		r->stmts = nb_conn__uses(req->conn);
+		r->stmts = nb_conn_statements(req->conn);
 		nb_pool_release(r->conn_pool, req->conn);
 		req->conn = NULL;
 	}
@@ -545,6 +545,7 @@ int nb_req_db(nb_req_t *req, nb_conn_t **out)
 				return rc;
 		}
 		r->conn_pool = p;
+		nb_conn_set_deadline(req->conn, req->deadline_ms); /* h2-db: db waits end at the request's deadline */
 	}
 	*out = req->conn;
 	return 0;
