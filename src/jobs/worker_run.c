@@ -19,6 +19,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/timeutil.h"
+#include "db/db.h"
 #include "jobs/worker_internal.h"
 #include "store/jobs.h"
 
@@ -163,7 +164,10 @@ static void run_job(nb_workers_t *w, slot_t *s)
 		snprintf(s->err, sizeof s->err, "no handler for job kind \"%s\"", s->job.kind);
 	}
 	/* A failure while the database was away is not the job's: hand it back. */
-	s->db_lost = s->rc < 0 && s->rc != NB_JOB_PERMANENT && (ctx.unavailable || nb_conn_is_broken(ctx.conn));
+	const char *state = nb_db_sqlstate(); /* 08: connection exception, 57P: the server shutting down */
+	bool conn_error = !strncmp(state, "08", 2) || !strncmp(state, "57P", 3);
+	s->db_lost = s->rc < 0 && s->rc != NB_JOB_PERMANENT &&
+		     (ctx.unavailable || conn_error || nb_conn_is_broken(ctx.conn));
 	if (ctx.conn)
 		nb_pool_release(w->pool, ctx.conn);
 	if (s->rc > 0)
