@@ -31,7 +31,7 @@ left() { q "SELECT (SELECT count(*) FROM jobs WHERE status IN ('pending', 'faile
 # ---- ours ----------------------------------------------------------------
 ours_once() {
 	fill
-	NOTEBOOKD_LOG_LEVEL=info "$BIN" worker --concurrency "$CONC" 2>"$tmp/worker.log" &
+	NOTEBOOKD_DEBUG_ROUTES=1 NOTEBOOKD_LOG_LEVEL=info "$BIN" worker --concurrency "$CONC" 2>"$tmp/worker.log" &
 	wpid=$!
 	n=0
 	while [ "$(left)" != 0 ]; do

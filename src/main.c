@@ -6,6 +6,8 @@
  */
 #include <libpq-fe.h>
 #include <sodium.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,10 +18,13 @@
 #include "auth/service.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "core/timeutil.h"
+#include "db/connect.h"
 #include "db/migrate.h"
 #include "db/pool.h"
 #include "db/verify.h"
 #include "http/server.h"
+#include "jobs/queue.h"
 #include "jobs/worker.h"
 #include "rag/ingest.h"
 #include "store/notebooks.h"
@@ -98,19 +103,12 @@ static PGconn *connect_once(void)
 {
 	if (need_database_url() < 0)
 		return NULL;
-	const char *keys[] = {"dbname", "connect_timeout", "application_name", NULL};
-	char timeout[16];
-	snprintf(timeout, sizeof timeout, "%d", nb_cfg.db_connect_timeout_s);
-	const char *vals[] = {nb_cfg.database_url, timeout, "notebookd-admin", NULL};
-	PGconn *pg = PQconnectdbParams(keys, vals, 1);
-	if (PQstatus(pg) != CONNECTION_OK) {
-		char msg[512];
-		snprintf(msg, sizeof msg, "%s", PQerrorMessage(pg));
-		msg[strcspn(msg, "\n")] = '\0';
+	nb_db_connect_opts_t co;
+	nb_db_connect_opts_init(&co, nb_cfg.database_url, "notebookd-admin");
+	char msg[512];
+	PGconn *pg = nb_db_connect(&co, msg, sizeof msg);
+	if (!pg)
 		fprintf(stderr, "notebookd: could not connect to the database: %s\n", msg);
-		PQfinish(pg);
-		return NULL;
-	}
 	return pg;
 }
 
@@ -170,6 +168,20 @@ static int cmd_purge(int argc, char **argv)
 	return 0;
 }
 
+/* What serve's shutdown hook needs: one deadline for everything, counted
+ * from the signal, and the workers to stop claiming at once. */
+typedef struct serve_stop {
+	_Atomic int64_t deadline_ms; /* monotonic; 0 until the signal */
+	nb_workers_t *_Atomic workers;
+} serve_stop_t;
+
+static void on_serve_shutdown(void *arg)
+{
+	serve_stop_t *st = arg;
+	atomic_store(&st->deadline_ms, nb_mono_ms() + nb_cfg.shutdown_timeout_ms);
+	nb_workers_begin_stop(atomic_load(&st->workers));
+}
+
 static int cmd_serve(int argc, char **argv)
 {
 	(void)argc;
@@ -191,6 +203,9 @@ static int cmd_serve(int argc, char **argv)
 	nb_pool_opts_t lpo;
 	nb_pool_opts_from_config(&lpo, nb_cfg.database_url);
 	nb_api_middleware_install(&so, nb_app.pool, &lpo, nb_cfg.db_pipelines);
+	static serve_stop_t stop;
+	so.on_shutdown = on_serve_shutdown;
+	so.on_shutdown_arg = &stop;
 	nb_server_t *srv = nb_server_create(&so, err, sizeof err);
 	if (!srv) {
 		fprintf(stderr, "notebookd: %s\n", err);
@@ -204,7 +219,10 @@ static int cmd_serve(int argc, char **argv)
 		wo.size = nb_cfg.workers + 2;
 		wo.application_name = "notebookd-worker";
 		wpool = nb_pool_create(&wo);
-		workers = nb_workers_start(wpool, nb_cfg.database_url, nb_cfg.workers, "serve");
+		workers = nb_workers_start(wpool, nb_workers_listen_url(), nb_cfg.workers, "serve");
+		atomic_store(&stop.workers, workers);
+		if (atomic_load(&stop.deadline_ms)) /* a signal came while they started */
+			nb_workers_begin_stop(workers);
 	}
 	nb_info("listening on http://%s (port %d)", nb_cfg.listen, nb_server_port(srv));
 	if (nb_server_admin_port(srv))
@@ -212,7 +230,8 @@ static int cmd_serve(int argc, char **argv)
 	int run_rc = nb_server_run(srv, err, sizeof err);
 	if (run_rc < 0)
 		fprintf(stderr, "notebookd: %s\n", err);
-	nb_workers_stop(workers, nb_cfg.shutdown_timeout_ms);
+	int64_t deadline = atomic_load(&stop.deadline_ms);
+	nb_workers_stop_by(workers, deadline ? deadline : nb_mono_ms() + nb_cfg.shutdown_timeout_ms);
 	nb_pool_destroy(wpool);
 	nb_server_destroy(srv);
 	nb_auth_shutdown();
@@ -252,5 +271,7 @@ int main(int argc, char **argv)
 	}
 	nb_log_set_level(nb_cfg.log_level);
 	nb_ingest_register();
+	if (nb_cfg.debug_routes)
+		nb_jobs_register_test_kinds(); /* 'noop' and 'fail': tests and bench/bench_queue.sh */
 	return cmd->run(argc - 1, argv + 1);
 }

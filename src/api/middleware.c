@@ -136,7 +136,7 @@ int nb_req_db(nb_req_t *req, nb_conn_t **out)
 				return rc;
 		}
 		a->pool = p;
-		/* deadline: nb_conn_set_deadline */
+		nb_conn_set_deadline(a->conn, req->deadline_ms); /* db waits end at the request's deadline */
 	}
 	*out = a->conn;
 	return 0;
@@ -217,7 +217,7 @@ static void after(nb_req_t *req)
 	api_req_t *a = req->app;
 	int stmts = 0;
 	if (a && a->conn) {
-		stmts = nb_conn__uses(a->conn);
+		stmts = nb_conn_statements(a->conn);
 		nb_pool_release(a->pool, a->conn);
 		a->conn = NULL;
 	}

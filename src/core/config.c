@@ -86,6 +86,12 @@ static const var_t vars[] = {
 	 "statement_timeout set on every connection"},
 	{"NOTEBOOKD_DB_CONNECT_TIMEOUT_S", T_INT, OFF(db_connect_timeout_s), "5", 1, 600,
 	 "libpq connect_timeout"},
+	{"NOTEBOOKD_LISTEN_DATABASE_URL", T_STR, OFF(listen_database_url), NULL, 0, 0,
+	 "connection string of the job workers' LISTEN connection (default DATABASE_URL); behind a "
+	 "transaction-pooling PgBouncer point it straight at PostgreSQL"},
+	{"NOTEBOOKD_DB_PIPELINE_LOCK_TIMEOUT_MS", T_INT, OFF(db_pipeline_lock_timeout_ms), "1000", 0, 600000,
+	 "lock_timeout of the pipelined connections: a statement waiting longer for a lock is run again on a "
+	 "connection of its own (0: no limit)"},
 	{"NOTEBOOKD_JWT_SECRET", T_STR, OFF(jwt_secret), NULL, 0, 0,
 	 "HMAC-SHA256 key for access tokens, at least 32 bytes (dev: made once under var/)"},
 	{"NOTEBOOKD_JWT_ISSUER", T_STR, OFF(jwt_issuer), "notebookd", 0, 0, "the iss claim"},
@@ -124,7 +130,8 @@ static const var_t vars[] = {
 	 "extractive (offline, the default) or openai (accepted, not built yet: answers 503 generator not configured)"},
 	{"NOTEBOOKD_VAR_DIR", T_STR, OFF(var_dir), "var", 0, 0, "where dev-mode state lives (secret, mail)"},
 	{"NOTEBOOKD_DEBUG_ROUTES", T_BOOL, OFF(debug_routes), "0", 0, 1,
-	 "1 adds GET /debug/sleep?ms=N (a handler that waits on PostgreSQL); tests and benchmarks only"},
+	 "1 adds GET /debug/sleep?ms=N (a handler that waits on PostgreSQL) and the job kinds noop and fail; "
+	 "tests and benchmarks only"},
 };
 
 #define NVARS (sizeof vars / sizeof vars[0])

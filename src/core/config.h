@@ -45,6 +45,8 @@ typedef struct nb_config {
 	int db_overflow_idle_ms;
 	int db_statement_timeout_ms;
 	int db_connect_timeout_s;
+	char *listen_database_url;	  /* h2-db: the job listener's LISTEN connection (NULL: database_url) */
+	int db_pipeline_lock_timeout_ms; /* h2-db: lock_timeout of the pipelined connections */
 	/* auth */
 	char *jwt_secret;
 	char *jwt_issuer;

@@ -1,5 +1,11 @@
 /*
  * db.c — prepared statements and parameters (see db.h).
+ *
+ * On a request's virtual handle a statement goes through the pipeline when
+ * it can (not NB_STMT_SLOW, no transaction open, a pipelined connection not
+ * held up), else on a connection of its own; one that failed on the pipeline
+ * waiting for a lock (55P03, the pipelines' short lock_timeout) runs again
+ * once on a connection of its own, where it may wait up to its deadline.
  */
 #include "db/db.h"
 
@@ -12,6 +18,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "db/pipe.h"
+#include "db/pool_internal.h"
 
 static atomic_int next_stmt_id = 1;
 static _Thread_local long tl_stmt_count;
@@ -109,7 +116,7 @@ static int fail(nb_conn_t *c, PGresult *r, const char *what)
 	if (strcmp(tl_sqlstate, "23505") == 0)
 		nb_debug("statement %s: %s", what, msg);
 	else if (strcmp(tl_sqlstate, "57014") == 0)
-		nb_warn("statement %s cancelled (statement_timeout): %s", what, msg);
+		nb_warn("statement %s cancelled (statement_timeout or request deadline): %s", what, msg);
 	else
 		nb_error("statement %s failed [%s]: %s", what, tl_sqlstate, msg);
 	return strcmp(tl_sqlstate, "57014") == 0 ? NB_ETIMEOUT : NB_EDB;
@@ -228,11 +235,17 @@ static int pipe_result(PGresult *r, const char *what, PGresult **res)
 		nb_warn("statement %s cancelled (statement_timeout): %s", what, msg);
 		return NB_ETIMEOUT;
 	}
+	if (strcmp(tl_sqlstate, NB_SQLSTATE_LOCK_NOT_AVAILABLE) == 0) {
+		/* the pipelines' lock_timeout: the caller runs it on a connection of its own */
+		nb_debug("pipelined statement %s waited too long for a lock: %s", what, msg);
+		return NB_EDB;
+	}
 	nb_error("statement %s failed [%s]: %s", what, tl_sqlstate, msg);
 	return NB_EDB;
 }
 
-static int exec_pipe(struct nb_pipe *pipe, nb_stmt_t *st, const nb_params_t *p, PGresult **res, int rfmt)
+static int exec_pipe(nb_conn_t *c, struct nb_pipe *pipe, nb_stmt_t *st, const nb_params_t *p, PGresult **res,
+		     int rfmt)
 {
 	int id = stmt_id(st);
 	char name[24];
@@ -240,9 +253,13 @@ static int exec_pipe(struct nb_pipe *pipe, nb_stmt_t *st, const nb_params_t *p, 
 	tl_stmt_count++;
 	PGresult *r = NULL;
 	int rc = nb_pipe_exec(pipe, id, name, st->sql, p ? p->n : 0, p ? p->v : NULL, p ? p->len : NULL,
-			      p ? p->fmt : NULL, rfmt, &r);
+			      p ? p->fmt : NULL, rfmt, nb_conn__deadline(c), &r);
 	if (rc < 0) {
 		PQclear(r);
+		if (rc == NB_ETIMEOUT) {
+			snprintf(tl_sqlstate, sizeof tl_sqlstate, "57014");
+			nb_warn("statement %s abandoned at its request's deadline", st->name);
+		}
 		return rc;
 	}
 	return pipe_result(r, st->name, res);
@@ -250,21 +267,36 @@ static int exec_pipe(struct nb_pipe *pipe, nb_stmt_t *st, const nb_params_t *p, 
 
 static int exec_fmt_real(nb_conn_t *c, nb_stmt_t *st, const nb_params_t *p, PGresult **res, int rfmt);
 
+/* A statement asked for after its request's deadline fails at once. */
+static int expired(nb_conn_t *c, const char *what)
+{
+	if (!nb_conn__expired(c))
+		return 0;
+	snprintf(tl_sqlstate, sizeof tl_sqlstate, "57014");
+	nb_warn("statement %s not run: its request passed its deadline", what);
+	return NB_ETIMEOUT;
+}
+
 static int exec_fmt(nb_conn_t *c, nb_stmt_t *st, const nb_params_t *p, PGresult **res, int rfmt)
 {
 	if (res)
 		*res = NULL;
+	int rc = expired(c, st->name);
+	if (rc < 0)
+		return rc;
 	if (nb_conn__is_virtual(c)) {
 		nb_conn__count_use(c);
 		struct nb_pipe *pipe = nb_conn__pipe(c);
 		if (pipe && !st->slow) {
-			int rc = exec_pipe(pipe, st, p, res, rfmt);
-			if (rc != NB_EBUSY)
+			rc = exec_pipe(c, pipe, st, p, res, rfmt);
+			bool lock_wait = rc == NB_EDB && !strcmp(tl_sqlstate, NB_SQLSTATE_LOCK_NOT_AVAILABLE);
+			if (rc != NB_EBUSY && !lock_wait)
 				return rc;
-			/* every pipelined connection is held up: run it on a connection of its own */
+			/* every pipelined connection is held up, or the statement waited
+			 * for a lock: run it on a connection of its own */
 		}
 		bool own = nb_conn__real(c) == NULL;
-		int rc = nb_conn__begin_exclusive(c); /* no-op inside a transaction */
+		rc = nb_conn__begin_exclusive(c); /* no-op inside a transaction */
 		if (rc < 0)
 			return rc;
 		rc = exec_fmt_real(nb_conn__real(c), st, p, res, rfmt);
@@ -302,6 +334,9 @@ int nb_db_exec_unprepared(nb_conn_t *c, const char *sql, const nb_params_t *p, P
 {
 	if (res)
 		*res = NULL;
+	int erc = expired(c, "unprepared statement");
+	if (erc < 0)
+		return erc;
 	if (nb_conn__is_virtual(c)) {
 		nb_conn__count_use(c);
 		int rc = nb_conn__begin_exclusive(c); /* cursors and the like need a session */
@@ -355,9 +390,17 @@ static int command_virtual(nb_conn_t *c, const char *sql)
 
 int nb_db_command(nb_conn_t *c, const char *sql)
 {
-	if (nb_conn__is_virtual(c))
-		return command_virtual(c, sql);
-	return command_real(c, sql);
+	/* ROLLBACK is clean-up: it runs whatever the deadline */
+	bool cleanup = !strncmp(sql, "ROLLBACK", 8);
+	int64_t deadline = nb_conn__deadline(c);
+	if (cleanup)
+		nb_conn_set_deadline(c, 0);
+	else if (expired(c, sql) < 0)
+		return NB_ETIMEOUT;
+	int rc = nb_conn__is_virtual(c) ? command_virtual(c, sql) : command_real(c, sql);
+	if (cleanup)
+		nb_conn_set_deadline(c, deadline);
+	return rc;
 }
 
 static int command_real(nb_conn_t *c, const char *sql)

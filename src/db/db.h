@@ -38,6 +38,9 @@ typedef struct nb_stmt {
  */
 #define NB_STMT_SLOW(var, text) static nb_stmt_t var = {#var, text, 0, true}
 
+/** SQLSTATE lock_not_available (lock_timeout, NOWAIT). */
+#define NB_SQLSTATE_LOCK_NOT_AVAILABLE "55P03"
+
 #define NB_MAX_PARAMS 24
 
 /** Parameters of one statement, built on the stack. Text format except bytes. */

@@ -9,9 +9,11 @@
  * per loop iteration, just before the loop polls: one flush carries every
  * statement queued since the last.
  *
- * Entries live on the heap: a coroutine that gives up waiting (the server
- * stopped answering) abandons its entry, and the reader frees it when (if)
- * its results arrive — but a timeout also breaks the connection, which
+ * Entries live on the heap: a coroutine that gives up waiting abandons its
+ * entry, and the reader frees it when its results arrive. Giving up at the
+ * request's deadline leaves the connection alone (the statements queued with
+ * it belong to other requests, and lock_timeout / statement_timeout bound the
+ * wait); only a server silent past statement_timeout + 5 s breaks it, which
  * fails everything still queued on it.
  */
 #include "db/pipe.h"
@@ -26,6 +28,7 @@
 #include "core/log.h"
 #include "core/sched.h"
 #include "core/timeutil.h"
+#include "db/pool_internal.h"
 
 #define MAX_STMTS 512
 /* A connection whose oldest statement has waited this long is held up by a
@@ -69,13 +72,16 @@ static void poll_closed(uv_handle_t *h)
 	free(h);
 }
 
-/* The connection is gone: fail what waits on it, close it. */
+/* The connection is gone (why != NULL: logged and counted) or closed at
+ * shutdown (why == NULL): fail what waits on it, close it. */
 static void conn_fail(pconn_t *pc, const char *why)
 {
 	if (!pc->pg)
 		return;
-	nb_warn("pipelined database connection lost: %s", why);
-	pc->pp->st.failures++;
+	if (why) {
+		nb_warn("pipelined database connection lost: %s", why);
+		pc->pp->st.failures++;
+	}
 	entry_t *e = pc->head;
 	pc->head = pc->tail = NULL;
 	while (e) {
@@ -244,7 +250,7 @@ void nb_pipe_destroy(nb_pipe_t *pp)
 	if (!pp)
 		return;
 	for (int i = 0; i < pp->n; i++)
-		conn_fail(&pp->conns[i], "shutting down");
+		conn_fail(&pp->conns[i], NULL); /* a clean stop is not a failure */
 	uv_prepare_stop(pp->prep);
 	uv_close((uv_handle_t *)pp->prep, poll_closed);
 	free(pp->conns);
@@ -316,8 +322,9 @@ static pconn_t *pick(nb_pipe_t *pp, int *rc)
 	return best;
 }
 
-/* Waits (yielding) for a pipelined connection, up to the pool's acquire timeout. */
-static pconn_t *pick_wait(nb_pipe_t *pp, int *rc)
+/* Waits (yielding) for a pipelined connection, up to the pool's acquire
+ * timeout or the request's deadline. */
+static pconn_t *pick_wait(nb_pipe_t *pp, int64_t deadline_ms, int *rc)
 {
 	int64_t waited = 0;
 	for (;;) {
@@ -325,6 +332,10 @@ static pconn_t *pick_wait(nb_pipe_t *pp, int *rc)
 		pconn_t *pc = pick(pp, rc);
 		if (pc || *rc < 0)
 			return pc;
+		if (deadline_ms > 0 && nb_mono_ms() >= deadline_ms) {
+			*rc = NB_ETIMEOUT;
+			return NULL;
+		}
 		if (waited >= nb_pool__acquire_timeout_ms(pp->pool)) {
 			*rc = NB_EUNAVAIL;
 			return NULL;
@@ -338,11 +349,12 @@ static pconn_t *pick_wait(nb_pipe_t *pp, int *rc)
 }
 
 int nb_pipe_exec(nb_pipe_t *pp, int stmt_id, const char *name, const char *sql, int nparams,
-		 const char *const *values, const int *lengths, const int *formats, int rfmt, PGresult **res)
+		 const char *const *values, const int *lengths, const int *formats, int rfmt, int64_t deadline_ms,
+		 PGresult **res)
 {
 	int rc = 0;
 	*res = NULL;
-	pconn_t *pc = pick_wait(pp, &rc);
+	pconn_t *pc = pick_wait(pp, deadline_ms, &rc);
 	if (!pc)
 		return rc;
 	entry_t *e = nb_xcalloc(1, sizeof *e);
@@ -374,8 +386,15 @@ int nb_pipe_exec(nb_pipe_t *pp, int stmt_id, const char *name, const char *sql, 
 	nb_wait_t w;
 	nb_wait_init(&w);
 	e->wait = &w;
-	if (nb_wait_park(&w, nb_pool__wait_ms(pp->pool)) < 0) {
-		e->wait = NULL; /* the reader frees it */
+	int64_t until = nb_mono_ms() + nb_pool__wait_ms(pp->pool);
+	bool by_deadline = deadline_ms > 0 && deadline_ms < until;
+	int64_t left = (by_deadline ? deadline_ms : until) - nb_mono_ms();
+	if (nb_wait_park(&w, left > 0 ? (int)left : 0) < 0) {
+		e->wait = NULL; /* the reader frees it when its results arrive */
+		if (by_deadline) {
+			pp->st.abandoned++;
+			return NB_ETIMEOUT;
+		}
 		conn_fail(pc, "no answer within the statement timeout");
 		return NB_EUNAVAIL;
 	}

@@ -16,8 +16,14 @@
  * statement holds up those behind it: statements declared NB_STMT_SLOW never
  * come here, and a connection whose oldest statement has waited over 50 ms is
  * passed over (NB_EBUSY when all are, and the caller then uses a connection
- * of its own). A connection that breaks fails the statements
- * waiting on it (NB_EUNAVAIL) and is reconnected on next use. Transactions
+ * of its own). The pipelined connections have a short lock_timeout
+ * (NOTEBOOKD_DB_PIPELINE_LOCK_TIMEOUT_MS), so a statement waiting on a lock
+ * holds a pipeline briefly: it fails with 55P03 and db.c runs it again on a
+ * connection of its own. A coroutine whose request passes its deadline
+ * abandons its statement (NB_ETIMEOUT) without disturbing the connection or
+ * the statements queued with it. Only a server that does not answer within
+ * statement_timeout + 5 s breaks the connection: that fails the statements
+ * waiting on it (NB_EUNAVAIL), and it is reconnected on next use. Transactions
  * need a connection of their own and do not come here (see pool.h,
  * nb_pool_acquire_virtual).
  */
@@ -35,6 +41,7 @@ typedef struct nb_pipe_stats {
 	uint64_t statements; /* sent */
 	uint64_t flushes;    /* writes that carried them */
 	uint64_t failures;   /* connections lost */
+	uint64_t abandoned;  /* statements given up at their request's deadline */
 	int connections;     /* open now */
 	int pending;         /* statements waiting for results now */
 } nb_pipe_stats_t;
@@ -44,15 +51,18 @@ typedef struct nb_pipe_stats {
  * first use, from a coroutine): nconns of them, connected like the pool's.
  */
 nb_pipe_t *nb_pipe_create(nb_pool_t *pool, int nconns);
-/** Closes the connections (their waiters get NB_EUNAVAIL). Loop thread. Accepts NULL. */
+/** Closes the connections quietly (their waiters get NB_EUNAVAIL). Loop thread. Accepts NULL. */
 void nb_pipe_destroy(nb_pipe_t *pp);
 /**
  * Runs a prepared statement through the pipeline, from a coroutine of the
- * pipe's loop, yielding until its result is in. Results and errors as
- * nb_db_exec (rfmt 1: binary results).
+ * pipe's loop, yielding until its result is in or deadline_ms (monotonic;
+ * 0: none) passes (NB_ETIMEOUT; the statement is abandoned, its connection
+ * kept). Results and errors as nb_db_exec (rfmt 1: binary results); NB_EBUSY
+ * when every pipelined connection is held up by a slow statement.
  */
 int nb_pipe_exec(nb_pipe_t *pp, int stmt_id, const char *name, const char *sql, int nparams,
-		 const char *const *values, const int *lengths, const int *formats, int rfmt, PGresult **res);
+		 const char *const *values, const int *lengths, const int *formats, int rfmt, int64_t deadline_ms,
+		 PGresult **res);
 /** Counters. */
 void nb_pipe_stats(nb_pipe_t *pp, nb_pipe_stats_t *out);
 

@@ -20,10 +20,16 @@
 #include "core/log.h"
 #include "core/sched.h"
 #include "core/timeutil.h"
+#include "core/tpool.h"
+#include "db/connect.h"
+#include "db/pool_internal.h"
 
 #define NB_MAX_STMTS 512
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
+/* After a cancel at a request's deadline: how long the server may take to
+ * answer it before the connection is given up as broken. */
+#define CANCEL_GRACE_MS 5000
 
 struct nb_conn {
 	PGconn *pg;
@@ -37,14 +43,14 @@ struct nb_conn {
 	bool is_virtual;          /* a request's handle: pipe + exclusive connection */
 	struct nb_pipe *pipe;
 	struct nb_conn *excl;     /* virtual: the transaction's real connection */
+	int64_t deadline_ms;      /* the request's deadline (monotonic; 0: none) */
 	unsigned char prepared[NB_MAX_STMTS / 8];
 };
 
 struct nb_pool {
 	nb_pool_opts_t o;
 	char *conninfo;
-	char *options; /* "-c statement_timeout=…" */
-	char timeout_str[16];
+	char *appname;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	nb_conn_t *idle; /* LIFO stack */
@@ -55,6 +61,8 @@ struct nb_pool {
 	int64_t down_until_ms; /* connect backoff window (monotonic) */
 	int backoff_ms;
 	nb_pool_stats_t st;
+	pthread_once_t cancel_once;
+	nb_tpool_t *cancel_tp; /* async pools: PQcancel blocks, so it runs here */
 };
 
 void nb_pool_opts_from_config(nb_pool_opts_t *o, const char *conninfo)
@@ -71,6 +79,7 @@ void nb_pool_opts_from_config(nb_pool_opts_t *o, const char *conninfo)
 	o->statement_timeout_ms = nb_cfg.db_statement_timeout_ms;
 	o->idle_in_tx_timeout_ms = 60000;
 	o->connect_timeout_s = nb_cfg.db_connect_timeout_s;
+	o->pipe_lock_timeout_ms = nb_cfg.db_pipeline_lock_timeout_ms;
 }
 
 nb_pool_t *nb_pool_create(const nb_pool_opts_t *o)
@@ -81,14 +90,15 @@ nb_pool_t *nb_pool_create(const nb_pool_opts_t *o)
 	p->o.conninfo = p->conninfo;
 	if (p->o.size < 1)
 		p->o.size = 1;
-	p->options = nb_xasprintf("-c statement_timeout=%d -c idle_in_transaction_session_timeout=%d",
-				  o->statement_timeout_ms, o->idle_in_tx_timeout_ms);
-	snprintf(p->timeout_str, sizeof p->timeout_str, "%d", o->connect_timeout_s > 0 ? o->connect_timeout_s : 5);
-	pthread_mutex_init(&p->mu, NULL);
+	p->appname = nb_xstrdup(o->application_name ? o->application_name : "notebookd");
+	p->o.application_name = p->appname;
+	p->cancel_once = (pthread_once_t)PTHREAD_ONCE_INIT;
 	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&p->cv, &ca);
+	if (pthread_mutex_init(&p->mu, NULL) != 0 || pthread_condattr_init(&ca) != 0 ||
+	    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) != 0 || pthread_cond_init(&p->cv, &ca) != 0) {
+		nb_error("could not initialise the connection pool's lock");
+		abort();
+	}
 	pthread_condattr_destroy(&ca);
 	return p;
 }
@@ -114,82 +124,34 @@ void nb_pool_destroy(nb_pool_t *p)
 		conn_close(c);
 		c = next;
 	}
+	nb_tpool_destroy(p->cancel_tp);
 	pthread_mutex_destroy(&p->mu);
 	pthread_cond_destroy(&p->cv);
 	free(p->conninfo);
-	free(p->options);
+	free(p->appname);
 	free(p);
 }
 
-static void notice_quiet(void *arg, const char *msg)
+/* The connection parameters of this pool's connections. */
+static void connect_opts(nb_pool_t *p, nb_db_connect_opts_t *co, int lock_timeout_ms)
 {
-	(void)arg;
-	nb_debug("postgres notice: %s", msg);
+	nb_db_connect_opts_init(co, p->conninfo, p->appname);
+	co->connect_timeout_s = p->o.connect_timeout_s;
+	co->statement_timeout_ms = p->o.statement_timeout_ms;
+	co->idle_in_tx_timeout_ms = p->o.idle_in_tx_timeout_ms;
+	co->lock_timeout_ms = lock_timeout_ms;
 }
 
-/* Opens a libpq connection; NULL (and a log line) on failure. */
-static PGconn *pg_open(nb_pool_t *p)
+/* Opens a libpq connection (yielding on async pools); NULL (and a log line) on failure. */
+static PGconn *pg_open(nb_pool_t *p, nb_fdwait_t **fw_out, int lock_timeout_ms)
 {
-	const char *keys[] = {"dbname", "application_name", "options", "connect_timeout", NULL};
-	const char *vals[] = {p->conninfo, p->o.application_name ? p->o.application_name : "notebookd",
-			      p->options, p->timeout_str, NULL};
-	PGconn *pg = PQconnectdbParams(keys, vals, 1);
-	if (!pg || PQstatus(pg) != CONNECTION_OK) {
-		const char *m = pg ? PQerrorMessage(pg) : "out of memory";
-		char line[256];
-		snprintf(line, sizeof line, "%s", m);
-		line[strcspn(line, "\n")] = '\0';
-		nb_warn("could not connect to database: %s", line);
-		PQfinish(pg);
-		return NULL;
-	}
-	PQsetNoticeProcessor(pg, notice_quiet, NULL);
-	return pg;
-}
-
-/* Async connect: PQconnectStart/PQconnectPoll, yielding on the socket. */
-static PGconn *pg_open_async(nb_pool_t *p, nb_fdwait_t **fw_out)
-{
-	const char *keys[] = {"dbname", "application_name", "options", "connect_timeout", NULL};
-	const char *vals[] = {p->conninfo, p->o.application_name ? p->o.application_name : "notebookd",
-			      p->options, p->timeout_str, NULL};
+	nb_db_connect_opts_t co;
+	connect_opts(p, &co, lock_timeout_ms);
+	char err[256];
 	*fw_out = NULL;
-	PGconn *pg = PQconnectStartParams(keys, vals, 1);
-	if (!pg || PQstatus(pg) == CONNECTION_BAD) {
-		nb_warn("could not connect to database: %s", pg ? PQerrorMessage(pg) : "out of memory");
-		PQfinish(pg);
-		return NULL;
-	}
-	int64_t deadline = nb_mono_ms() + (int64_t)(p->o.connect_timeout_s > 0 ? p->o.connect_timeout_s : 5) * 1000;
-	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
-	nb_fdwait_t *fw = NULL;
-	int fd = -1;
-	while (st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED) {
-		if (PQsocket(pg) != fd) {
-			nb_fdwait_destroy(fw);
-			fd = PQsocket(pg);
-			fw = nb_fdwait_create(fd);
-		}
-		int left = (int)(deadline - nb_mono_ms());
-		if (!fw || left <= 0 ||
-		    nb_fdwait_wait(fw, st == PGRES_POLLING_READING ? NB_WAIT_READ : NB_WAIT_WRITE, left) < 0) {
-			st = PGRES_POLLING_FAILED;
-			break;
-		}
-		st = PQconnectPoll(pg);
-	}
-	if (st != PGRES_POLLING_OK || PQstatus(pg) != CONNECTION_OK) {
-		char line[256];
-		snprintf(line, sizeof line, "%s", PQerrorMessage(pg)[0] ? PQerrorMessage(pg) : "timeout");
-		line[strcspn(line, "\n")] = '\0';
-		nb_warn("could not connect to database: %s", line);
-		nb_fdwait_destroy(fw);
-		PQfinish(pg);
-		return NULL;
-	}
-	PQsetnonblocking(pg, 1);
-	PQsetNoticeProcessor(pg, notice_quiet, NULL);
-	*fw_out = fw;
+	PGconn *pg = p->o.async ? nb_db_connect_async(&co, fw_out, err, sizeof err) : nb_db_connect(&co, err, sizeof err);
+	if (!pg)
+		nb_warn("could not connect to database: %s", err);
 	return pg;
 }
 
@@ -206,7 +168,7 @@ static void backoff_failed(nb_pool_t *p)
 static nb_conn_t *conn_new(nb_pool_t *p)
 {
 	nb_fdwait_t *fw = NULL;
-	PGconn *pg = p->o.async ? pg_open_async(p, &fw) : pg_open(p);
+	PGconn *pg = pg_open(p, &fw, 0);
 	pthread_mutex_lock(&p->mu);
 	if (!pg) {
 		backoff_failed(p);
@@ -231,7 +193,7 @@ int nb_conn__reconnect(nb_conn_t *c)
 	nb_fdwait_destroy(c->fw);
 	c->fw = NULL;
 	nb_fdwait_t *fw = NULL;
-	PGconn *pg = p->o.async ? pg_open_async(p, &fw) : pg_open(p);
+	PGconn *pg = pg_open(p, &fw, 0);
 	pthread_mutex_lock(&p->mu);
 	p->st.closed++;
 	if (!pg) {
@@ -275,7 +237,7 @@ PGconn *nb_pool__open_async(nb_pool_t *p)
 	if (down)
 		return NULL;
 	nb_fdwait_t *fw = NULL;
-	PGconn *pg = pg_open_async(p, &fw);
+	PGconn *pg = pg_open(p, &fw, p->o.pipe_lock_timeout_ms);
 	nb_fdwait_destroy(fw); /* the caller watches the socket its own way */
 	pthread_mutex_lock(&p->mu);
 	if (pg) {
@@ -287,6 +249,8 @@ PGconn *nb_pool__open_async(nb_pool_t *p)
 	pthread_mutex_unlock(&p->mu);
 	return pg;
 }
+
+static int acquire_until(nb_pool_t *p, int64_t deadline, nb_conn_t **out);
 
 nb_conn_t *nb_pool_acquire_virtual(nb_pool_t *p, struct nb_pipe *pipe)
 {
@@ -316,33 +280,43 @@ int nb_conn__begin_exclusive(nb_conn_t *c)
 {
 	if (!c->is_virtual || c->excl)
 		return 0;
-	return nb_pool_acquire(c->pool, &c->excl);
+	int64_t until = nb_mono_ms() + c->pool->o.acquire_timeout_ms;
+	if (c->deadline_ms > 0 && c->deadline_ms < until)
+		until = c->deadline_ms; /* never wait past the request's deadline */
+	int rc = acquire_until(c->pool, until, &c->excl);
+	if (rc == 0)
+		c->excl->deadline_ms = c->deadline_ms;
+	return rc;
 }
 
 void nb_conn__end_exclusive(nb_conn_t *c)
 {
 	if (!c->is_virtual || !c->excl)
 		return;
+	c->excl->deadline_ms = 0; /* the clean-up below must not be cut short */
 	nb_pool_release(c->pool, c->excl);
 	c->excl = NULL;
 }
 
-int nb_conn__await(nb_conn_t *c, PGresult **last, int timeout_ms)
+/*
+ * Flushes and collects results until `until` (monotonic ms). 0 with *last,
+ * NB_ETIMEOUT when time ran out (nothing marked: the caller decides),
+ * NB_EUNAVAIL when the connection failed.
+ */
+static int await_until(nb_conn_t *c, PGresult **last, int64_t until)
 {
 	PGconn *pg = c->pg;
-	int64_t deadline = nb_mono_ms() + timeout_ms;
-	*last = NULL;
 	for (;;) {
 		int f = PQflush(pg);
 		if (f < 0)
-			goto broken;
+			return NB_EUNAVAIL;
 		if (f == 0)
 			break;
-		int left = (int)(deadline - nb_mono_ms());
+		int left = (int)(until - nb_mono_ms());
 		if (left <= 0 || nb_fdwait_wait(c->fw, NB_WAIT_READ | NB_WAIT_WRITE, left) < 0)
-			goto broken;
+			return NB_ETIMEOUT;
 		if (!PQconsumeInput(pg))
-			goto broken;
+			return NB_EUNAVAIL;
 	}
 	for (;;) {
 		while (!PQisBusy(pg)) {
@@ -352,15 +326,88 @@ int nb_conn__await(nb_conn_t *c, PGresult **last, int timeout_ms)
 			PQclear(*last);
 			*last = r;
 		}
-		int left = (int)(deadline - nb_mono_ms());
-		if (left <= 0 || nb_fdwait_wait(c->fw, NB_WAIT_READ, left) < 0 || !PQconsumeInput(pg))
-			goto broken;
+		int left = (int)(until - nb_mono_ms());
+		if (left <= 0 || nb_fdwait_wait(c->fw, NB_WAIT_READ, left) < 0)
+			return NB_ETIMEOUT;
+		if (!PQconsumeInput(pg))
+			return NB_EUNAVAIL;
 	}
-broken:
+}
+
+static void cancel_run(void *arg)
+{
+	PGcancel *cn = arg;
+	char why[256];
+	if (!PQcancel(cn, why, sizeof why)) {
+		why[strcspn(why, "\n")] = '\0';
+		nb_warn("could not cancel a statement at its request's deadline: %s", why);
+	}
+	PQfreeCancel(cn);
+}
+
+/* Asks the server to cancel what c runs; PQcancel blocks (a new connection),
+ * so on a loop it runs on the pool's cancel threads while this coroutine yields. */
+static void cancel_statement(nb_conn_t *c)
+{
+	nb_pool_t *p = c->pool;
+	PGcancel *cn = PQgetCancel(c->pg);
+	if (!cn)
+		return;
+	pthread_mutex_lock(&p->mu);
+	if (!p->cancel_tp)
+		p->cancel_tp = nb_tpool_create("pg-cancel", 2);
+	p->st.cancels++;
+	nb_tpool_t *tp = p->cancel_tp;
+	pthread_mutex_unlock(&p->mu);
+	nb_sched_offload(tp, cancel_run, cn);
+}
+
+int nb_conn__await(nb_conn_t *c, PGresult **last, int timeout_ms)
+{
+	*last = NULL;
+	int64_t until = nb_mono_ms() + timeout_ms;
+	bool by_deadline = c->deadline_ms > 0 && c->deadline_ms < until;
+	if (by_deadline)
+		until = c->deadline_ms;
+	int rc = await_until(c, last, until);
+	if (rc == NB_ETIMEOUT && by_deadline) {
+		/* The request's deadline: cancel the statement and collect its
+		 * (error) result, so the connection goes back to the pool clean. */
+		cancel_statement(c);
+		rc = await_until(c, last, nb_mono_ms() + CANCEL_GRACE_MS);
+	}
+	if (rc == 0)
+		return 0;
 	PQclear(*last);
 	*last = NULL;
 	c->broken = true;
 	return NB_EUNAVAIL;
+}
+
+void nb_conn_set_deadline(nb_conn_t *c, int64_t deadline_mono_ms)
+{
+	if (!c)
+		return;
+	c->deadline_ms = deadline_mono_ms > 0 ? deadline_mono_ms : 0;
+	if (c->is_virtual && c->excl)
+		c->excl->deadline_ms = c->deadline_ms;
+}
+
+int64_t nb_conn__deadline(nb_conn_t *c)
+{
+	return c->deadline_ms;
+}
+
+bool nb_conn__expired(nb_conn_t *c)
+{
+	return c->deadline_ms > 0 && nb_mono_ms() >= c->deadline_ms;
+}
+
+bool nb_conn_is_broken(nb_conn_t *c)
+{
+	if (c && c->is_virtual)
+		c = c->excl;
+	return c && (c->broken || !c->pg || PQstatus(c->pg) != CONNECTION_OK);
 }
 
 /* A parameterless command in either mode; NULL when the connection failed. */
@@ -451,7 +498,8 @@ static int take_locked(nb_pool_t *p, int64_t deadline, nb_conn_t **c, bool *rese
 			p->wq_tail = &w;
 			p->waiting++;
 			pthread_mutex_unlock(&p->mu);
-			int rc = nb_wait_park(&w, (int)(deadline - nb_mono_ms()));
+			int64_t left = deadline - nb_mono_ms();
+			int rc = nb_wait_park(&w, left > 0 ? (int)left : 0);
 			pthread_mutex_lock(&p->mu);
 			p->waiting--;
 			if (rc < 0) { /* timed out: unlink ourselves */
@@ -504,10 +552,9 @@ static void slot_free(nb_pool_t *p)
 	pthread_mutex_unlock(&p->mu);
 }
 
-int nb_pool_acquire_timeout(nb_pool_t *p, int timeout_ms, nb_conn_t **out)
+static int acquire_until(nb_pool_t *p, int64_t deadline, nb_conn_t **out)
 {
 	int64_t t0 = nb_mono_us();
-	int64_t deadline = deadline_after(timeout_ms);
 	*out = NULL;
 	for (int tries = 0; tries < 4; tries++) {
 		nb_conn_t *c = NULL;
@@ -549,6 +596,7 @@ int nb_pool_acquire_timeout(nb_pool_t *p, int timeout_ms, nb_conn_t **out)
 			}
 		}
 		c->uses = 0;
+		c->deadline_ms = 0;
 		pthread_mutex_lock(&p->mu);
 		p->st.acquires++;
 		p->st.wait_us_total += (uint64_t)(nb_mono_us() - t0);
@@ -560,6 +608,11 @@ int nb_pool_acquire_timeout(nb_pool_t *p, int timeout_ms, nb_conn_t **out)
 	p->st.timeouts++;
 	pthread_mutex_unlock(&p->mu);
 	return NB_EUNAVAIL;
+}
+
+int nb_pool_acquire_timeout(nb_pool_t *p, int timeout_ms, nb_conn_t **out)
+{
+	return acquire_until(p, deadline_after(timeout_ms), out);
 }
 
 int nb_pool_acquire(nb_pool_t *p, nb_conn_t **out)
@@ -576,6 +629,7 @@ void nb_pool_release(nb_pool_t *p, nb_conn_t *c)
 		free(c);
 		return;
 	}
+	c->deadline_ms = 0;
 	if (!c->broken && PQstatus(c->pg) == CONNECTION_OK &&
 	    PQtransactionStatus(c->pg) != PQTRANS_IDLE) {
 		/* A handler left a transaction open (an error path): roll it back. */
@@ -672,6 +726,11 @@ void nb_conn__set_prepared(nb_conn_t *c, int id)
 int nb_conn__uses(nb_conn_t *c)
 {
 	return c->uses;
+}
+
+int nb_conn_statements(nb_conn_t *c)
+{
+	return c ? c->uses : 0;
 }
 
 void nb_conn__count_use(nb_conn_t *c)

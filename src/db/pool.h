@@ -16,7 +16,8 @@
  * database costs callers no connect timeout each.
  *
  * Every connection has statement_timeout and
- * idle_in_transaction_session_timeout set at connect time.
+ * idle_in_transaction_session_timeout set at connect time (db/connect.h).
+ * Internals shared with db.c and pipe.c are in pool_internal.h.
  * Thread-safe.
  */
 #ifndef NB_DB_POOL_H
@@ -41,6 +42,7 @@ typedef struct nb_pool_opts {
 	int statement_timeout_ms;
 	int idle_in_tx_timeout_ms;
 	int connect_timeout_s;
+	int pipe_lock_timeout_ms; /* lock_timeout of the pipelined connections (pipe.h); 0: none */
 	/*
 	 * Async pools belong to one event-loop thread and are used only from
 	 * coroutines on it (core/sched.h): connecting, waiting for a free
@@ -62,6 +64,7 @@ typedef struct nb_pool_stats {
 	uint64_t replaced_dead;    /* dead connections found and replaced on acquire */
 	uint64_t connect_failures;
 	uint64_t wait_us_total;    /* total time callers waited in acquire */
+	uint64_t cancels;          /* statements cancelled at their request's deadline */
 } nb_pool_stats_t;
 
 /** Fills opts from nb_cfg (the environment) with the given conninfo. */
@@ -92,37 +95,22 @@ void nb_pool_reap(nb_pool_t *p);
 PGconn *nb_conn_pg(nb_conn_t *c);
 /** Marks a connection broken so release closes it. */
 void nb_conn_mark_broken(nb_conn_t *c);
-/** True when the statement `id` has been prepared on this connection. */
-bool nb_conn__prepared(nb_conn_t *c, int id);
-/** Records that statement `id` is prepared on this connection. */
-void nb_conn__set_prepared(nb_conn_t *c, int id);
-/** Statements run on this connection since it was acquired. */
-int nb_conn__uses(nb_conn_t *c);
-void nb_conn__count_use(nb_conn_t *c);
-/** Replaces the libpq connection of c with a fresh one (same pool slot). 0 or NB_EUNAVAIL. */
-int nb_conn__reconnect(nb_conn_t *c);
-/** True for connections of an async pool. */
-bool nb_conn__async(nb_conn_t *c);
 /**
- * Async connections: flushes what was sent and collects every result of the
- * command in flight, yielding while waiting. Sets *last to the last result
- * (the caller PQclears it). 0, or NB_EUNAVAIL when the connection failed or
- * the server did not answer within timeout_ms (the connection is then
- * marked broken).
+ * Sets the deadline (monotonic ms, core/timeutil.h; 0: none) of the request
+ * that holds c. Every wait of a statement on c — taking a connection of the
+ * pool, a pipelined statement's answer, an exclusive connection's answer —
+ * ends by then: a pipelined statement is abandoned (its connection, shared
+ * with other requests, stays up), a statement on a connection of its own is
+ * cancelled (PQcancel, off the loop) and its result collected so that the
+ * connection goes back to the pool clean. A statement started after the
+ * deadline fails at once. Those fail with NB_ETIMEOUT (SQLSTATE 57014).
+ * Clean-up (ROLLBACK, release) is never cut short. Accepts NULL.
  */
-int nb_conn__await(nb_conn_t *c, PGresult **last, int timeout_ms);
-/** The wait bound for one statement on this connection (statement timeout plus a margin). */
-int nb_conn__wait_ms(nb_conn_t *c);
-/** The same bound for the pool's connections. */
-int nb_pool__wait_ms(nb_pool_t *p);
-/** The pool's acquire timeout. */
-int nb_pool__acquire_timeout_ms(nb_pool_t *p);
-/**
- * Opens a non-blocking connection with the pool's settings, yielding while
- * connecting (async pools, from a coroutine), outside the pool's accounting
- * but inside its connect backoff. NULL when the database cannot be reached.
- */
-PGconn *nb_pool__open_async(nb_pool_t *p);
+void nb_conn_set_deadline(nb_conn_t *c, int64_t deadline_mono_ms);
+/** True when the connection under c has failed (the database went away). Accepts NULL (false). */
+bool nb_conn_is_broken(nb_conn_t *c);
+/** Statements run through c since it was acquired (the X-DB-Statements count). Accepts NULL (0). */
+int nb_conn_statements(nb_conn_t *c);
 
 struct nb_pipe;
 /**
@@ -132,15 +120,5 @@ struct nb_pipe;
  * fails; release it with nb_pool_release.
  */
 nb_conn_t *nb_pool_acquire_virtual(nb_pool_t *p, struct nb_pipe *pipe);
-/** The pipe of a virtual handle with no transaction open, else NULL. */
-struct nb_pipe *nb_conn__pipe(nb_conn_t *c);
-/** True for a virtual handle. */
-bool nb_conn__is_virtual(nb_conn_t *c);
-/** The real connection a statement on c runs on now (NULL: the pipe). */
-nb_conn_t *nb_conn__real(nb_conn_t *c);
-/** Virtual handles: takes a connection of the pool until nb_conn__end_exclusive. 0 or NB_EUNAVAIL. */
-int nb_conn__begin_exclusive(nb_conn_t *c);
-/** Virtual handles: gives the transaction's connection back. */
-void nb_conn__end_exclusive(nb_conn_t *c);
 
 #endif

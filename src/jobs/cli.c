@@ -20,6 +20,7 @@
 
 #include "core/config.h"
 #include "core/log.h"
+#include "db/connect.h"
 #include "db/pool.h"
 #include "jobs/worker.h"
 
@@ -67,21 +68,16 @@ static int parse_args(int argc, char **argv)
 /* Checks at start that the database answers, for a clear one-line error. */
 static int check_database(void)
 {
-	char timeout[16];
-	snprintf(timeout, sizeof timeout, "%d", nb_cfg.db_connect_timeout_s > 0 ? nb_cfg.db_connect_timeout_s : 5);
-	const char *keys[] = {"dbname", "connect_timeout", "application_name", NULL};
-	const char *vals[] = {nb_cfg.database_url, timeout, "notebookd-worker", NULL};
-	PGconn *pg = PQconnectdbParams(keys, vals, 1);
-	int rc = 0;
-	if (PQstatus(pg) != CONNECTION_OK) {
-		char msg[512];
-		snprintf(msg, sizeof msg, "%s", PQerrorMessage(pg));
-		msg[strcspn(msg, "\n")] = '\0';
+	nb_db_connect_opts_t co;
+	nb_db_connect_opts_init(&co, nb_cfg.database_url, "notebookd-worker");
+	char msg[512];
+	PGconn *pg = nb_db_connect(&co, msg, sizeof msg);
+	if (!pg) {
 		fprintf(stderr, "notebookd worker: could not connect to the database: %s\n", msg);
-		rc = -1;
+		return -1;
 	}
 	PQfinish(pg);
-	return rc;
+	return 0;
 }
 
 int nb_jobs_cmd_worker(int argc, char **argv)
@@ -109,7 +105,7 @@ int nb_jobs_cmd_worker(int argc, char **argv)
 	po.size = concurrency + 3; /* handlers, fetcher, completer, maintenance */
 	po.async = false;
 	nb_pool_t *pool = nb_pool_create(&po);
-	nb_workers_t *w = nb_workers_start(pool, nb_cfg.database_url, concurrency, "worker");
+	nb_workers_t *w = nb_workers_start(pool, nb_workers_listen_url(), concurrency, "worker");
 
 	int sig = 0;
 	while (sigwait(&set, &sig) != 0)

@@ -2,7 +2,9 @@
  * queue.c — the table of job kinds and enqueueing (see queue.h).
  *
  * The table is a small fixed array guarded by a mutex; workers copy it when
- * they start, so a handler lookup on the hot path takes no lock.
+ * they start, so a handler lookup on the hot path takes no lock. The test
+ * kinds 'noop' and 'fail' are registered only on request (tests, and the
+ * binary with NOTEBOOKD_DEBUG_ROUTES=1 for the queue benchmark).
  */
 #include "jobs/queue.h"
 
@@ -36,8 +38,8 @@ static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct {
 	char kind[32];
 	nb_job_fn fn;
-} reg[NB_JOBS_MAX_KINDS] = {{"noop", noop_job}, {"fail", fail_job}};
-static int nreg = 2;
+} reg[NB_JOBS_MAX_KINDS];
+static int nreg;
 
 void nb_jobs_register(const char *kind, nb_job_fn fn)
 {
@@ -60,6 +62,12 @@ void nb_jobs_register(const char *kind, nb_job_fn fn)
 	}
 	reg[i].fn = fn;
 	pthread_mutex_unlock(&reg_mu);
+}
+
+void nb_jobs_register_test_kinds(void)
+{
+	nb_jobs_register("noop", noop_job);
+	nb_jobs_register("fail", fail_job);
 }
 
 int nb_jobs__registered(char kinds[][32], nb_job_fn *fns, int max)

@@ -69,11 +69,15 @@ typedef int (*nb_job_fn)(const nb_job_t *job, nb_job_ctx_t *ctx, char *err, size
 /**
  * Sets the handler of a kind (replacing any earlier one). Call before the
  * workers start: they claim only jobs of kinds registered when they started.
- * The kinds 'noop' (succeeds) and 'fail' (always fails) are built in, for
- * tests and benchmarks. The kind must also be allowed by the jobs table's
- * CHECK constraint. Aborts when the table of kinds (16) is full.
+ * The kind must also be allowed by the jobs table's CHECK constraint.
+ * Aborts when the table of kinds (16) is full.
  */
 void nb_jobs_register(const char *kind, nb_job_fn fn);
+/**
+ * Registers the test kinds 'noop' (succeeds) and 'fail' (always fails), for
+ * tests and benchmarks; the binary does so only with NOTEBOOKD_DEBUG_ROUTES=1.
+ */
+void nb_jobs_register_test_kinds(void);
 
 /** What to enqueue. */
 typedef struct nb_job_spec {

@@ -39,10 +39,18 @@ typedef struct nb_workers_stats {
 	uint64_t dead;	       /* recorded dead */
 	uint64_t lost;	       /* outcomes not recorded: the lease had gone to someone else */
 	uint64_t handed_back;  /* re-queued by nb_workers_stop */
+	uint64_t deferred;     /* re-queued because the handler lost the database (attempt not counted) */
 	uint64_t reaped;       /* expired leases this process's reaper re-queued or buried */
 	uint64_t claim_stmts;  /* claim statements run (claimed / claim_stmts: the batch size) */
 	uint64_t record_stmts; /* outcome statements run */
 } nb_workers_stats_t;
+
+/**
+ * The LISTEN connection's conninfo: NOTEBOOKD_LISTEN_DATABASE_URL, else
+ * DATABASE_URL (LISTEN needs a session, which a transaction-pooling PgBouncer
+ * does not keep: point it straight at PostgreSQL there).
+ */
+const char *nb_workers_listen_url(void);
 
 /** Fills o from the configuration. name is kept by pointer. */
 void nb_workers_opts_default(nb_workers_opts_t *o, int concurrency, const char *name);
@@ -63,6 +71,14 @@ nb_workers_t *nb_workers_start(nb_pool_t *pool, const char *conninfo_for_listen,
 nb_workers_t *nb_workers_start_opts(nb_pool_t *pool, const char *conninfo_for_listen, const nb_workers_opts_t *o);
 
 /**
+ * Starts stopping without waiting: claims nothing more from now on, and idle
+ * handler threads exit (jobs already running go on). Safe from any thread,
+ * e.g. the HTTP server's on_shutdown hook, so that workers stop claiming at
+ * the signal while requests drain. nb_workers_stop must still follow. Accepts NULL.
+ */
+void nb_workers_begin_stop(nb_workers_t *w);
+
+/**
  * Stops the set: claims nothing more; jobs claimed but not started are handed
  * back at once; running jobs may finish within timeout_ms, and the rest are
  * handed back (re-queued: status pending, or failed if an earlier attempt
@@ -72,11 +88,16 @@ nb_workers_t *nb_workers_start_opts(nb_pool_t *pool, const char *conninfo_for_li
  * return — a handler that never returns blocks it. Accepts NULL.
  */
 void nb_workers_stop(nb_workers_t *w, int timeout_ms);
+/**
+ * The same with an absolute deadline (monotonic ms, core/timeutil.h), so that
+ * one shutdown deadline counted from the signal covers the HTTP drain and the
+ * jobs: running jobs may finish until then, hand-backs wait for a connection
+ * until then (at least half a second).
+ */
+void nb_workers_stop_by(nb_workers_t *w, int64_t deadline_mono_ms);
 
 /** A snapshot of the counters. */
 void nb_workers_stats(nb_workers_t *w, nb_workers_stats_t *out);
-/** This set's locked_by value. */
-const char *nb_workers_name(const nb_workers_t *w);
 
 /**
  * `notebookd worker [--concurrency N]`: runs a worker set until SIGTERM or

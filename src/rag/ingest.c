@@ -132,6 +132,10 @@ static void scrub_controls(char *s, size_t n)
 static int ingest(const nb_job_t *job, nb_job_ctx_t *ctx, char *err, size_t errlen)
 {
 	nb_conn_t *c = nb_job_ctx_conn(ctx);
+	if (!c) { /* the database is away: the worker re-queues the job (attempt not counted) */
+		snprintf(err, errlen, "database unavailable");
+		return NB_EUNAVAIL;
+	}
 	const char *sid = job->source_id;
 	nb_ingest_info_t info;
 	int rc = nb_store_ingest_load(c, sid, &info);

@@ -73,7 +73,8 @@ NB_STMT(st_jobs_heartbeat, "UPDATE jobs SET locked_until = now() + $3::int " MS
 
 NB_STMT(st_jobs_handback,
 	"UPDATE jobs SET status = CASE WHEN attempts <= 1 THEN 'pending' ELSE 'failed' END,"
-	" attempts = greatest(attempts - 1, 0), locked_by = NULL, locked_until = NULL, updated_at = now()"
+	" attempts = greatest(attempts - 1, 0), locked_by = NULL, locked_until = NULL, updated_at = now(),"
+	" run_at = CASE WHEN $3::int > 0 THEN now() + $3::int " MS " ELSE run_at END"
 	" WHERE id = ANY ($1::uuid[]) AND locked_by = $2 AND status = 'running'");
 
 NB_STMT(st_jobs_reap, "UPDATE jobs SET"
@@ -248,9 +249,10 @@ int nb_store_jobs_heartbeat(nb_conn_t *c, const char *worker, const char *const 
 	return ids_update(c, &st_jobs_heartbeat, worker, ids, n, lease_ms, true, extended);
 }
 
-int nb_store_jobs_handback(nb_conn_t *c, const char *worker, const char *const *ids, int n, int *count)
+int nb_store_jobs_handback(nb_conn_t *c, const char *worker, const char *const *ids, int n, int delay_ms,
+			   int *count)
 {
-	int rc = ids_update(c, &st_jobs_handback, worker, ids, n, 0, false, count);
+	int rc = ids_update(c, &st_jobs_handback, worker, ids, n, delay_ms, true, count);
 	if (rc == 0 && *count > 0)
 		rc = nb_db_exec(c, &st_jobs_notify, NULL, NULL);
 	return rc;

@@ -94,12 +94,14 @@ int nb_store_jobs_heartbeat(nb_conn_t *c, const char *worker, const char *const 
 			    int *extended);
 
 /**
- * Hands `worker`'s running jobs back (graceful shutdown): status back to
- * pending (or failed when an earlier attempt failed), attempts - 1 (the
- * interrupted attempt does not count), locks cleared, run_at unchanged; then
- * NOTIFY so that other workers take them at once. *count = rows changed.
+ * Hands `worker`'s running jobs back (graceful shutdown, or a handler that
+ * lost the database): status back to pending (or failed when an earlier
+ * attempt failed), attempts - 1 (the interrupted attempt does not count),
+ * locks cleared, run_at unchanged (delay_ms 0) or now() + delay_ms; then
+ * NOTIFY so that other workers take them. *count = rows changed.
  */
-int nb_store_jobs_handback(nb_conn_t *c, const char *worker, const char *const *ids, int n, int *count);
+int nb_store_jobs_handback(nb_conn_t *c, const char *worker, const char *const *ids, int n, int delay_ms,
+			   int *count);
 
 /**
  * The reaper: up to `limit` running jobs whose lease expired become 'failed'

@@ -945,6 +945,7 @@ static void test_worker_command(void)
 		pid = fork();
 		if (pid == 0) {
 			setenv("DATABASE_URL", url, 1);
+			setenv("NOTEBOOKD_DEBUG_ROUTES", "1", 1); /* registers the 'noop' kind */
 			execl(bin, bin, "worker", "--concurrency", "2", (char *)NULL);
 			_exit(127);
 		}
@@ -1062,6 +1063,7 @@ int main(void)
 		return 2;
 	}
 	nb_log_set_level(getenv("NB_TEST_LOG_LEVEL") ? getenv("NB_TEST_LOG_LEVEL") : "warn");
+	nb_jobs_register_test_kinds();
 	nb_jobs_register("generate_quiz", recording_job);
 	nb_jobs_register("generate_study_guide", timed_failing_job);
 	pool = make_pool(4);

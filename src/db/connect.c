@@ -1,0 +1,173 @@
+/*
+ * connect.c — opening connections (see connect.h).
+ *
+ * The parameters are built once per call into keyword/value arrays; the
+ * session settings travel as `-c name=value` in `options`, which libpq
+ * sends in the startup packet.
+ */
+#include "db/connect.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "core/config.h"
+#include "core/log.h"
+#include "core/sched.h"
+#include "core/timeutil.h"
+
+#define MAX_KEYS 10
+
+typedef struct params {
+	const char *keys[MAX_KEYS];
+	const char *vals[MAX_KEYS];
+	char timeout[16];
+	char options[192];
+} params_t;
+
+void nb_db_connect_opts_init(nb_db_connect_opts_t *o, const char *conninfo, const char *application_name)
+{
+	memset(o, 0, sizeof *o);
+	o->conninfo = conninfo;
+	o->application_name = application_name;
+	o->connect_timeout_s = nb_cfg.db_connect_timeout_s;
+}
+
+static int timeout_s(const nb_db_connect_opts_t *o)
+{
+	return o->connect_timeout_s > 0 ? o->connect_timeout_s : 5;
+}
+
+static void build(const nb_db_connect_opts_t *o, params_t *p)
+{
+	int n = 0;
+	snprintf(p->timeout, sizeof p->timeout, "%d", timeout_s(o));
+	p->options[0] = '\0';
+	size_t len = 0;
+	if (o->statement_timeout_ms > 0)
+		len += (size_t)snprintf(p->options + len, sizeof p->options - len, "-c statement_timeout=%d ",
+					o->statement_timeout_ms);
+	if (o->idle_in_tx_timeout_ms > 0)
+		len += (size_t)snprintf(p->options + len, sizeof p->options - len,
+					"-c idle_in_transaction_session_timeout=%d ", o->idle_in_tx_timeout_ms);
+	if (o->lock_timeout_ms > 0)
+		len += (size_t)snprintf(p->options + len, sizeof p->options - len, "-c lock_timeout=%d ",
+					o->lock_timeout_ms);
+	p->keys[n] = "dbname";
+	p->vals[n++] = o->conninfo ? o->conninfo : "";
+	p->keys[n] = "application_name";
+	p->vals[n++] = o->application_name ? o->application_name : "notebookd";
+	p->keys[n] = "connect_timeout";
+	p->vals[n++] = p->timeout;
+	if (len > 0) {
+		p->keys[n] = "options";
+		p->vals[n++] = p->options;
+	}
+	if (o->keepalives) {
+		p->keys[n] = "keepalives_idle";
+		p->vals[n++] = "30";
+		p->keys[n] = "keepalives_interval";
+		p->vals[n++] = "10";
+		p->keys[n] = "keepalives_count";
+		p->vals[n++] = "3";
+	}
+	p->keys[n] = NULL;
+	p->vals[n] = NULL;
+}
+
+static void one_line(char *err, size_t errlen, const char *msg)
+{
+	if (!err || errlen == 0)
+		return;
+	snprintf(err, errlen, "%s", msg && msg[0] ? msg : "unknown error");
+	err[strcspn(err, "\n")] = '\0';
+}
+
+static void notice_quiet(void *arg, const char *msg)
+{
+	(void)arg;
+	nb_debug("postgres notice: %s", msg);
+}
+
+PGconn *nb_db_connect(const nb_db_connect_opts_t *o, char *err, size_t errlen)
+{
+	params_t p;
+	build(o, &p);
+	PGconn *pg = PQconnectdbParams(p.keys, p.vals, 1);
+	if (nb_db_connect_finish(pg, NULL, err, errlen) < 0) {
+		PQfinish(pg);
+		return NULL;
+	}
+	return pg;
+}
+
+PGconn *nb_db_connect_start(const nb_db_connect_opts_t *o, char *err, size_t errlen)
+{
+	params_t p;
+	build(o, &p);
+	PGconn *pg = PQconnectStartParams(p.keys, p.vals, 1);
+	if (!pg || PQstatus(pg) == CONNECTION_BAD) {
+		one_line(err, errlen, pg ? PQerrorMessage(pg) : "out of memory");
+		PQfinish(pg);
+		return NULL;
+	}
+	return pg;
+}
+
+int nb_db_connect_finish(PGconn *pg, const char *why, char *err, size_t errlen)
+{
+	if (!pg) {
+		one_line(err, errlen, "out of memory");
+		return -1;
+	}
+	if (why || PQstatus(pg) != CONNECTION_OK) {
+		one_line(err, errlen, why ? why : PQerrorMessage(pg));
+		return -1;
+	}
+	PQsetNoticeProcessor(pg, notice_quiet, NULL);
+	return 0;
+}
+
+PGconn *nb_db_connect_async(const nb_db_connect_opts_t *o, nb_fdwait_t **fw_out, char *err, size_t errlen)
+{
+	if (fw_out)
+		*fw_out = NULL;
+	PGconn *pg = nb_db_connect_start(o, err, errlen);
+	if (!pg)
+		return NULL;
+	int64_t deadline = nb_mono_ms() + (int64_t)timeout_s(o) * 1000;
+	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+	nb_fdwait_t *fw = NULL;
+	int fd = -1;
+	const char *why = NULL;
+	while (st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED) {
+		if (PQsocket(pg) != fd) { /* libpq may switch sockets (several hosts) */
+			nb_fdwait_destroy(fw);
+			fd = PQsocket(pg);
+			fw = nb_fdwait_create(fd);
+		}
+		int left = (int)(deadline - nb_mono_ms());
+		if (!fw || left <= 0 ||
+		    nb_fdwait_wait(fw, st == PGRES_POLLING_READING ? NB_WAIT_READ : NB_WAIT_WRITE, left) < 0) {
+			why = "timeout";
+			break;
+		}
+		st = PQconnectPoll(pg);
+	}
+	if (!why && st != PGRES_POLLING_OK)
+		why = PQerrorMessage(pg)[0] ? PQerrorMessage(pg) : "connection failed";
+	if (nb_db_connect_finish(pg, why, err, errlen) < 0)
+		goto fail;
+	if (PQsetnonblocking(pg, 1) != 0) {
+		one_line(err, errlen, PQerrorMessage(pg));
+		goto fail;
+	}
+	if (fw_out)
+		*fw_out = fw;
+	else
+		nb_fdwait_destroy(fw);
+	return pg;
+fail:
+	nb_fdwait_destroy(fw);
+	PQfinish(pg);
+	return NULL;
+}
