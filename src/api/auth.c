@@ -251,10 +251,10 @@ int nb_api_otp_request(nb_req_t *req)
 /*
  * Counts the attempt on the account's newest live code (one statement in a
  * transaction of its own, committed whatever follows: a wrong guess must
- * stay counted) and compares
- * the code in constant time. An unknown account or no live code costs the
- * same statement and an HMAC over a dummy id, so verify has no timing oracle
- * either. Writes the owner and the code's id for consumption.
+ * stay counted) and compares the code in constant time. An unknown account
+ * or no live code costs the same statements and an HMAC over a dummy id, so
+ * verify has no timing oracle either. Writes the owner and the code's id for
+ * consumption.
  */
 static int check_code(nb_conn_t *c, const char *email, const char *purpose, const char *code, char user_id[37],
 		      char otp_id[37])
