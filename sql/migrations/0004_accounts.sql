@@ -12,11 +12,25 @@
 ALTER TABLE users ADD COLUMN pending_email text
 	CHECK (pending_email IS NULL OR length(pending_email) BETWEEN 3 AND 254);
 
-UPDATE users u SET email = lower(normalize(u.email, NFC))
-WHERE u.email <> lower(normalize(u.email, NFC))
-  AND NOT EXISTS (SELECT 1 FROM users o
-                  WHERE o.id <> u.id AND o.deleted_at IS NULL
-                    AND lower(o.email) = lower(normalize(u.email, NFC)));
+DO $$
+BEGIN
+	IF current_setting('server_encoding') = 'UTF8' THEN
+		-- of several rows with one canonical form only the first (by id) moves,
+		-- and none onto an address another live row has
+		UPDATE users u SET email = lower(normalize(u.email, NFC))
+		WHERE u.email <> lower(normalize(u.email, NFC))
+		  AND NOT EXISTS (SELECT 1 FROM users o
+		                  WHERE o.id <> u.id AND o.deleted_at IS NULL
+		                    AND (lower(o.email) = lower(normalize(u.email, NFC))
+		                         OR (o.id < u.id AND lower(normalize(o.email, NFC))
+		                                             = lower(normalize(u.email, NFC)))));
+	ELSE -- normalize() needs a UTF8 database; lower case at least
+		UPDATE users u SET email = lower(u.email) WHERE u.email <> lower(u.email)
+		  AND NOT EXISTS (SELECT 1 FROM users o WHERE o.id <> u.id AND o.deleted_at IS NULL
+		                  AND lower(o.email) = lower(u.email));
+	END IF;
+END;
+$$;
 
 ALTER TABLE otps DROP CONSTRAINT otps_purpose_check;
 ALTER TABLE otps ADD CONSTRAINT otps_purpose_check

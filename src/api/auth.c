@@ -249,19 +249,31 @@ int nb_api_otp_request(nb_req_t *req)
 }
 
 /*
- * Counts the attempt on the account's newest live code (one statement,
- * committed whatever follows: a wrong guess must stay counted) and compares
- * the code in constant time. An unknown account or no live code costs the
- * same statement and an HMAC over a dummy id, so verify has no timing oracle
- * either. Writes the owner and the code's id for consumption.
+ * Counts the attempt on the account's newest live code (one statement in a
+ * transaction of its own, committed whatever follows: a wrong guess must
+ * stay counted) and compares the code in constant time. An unknown account
+ * or no live code costs the same statements and an HMAC over a dummy id, so
+ * verify has no timing oracle either. Writes the owner and the code's id for
+ * consumption.
  */
 static int check_code(nb_conn_t *c, const char *email, const char *purpose, const char *code, char user_id[37],
 		      char otp_id[37])
 {
 	unsigned char stored[32] = {0};
-	int rc = nb_store_otp_attempt_by_email(c, email, purpose, NB_OTP_MAX_ATTEMPTS, user_id, otp_id, stored);
-	if (rc < 0 && rc != NB_EUNAUTH)
+	/* Counting an attempt writes a row, and a synchronous commit would wait
+	 * for the disk only when the account and a code exist: commit without
+	 * waiting, in the same statements either way. */
+	int rc = nb_db_begin(c);
+	if (rc == 0 && (rc = nb_store_txn_async_commit(c)) == 0) {
+		rc = nb_store_otp_attempt_by_email(c, email, purpose, NB_OTP_MAX_ATTEMPTS, user_id, otp_id, stored);
+		int crc = rc == 0 || rc == NB_EUNAUTH ? nb_db_commit(c) : 0;
+		if (crc < 0)
+			rc = crc;
+	}
+	if (rc < 0 && rc != NB_EUNAUTH) {
+		nb_db_rollback(c);
 		return rc;
+	}
 	size_t keylen;
 	const unsigned char *key = nb_auth_key(&keylen);
 	bool ok = nb_otp_verify(key, keylen, rc == 0 ? otp_id : "00000000-0000-0000-0000-000000000000", code,

@@ -89,6 +89,7 @@ NB_STMT(st_otp_attempt_email,
 	"             AND o.consumed_at IS NULL AND o.deleted_at IS NULL ORDER BY o.created_at DESC LIMIT 1)"
 	" AND attempts < $3 AND expires_at > now()"
 	" RETURNING id, code_hash, user_id");
+NB_STMT(st_otp_async_commit, "SELECT set_config('synchronous_commit', 'off', true)");
 NB_STMT(st_otp_consume, "UPDATE otps SET consumed_at = now() WHERE id = $1 AND consumed_at IS NULL RETURNING id");
 
 void nb_user_row_dispose(nb_user_row_t *row)
@@ -387,6 +388,11 @@ int nb_store_otp_attempt_by_email(nb_conn_t *c, const char *email, const char *p
 	rc = read_attempt(r, otp_id, code_hash, user_id);
 	PQclear(r);
 	return rc;
+}
+
+int nb_store_txn_async_commit(nb_conn_t *c)
+{
+	return nb_db_exec(c, &st_otp_async_commit, NULL, NULL);
 }
 
 int nb_store_otp_consume(nb_conn_t *c, const char *otp_id)

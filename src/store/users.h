@@ -103,6 +103,13 @@ int nb_store_otp_attempt(nb_conn_t *c, const char *user_id, const char *purpose,
  */
 int nb_store_otp_attempt_by_email(nb_conn_t *c, const char *email, const char *purpose, int max_attempts,
 				  char user_id[37], char otp_id[37], unsigned char code_hash[32]);
+/**
+ * In the caller's open transaction: its commit does not wait for the WAL
+ * flush (SET LOCAL synchronous_commit = off), so a transaction that wrote
+ * (a counted attempt) commits in the time of one that did not. A crash may
+ * forget the last fraction of a second of such commits.
+ */
+int nb_store_txn_async_commit(nb_conn_t *c);
 /** Marks the code used; NB_EUNAUTH if it was used meanwhile (single use under races). */
 int nb_store_otp_consume(nb_conn_t *c, const char *otp_id);
 
