@@ -69,6 +69,9 @@ def test_unknown_fields_are_named():
     eq(r.status, 422, r.body)
     eq(r.json["error"]["field"], "titel")
     eq(srv.get("/v1/notebooks/" + nb["id"], token=tok).json["title"], "ok")
+    r = srv.post("/v1/notebooks/%s/restore" % nb["id"], {"deleted": False}, token=tok)
+    eq(r.status, 422, r.body)
+    eq(r.json["error"]["field"], "deleted")
 
 
 def test_titles_refuse_controls_bidi_and_blank():

@@ -635,6 +635,10 @@ def test_rename_and_restore_a_source():
     eq(srv.patch("/v1/sources/" + sid, {"title": "mine"}, token=other).status, 404)
     # restore: also when live; back in the list and in search after the trash
     eq(srv.post("/v1/sources/%s/restore" % sid, token=tok).status, 200)
+    for path in ("restore", "retry"):
+        r = srv.post("/v1/sources/%s/%s" % (sid, path), {"force": True}, token=tok)
+        eq(r.status, 422, r.body)
+        eq(r.json["error"]["field"], "force")
     eq(srv.delete("/v1/sources/" + sid, token=tok).status, 204)
     eq(srv.get("/v1/notebooks/%s/search?q=tides" % nb, token=tok).json["items"], [])
     eq(srv.patch("/v1/sources/" + sid, {"title": "gone"}, token=tok).status, 404)
