@@ -327,8 +327,12 @@ def test_bad_inputs_fail_cleanly():
     # unsupported upload type, missing file part, malformed multipart
     r = upload(tok, nb, {"file": ("x.png", "image/png", b"\x89PNG....")})
     eq(r.status, 415)
+    r = upload(tok, nb, {"title": (None, None, b"x")})
+    eq(r.status, 422, r.body)
+    eq(r.json["error"]["field"], "file")
     r = upload(tok, nb, {"other": (None, None, b"x")})
-    eq(r.status, 422)
+    eq(r.status, 422, r.body)
+    eq(r.json["error"]["field"], "other")
     r = srv.request("POST", "/v1/notebooks/%s/sources" % nb, raw=b"--b\r\ngarbage",
                     headers={"Content-Type": "multipart/form-data; boundary=b"}, token=tok)
     eq(r.status, 400)
