@@ -153,8 +153,12 @@ int nb_api_notebook_delete(nb_req_t *req)
 
 int nb_api_notebook_restore(nb_req_t *req)
 {
+	static const char *const none[] = {NULL};
 	nb_conn_t *c;
-	int rc = nb_req_db(req, &c);
+	int rc = nb_body_only(req, none);
+	if (rc < 0)
+		return rc;
+	rc = nb_req_db(req, &c);
 	if (rc < 0)
 		return nb_fail(req, rc);
 	json_t *nb = NULL;

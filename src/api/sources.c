@@ -294,11 +294,16 @@ int nb_api_source_update(nb_req_t *req)
 	return 0;
 }
 
+static const char *const k_no_fields[] = {NULL};
+
 int nb_api_source_restore(nb_req_t *req)
 {
 	nb_conn_t *c;
 	json_t *s = NULL;
-	int rc = nb_req_db(req, &c);
+	int rc = nb_body_only(req, k_no_fields);
+	if (rc < 0)
+		return rc;
+	rc = nb_req_db(req, &c);
 	if (rc < 0 || (rc = nb_store_source_restore(c, req->user_id, nb_req_param(req, 0), &s)) < 0)
 		return nb_fail(req, rc);
 	nb_resp_json(&req->resp, 200, s);
@@ -335,7 +340,10 @@ int nb_api_source_retry(nb_req_t *req)
 {
 	nb_conn_t *c;
 	json_t *out = NULL;
-	int rc = nb_req_db(req, &c);
+	int rc = nb_body_only(req, k_no_fields);
+	if (rc < 0)
+		return rc;
+	rc = nb_req_db(req, &c);
 	if (rc == 0)
 		rc = retry(req, c, nb_req_param(req, 0), &out);
 	if (rc == NB_ECONFLICT)

@@ -10,12 +10,7 @@
 
 #include <stddef.h>
 
-typedef struct nb_chunk {
-	size_t byte_start, byte_end; /* the chunk's text is text[byte_start, byte_end) */
-	int char_start, char_end;    /* the same span in code points of the whole text */
-	int page;                    /* 1-based page of char_start when page offsets are given, else 0 */
-	int token_count;             /* estimated LLM tokens, see nb_chunk_token_estimate */
-} nb_chunk_t;
+#include "store/chunk_span.h" /* nb_chunk_t, shared with the store */
 
 /**
  * Splits text[0..len) (valid UTF-8) into chunks of at most target_chars code

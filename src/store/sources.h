@@ -16,7 +16,7 @@
 #include <stddef.h>
 
 #include "db/pool.h"
-#include "rag/chunk.h"
+#include "store/chunk_span.h"
 
 /**
  * The user's document with these bytes: found by SHA-256, or inserted.

@@ -69,6 +69,9 @@ def test_unknown_fields_are_named():
     eq(r.status, 422, r.body)
     eq(r.json["error"]["field"], "titel")
     eq(srv.get("/v1/notebooks/" + nb["id"], token=tok).json["title"], "ok")
+    r = srv.post("/v1/notebooks/%s/restore" % nb["id"], {"deleted": False}, token=tok)
+    eq(r.status, 422, r.body)
+    eq(r.json["error"]["field"], "deleted")
 
 
 def test_titles_refuse_controls_bidi_and_blank():
@@ -237,15 +240,16 @@ def test_purge_hard_deletes_old_trash():
     new = srv.post("/v1/notebooks", {"title": "recent"}, token=tok).json
     src = srv.post("/v1/notebooks/%s/sources" % old["id"], {"kind": "text", "content": "purge me " + uid}, token=tok).json
     doc = src["source"]["document_id"]
-    srv.delete("/v1/notebooks/" + old["id"], token=tok)
-    srv.delete("/v1/notebooks/" + new["id"], token=tok)
+    eq(srv.delete("/v1/notebooks/" + old["id"], token=tok).status, 204)
+    eq(srv.delete("/v1/notebooks/" + new["id"], token=tok).status, 204)
     psql("UPDATE notebooks SET deleted_at = now() - interval '91 days' WHERE id = '%s'" % old["id"])
     psql("UPDATE documents SET created_at = now() - interval '91 days' WHERE id = '%s'" % doc)
     env = dict(srv.env)
     r = subprocess.run([srv.proc.args[0], "purge"], env=env, capture_output=True, text=True, timeout=60)
     eq(r.returncode, 0, r.stderr)
-    check("notebooks" in r.stdout)
+    check("notebooks" in r.stdout, r.stdout)
     eq(psql("SELECT count(*) FROM notebooks WHERE id = '%s'" % old["id"]), "0")
+    eq(psql("SELECT count(*) FROM sources WHERE id = '%s'" % src["source"]["id"]), "0")  # by cascade
     eq(psql("SELECT count(*) FROM notebooks WHERE id = '%s'" % new["id"]), "1")
     eq(psql("SELECT count(*) FROM documents WHERE id = '%s'" % doc), "0")  # no source uses it any more
     eq(srv.post("/v1/notebooks/%s/restore" % old["id"], token=tok).status, 404)

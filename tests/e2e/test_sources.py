@@ -327,8 +327,12 @@ def test_bad_inputs_fail_cleanly():
     # unsupported upload type, missing file part, malformed multipart
     r = upload(tok, nb, {"file": ("x.png", "image/png", b"\x89PNG....")})
     eq(r.status, 415)
+    r = upload(tok, nb, {"title": (None, None, b"x")})
+    eq(r.status, 422, r.body)
+    eq(r.json["error"]["field"], "file")
     r = upload(tok, nb, {"other": (None, None, b"x")})
-    eq(r.status, 422)
+    eq(r.status, 422, r.body)
+    eq(r.json["error"]["field"], "other")
     r = srv.request("POST", "/v1/notebooks/%s/sources" % nb, raw=b"--b\r\ngarbage",
                     headers={"Content-Type": "multipart/form-data; boundary=b"}, token=tok)
     eq(r.status, 400)
@@ -635,6 +639,10 @@ def test_rename_and_restore_a_source():
     eq(srv.patch("/v1/sources/" + sid, {"title": "mine"}, token=other).status, 404)
     # restore: also when live; back in the list and in search after the trash
     eq(srv.post("/v1/sources/%s/restore" % sid, token=tok).status, 200)
+    for path in ("restore", "retry"):
+        r = srv.post("/v1/sources/%s/%s" % (sid, path), {"force": True}, token=tok)
+        eq(r.status, 422, r.body)
+        eq(r.json["error"]["field"], "force")
     eq(srv.delete("/v1/sources/" + sid, token=tok).status, 204)
     eq(srv.get("/v1/notebooks/%s/search?q=tides" % nb, token=tok).json["items"], [])
     eq(srv.patch("/v1/sources/" + sid, {"title": "gone"}, token=tok).status, 404)
