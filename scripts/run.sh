@@ -8,6 +8,15 @@
 set -eu
 cd "$(dirname "$0")/.."
 mkdir -p var
+listen=${NOTEBOOKD_LISTEN:-127.0.0.1:8080}
+if python3 -c 'import socket, sys
+host, _, port = sys.argv[1].rpartition(":")
+s = socket.socket()
+s.settimeout(1)
+sys.exit(0 if s.connect_ex((host if host not in ("", "0.0.0.0") else "127.0.0.1", int(port))) == 0 else 1)' "$listen" 2>/dev/null; then
+	echo "run: $listen is taken (another make run or server?): set NOTEBOOKD_LISTEN to another host:port, e.g. NOTEBOOKD_LISTEN=127.0.0.1:8081 make run" >&2
+	exit 1
+fi
 if [ -z "${DATABASE_URL:-}" ]; then
 	DATABASE_URL=$(sh scripts/pg.sh start var/pg) || exit 1
 	export DATABASE_URL
@@ -17,6 +26,5 @@ if [ -z "${DATABASE_URL:-}" ]; then
 fi
 export NOTEBOOKD_VAR_DIR="${NOTEBOOKD_VAR_DIR:-var}"
 ./build/notebookd migrate
-listen=${NOTEBOOKD_LISTEN:-127.0.0.1:8080}
 echo "run: serving on http://$listen (Ctrl-C stops)" >&2
 exec ./build/notebookd serve
