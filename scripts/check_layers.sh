@@ -69,5 +69,6 @@ if [ "$violations" -eq 0 ]; then
 	echo "ok - layers"
 	exit 0
 fi
-echo "not ok - layers ($violations violations of docs/architecture.md's layer rules)"
+echo "# $violations violations of the layer rules of docs/architecture.md"
+echo "not ok - layers"
 exit 1
