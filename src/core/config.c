@@ -22,105 +22,157 @@ typedef struct {
 	const char *def; /* NULL: unset by default */
 	long min, max;   /* for numbers */
 	const char *help;
-	unsigned cmds; /* the commands that read it (NB_CMD_*); 0: every command */
 } var_t;
 
 #define OFF(f) offsetof(nb_config_t, f)
-/* Who reads a setting, for `notebookd <command> --help` (the last field of an entry). */
+
+static const var_t vars[] = {
+	{"NOTEBOOKD_LISTEN", T_STR, OFF(listen), "127.0.0.1:8080", 0, 0, "host:port to serve HTTP on"},
+	{"DATABASE_URL", T_STR, OFF(database_url), NULL, 0, 0,
+	 "libpq connection string or URI (make run/test point it at a private cluster)"},
+	{"NOTEBOOKD_IO_THREADS", T_INT, OFF(io_threads), "0", 0, 64,
+	 "event-loop threads accepting, parsing and running handlers as coroutines (0: one per core)"},
+	{"NOTEBOOKD_HANDLER_THREADS", T_INT, OFF(handler_threads), "8", 1, 1024,
+	 "threads for handlers that must block (CPU-heavy work); most run as coroutines on the loops"},
+	{"NOTEBOOKD_HASH_THREADS", T_INT, OFF(hash_threads), "2", 1, 64,
+	 "threads reserved for password hashing (register, login, reset)"},
+	{"NOTEBOOKD_STREAM_THREADS", T_INT, OFF(stream_threads), "64", 1, 4096,
+	 "most threads serving long streamed responses at once"},
+	{"NOTEBOOKD_MAX_CONNECTIONS", T_INT, OFF(max_connections), "10000", 16, 1000000,
+	 "open HTTP connections; beyond it new ones are closed at once"},
+	{"NOTEBOOKD_REQUEST_TIMEOUT_MS", T_INT, OFF(request_timeout_ms), "30000", 100, 3600000,
+	 "deadline of a request from the end of its body to its response (503 after)"},
+	{"NOTEBOOKD_IDLE_TIMEOUT_MS", T_INT, OFF(idle_timeout_ms), "60000", 100, 3600000,
+	 "a keep-alive connection with no request for this long is closed"},
+	{"NOTEBOOKD_READ_TIMEOUT_MS", T_INT, OFF(read_timeout_ms), "30000", 100, 3600000,
+	 "a request whose headers and body do not arrive within this is dropped"},
+	{"NOTEBOOKD_MAX_UPLOAD_BYTES", T_LONG, OFF(max_upload_bytes), "52428800", 1024, 4294967296L,
+	 "largest request body (413 beyond)"},
+	{"NOTEBOOKD_SHUTDOWN_TIMEOUT_MS", T_INT, OFF(shutdown_timeout_ms), "30000", 0, 3600000,
+	 "on SIGTERM, how long in-flight requests and jobs may take to finish"},
+	{"NOTEBOOKD_ACCESS_LOG", T_BOOL, OFF(access_log), "1", 0, 1, "1 writes one JSON access-log line per request"},
+	{"NOTEBOOKD_EXPOSE_STATEMENT_COUNT", T_BOOL, OFF(expose_statement_count), "0", 0, 1,
+	 "1 adds X-DB-Statements (SQL statements the request ran) to responses; for tests"},
+	{"NOTEBOOKD_LOG_LEVEL", T_STR, OFF(log_level), "info", 0, 0, "debug, info, warn or error"},
+	{"NOTEBOOKD_DB_POOL_SIZE", T_INT, OFF(db_pool_size), "8", 1, 1000,
+	 "connections kept open for handlers on the event loops (split across them)"},
+	{"NOTEBOOKD_DB_PIPELINES", T_INT, OFF(db_pipelines), "2", 0, 64,
+	 "pipelined connections per event loop shared by all its requests' statements outside transactions "
+	 "(0: each request takes a pool connection)"},
+	{"NOTEBOOKD_DB_THREAD_POOL_SIZE", T_INT, OFF(db_thread_pool_size), "4", 1, 1000,
+	 "connections kept open for thread-pool handlers and in-process job workers"},
+	{"NOTEBOOKD_DB_POOL_OVERFLOW", T_INT, OFF(db_pool_overflow), "8", 0, 1000,
+	 "extra connections each pool may open under load, closed again when idle"},
+	{"NOTEBOOKD_DB_ACQUIRE_TIMEOUT_MS", T_INT, OFF(db_acquire_timeout_ms), "10000", 1, 600000,
+	 "longest wait for a free connection (then 503 with Retry-After)"},
+	{"NOTEBOOKD_DB_PREPING_IDLE_MS", T_INT, OFF(db_preping_idle_ms), "30000", 0, 86400000,
+	 "a connection idle longer than this is pinged before use"},
+	{"NOTEBOOKD_DB_MAX_AGE_MS", T_INT, OFF(db_max_age_ms), "300000", 1000, 86400000,
+	 "connections older than this are closed and replaced (recycling)"},
+	{"NOTEBOOKD_DB_OVERFLOW_IDLE_MS", T_INT, OFF(db_overflow_idle_ms), "10000", 0, 86400000,
+	 "an overflow connection idle this long is closed"},
+	{"NOTEBOOKD_DB_STATEMENT_TIMEOUT_MS", T_INT, OFF(db_statement_timeout_ms), "30000", 0, 86400000,
+	 "statement_timeout set on every connection"},
+	{"NOTEBOOKD_DB_CONNECT_TIMEOUT_S", T_INT, OFF(db_connect_timeout_s), "5", 1, 600,
+	 "libpq connect_timeout"},
+	{"NOTEBOOKD_JWT_SECRET", T_STR, OFF(jwt_secret), NULL, 0, 0,
+	 "HMAC-SHA256 key for access tokens, at least 32 bytes (dev: made once under var/)"},
+	{"NOTEBOOKD_JWT_ISSUER", T_STR, OFF(jwt_issuer), "notebookd", 0, 0, "the iss claim"},
+	{"NOTEBOOKD_JWT_AUDIENCE", T_STR, OFF(jwt_audience), "notebookd-api", 0, 0, "the aud claim"},
+	{"NOTEBOOKD_ACCESS_TTL_S", T_INT, OFF(access_ttl_s), "900", 10, 86400, "access token lifetime"},
+	{"NOTEBOOKD_REFRESH_TTL_S", T_INT, OFF(refresh_ttl_s), "2592000", 60, 315360000,
+	 "refresh token lifetime (each rotation starts it again)"},
+	{"NOTEBOOKD_REFRESH_ABSOLUTE_TTL_S", T_INT, OFF(refresh_absolute_ttl_s), "7776000", 60, 315360000,
+	 "a login's refresh family ends this long after the login, however often rotated"},
+	{"NOTEBOOKD_AUTH_RATE_PER_MIN", T_INT, OFF(auth_rate_per_min), "10", 0, 1000000,
+	 "login / OTP attempts per minute per client IP and per account; 0 turns the limit off"},
+	{"NOTEBOOKD_MAIL_DIR", T_STR, OFF(mail_dir), "var/mail",
+	 0, 0, "where mail is written as .eml files when NOTEBOOKD_SMTP_URL is unset"},
+	{"NOTEBOOKD_SMTP_URL", T_STR, OFF(smtp_url), NULL, 0, 0,
+	 "smtp:// or smtps:// URL (with user:password@ if needed) to send mail through"},
+	{"NOTEBOOKD_MAIL_FROM", T_STR, OFF(mail_from), "notebookd@localhost", 0, 0, "sender address of mail"},
+	{"NOTEBOOKD_ALLOW_PRIVATE_URLS", T_BOOL, OFF(allow_private_urls), "0", 0, 1,
+	 "1 lets URL sources reach loopback and private addresses (tests only)"},
+	{"NOTEBOOKD_FETCH_TIMEOUT_S", T_INT, OFF(fetch_timeout_s), "20", 1, 600, "URL source fetch timeout"},
+	{"NOTEBOOKD_WORKERS", T_INT, OFF(workers), "2", 0, 256,
+	 "job workers inside `serve` (0: none; run `notebookd worker` instead)"},
+	{"NOTEBOOKD_JOB_LEASE_S", T_INT, OFF(job_lease_s), "60", 2, 86400,
+	 "a running job's lease; heartbeats extend it, a reaper re-queues it once expired"},
+	{"NOTEBOOKD_JOB_MAX_ATTEMPTS", T_INT, OFF(job_max_attempts), "5", 1, 100, "attempts before a job is dead"},
+	{"NOTEBOOKD_JOB_POLL_MS", T_INT, OFF(job_poll_ms), "5000", 10, 600000,
+	 "idle workers poll this often as a safety net behind LISTEN/NOTIFY"},
+	{"NOTEBOOKD_CHUNK_CHARS", T_INT, OFF(chunk_target_chars), "1200", 100, 100000,
+	 "target chunk size in characters"},
+	{"NOTEBOOKD_CHUNK_OVERLAP_CHARS", T_INT, OFF(chunk_overlap_chars), "150", 0, 50000,
+	 "characters shared by consecutive chunks"},
+	{"NOTEBOOKD_TRASH_RETENTION_DAYS", T_INT, OFF(trash_retention_days), "90", 0, 36500,
+	 "`notebookd purge` hard-deletes what has been in the trash longer"},
+	{"NOTEBOOKD_VAR_DIR", T_STR, OFF(var_dir), "var", 0, 0, "where dev-mode state lives (secret, mail)"},
+	{"NOTEBOOKD_DEBUG_ROUTES", T_BOOL, OFF(debug_routes), "0", 0, 1,
+	 "1 adds GET /debug/sleep?ms=N (a handler that waits on PostgreSQL); tests and benchmarks only"},
+};
+
 #define SERVE NB_CMD_SERVE
 #define WORKER NB_CMD_WORKER
 #define PURGE NB_CMD_PURGE
-#define JOBS (NB_CMD_SERVE | NB_CMD_WORKER)                   /* ingestion and the queue */
-#define POOLED (NB_CMD_SERVE | NB_CMD_WORKER | NB_CMD_PURGE)  /* connection pools */
+#define JOBS (NB_CMD_SERVE | NB_CMD_WORKER)                  /* ingestion and the queue */
+#define POOLED (NB_CMD_SERVE | NB_CMD_WORKER | NB_CMD_PURGE) /* connection pools */
 
 /*
- * One line (or two) per setting: name, type, field, default (NULL: unset),
- * min and max for numbers, help, and the commands that read it.
+ * Which commands read each setting, for `notebookd <command> --help`. Every
+ * setting of the table above has a line here (tests/unit/test_config.c
+ * checks it); 0 means every command.
  */
-static const var_t vars[] = {
-	{"NOTEBOOKD_LISTEN", T_STR, OFF(listen), "127.0.0.1:8080", 0, 0, "host:port to serve HTTP on", SERVE},
-	{"DATABASE_URL", T_STR, OFF(database_url), NULL, 0, 0,
-	 "libpq connection string or URI (make run/test point it at a private cluster)", 0},
-	{"NOTEBOOKD_IO_THREADS", T_INT, OFF(io_threads), "0", 0, 64,
-	 "event-loop threads accepting, parsing and running handlers as coroutines (0: one per core)", SERVE},
-	{"NOTEBOOKD_HANDLER_THREADS", T_INT, OFF(handler_threads), "8", 1, 1024,
-	 "threads for handlers that must block (CPU-heavy work); most run as coroutines on the loops", SERVE},
-	{"NOTEBOOKD_HASH_THREADS", T_INT, OFF(hash_threads), "2", 1, 64,
-	 "threads reserved for password hashing (register, login, reset)", SERVE},
-	{"NOTEBOOKD_STREAM_THREADS", T_INT, OFF(stream_threads), "64", 1, 4096,
-	 "most threads serving long streamed responses at once", SERVE},
-	{"NOTEBOOKD_MAX_CONNECTIONS", T_INT, OFF(max_connections), "10000", 16, 1000000,
-	 "open HTTP connections; beyond it new ones are closed at once", SERVE},
-	{"NOTEBOOKD_REQUEST_TIMEOUT_MS", T_INT, OFF(request_timeout_ms), "30000", 100, 3600000,
-	 "deadline of a request from the end of its body to its response (503 after)", SERVE},
-	{"NOTEBOOKD_IDLE_TIMEOUT_MS", T_INT, OFF(idle_timeout_ms), "60000", 100, 3600000,
-	 "a keep-alive connection with no request for this long is closed", SERVE},
-	{"NOTEBOOKD_READ_TIMEOUT_MS", T_INT, OFF(read_timeout_ms), "30000", 100, 3600000,
-	 "a request whose headers and body do not arrive within this is dropped", SERVE},
-	{"NOTEBOOKD_MAX_UPLOAD_BYTES", T_LONG, OFF(max_upload_bytes), "52428800", 1024, 4294967296L,
-	 "largest request body (413 beyond)", SERVE},
-	{"NOTEBOOKD_SHUTDOWN_TIMEOUT_MS", T_INT, OFF(shutdown_timeout_ms), "30000", 0, 3600000,
-	 "on SIGTERM, how long in-flight requests and jobs may take to finish", SERVE | WORKER},
-	{"NOTEBOOKD_ACCESS_LOG", T_BOOL, OFF(access_log), "1", 0, 1, "1 writes one JSON access-log line per request", SERVE},
-	{"NOTEBOOKD_EXPOSE_STATEMENT_COUNT", T_BOOL, OFF(expose_statement_count), "0", 0, 1,
-	 "1 adds X-DB-Statements (SQL statements the request ran) to responses; for tests", SERVE},
-	{"NOTEBOOKD_LOG_LEVEL", T_STR, OFF(log_level), "info", 0, 0, "debug, info, warn or error", 0},
-	{"NOTEBOOKD_DB_POOL_SIZE", T_INT, OFF(db_pool_size), "8", 1, 1000,
-	 "connections kept open for handlers on the event loops (split across them)", SERVE},
-	{"NOTEBOOKD_DB_PIPELINES", T_INT, OFF(db_pipelines), "2", 0, 64,
-	 "pipelined connections per event loop shared by all its requests' statements outside transactions "
-	 "(0: each request takes a pool connection)", SERVE},
-	{"NOTEBOOKD_DB_THREAD_POOL_SIZE", T_INT, OFF(db_thread_pool_size), "4", 1, 1000,
-	 "connections kept open for thread-pool handlers and in-process job workers", SERVE},
-	{"NOTEBOOKD_DB_POOL_OVERFLOW", T_INT, OFF(db_pool_overflow), "8", 0, 1000,
-	 "extra connections each pool may open under load, closed again when idle", POOLED},
-	{"NOTEBOOKD_DB_ACQUIRE_TIMEOUT_MS", T_INT, OFF(db_acquire_timeout_ms), "10000", 1, 600000,
-	 "longest wait for a free connection (then 503 with Retry-After)", POOLED},
-	{"NOTEBOOKD_DB_PREPING_IDLE_MS", T_INT, OFF(db_preping_idle_ms), "30000", 0, 86400000,
-	 "a connection idle longer than this is pinged before use", POOLED},
-	{"NOTEBOOKD_DB_MAX_AGE_MS", T_INT, OFF(db_max_age_ms), "300000", 1000, 86400000,
-	 "connections older than this are closed and replaced (recycling)", POOLED},
-	{"NOTEBOOKD_DB_OVERFLOW_IDLE_MS", T_INT, OFF(db_overflow_idle_ms), "10000", 0, 86400000,
-	 "an overflow connection idle this long is closed", POOLED},
-	{"NOTEBOOKD_DB_STATEMENT_TIMEOUT_MS", T_INT, OFF(db_statement_timeout_ms), "30000", 0, 86400000,
-	 "statement_timeout set on every connection", POOLED},
-	{"NOTEBOOKD_DB_CONNECT_TIMEOUT_S", T_INT, OFF(db_connect_timeout_s), "5", 1, 600,
-	 "libpq connect_timeout", 0},
-	{"NOTEBOOKD_JWT_SECRET", T_STR, OFF(jwt_secret), NULL, 0, 0,
-	 "HMAC-SHA256 key for access tokens, at least 32 bytes (dev: made once under var/)", SERVE},
-	{"NOTEBOOKD_JWT_ISSUER", T_STR, OFF(jwt_issuer), "notebookd", 0, 0, "the iss claim", SERVE},
-	{"NOTEBOOKD_JWT_AUDIENCE", T_STR, OFF(jwt_audience), "notebookd-api", 0, 0, "the aud claim", SERVE},
-	{"NOTEBOOKD_ACCESS_TTL_S", T_INT, OFF(access_ttl_s), "900", 10, 86400, "access token lifetime", SERVE},
-	{"NOTEBOOKD_REFRESH_TTL_S", T_INT, OFF(refresh_ttl_s), "2592000", 60, 315360000,
-	 "refresh token lifetime (each rotation starts it again)", SERVE},
-	{"NOTEBOOKD_REFRESH_ABSOLUTE_TTL_S", T_INT, OFF(refresh_absolute_ttl_s), "7776000", 60, 315360000,
-	 "a login's refresh family ends this long after the login, however often rotated", SERVE},
-	{"NOTEBOOKD_AUTH_RATE_PER_MIN", T_INT, OFF(auth_rate_per_min), "10", 0, 1000000,
-	 "login / OTP attempts per minute per client IP and per account; 0 turns the limit off", SERVE},
-	{"NOTEBOOKD_MAIL_DIR", T_STR, OFF(mail_dir), "var/mail",
-	 0, 0, "where mail is written as .eml files when NOTEBOOKD_SMTP_URL is unset", SERVE},
-	{"NOTEBOOKD_SMTP_URL", T_STR, OFF(smtp_url), NULL, 0, 0,
-	 "smtp:// or smtps:// URL (with user:password@ if needed) to send mail through", SERVE},
-	{"NOTEBOOKD_MAIL_FROM", T_STR, OFF(mail_from), "notebookd@localhost", 0, 0, "sender address of mail", SERVE},
-	{"NOTEBOOKD_ALLOW_PRIVATE_URLS", T_BOOL, OFF(allow_private_urls), "0", 0, 1,
-	 "1 lets URL sources reach loopback and private addresses (tests only)", JOBS},
-	{"NOTEBOOKD_FETCH_TIMEOUT_S", T_INT, OFF(fetch_timeout_s), "20", 1, 600, "URL source fetch timeout", JOBS},
-	{"NOTEBOOKD_WORKERS", T_INT, OFF(workers), "2", 0, 256,
-	 "job workers inside `serve` (0: none; run `notebookd worker` instead)", JOBS},
-	{"NOTEBOOKD_JOB_LEASE_S", T_INT, OFF(job_lease_s), "60", 2, 86400,
-	 "a running job's lease; heartbeats extend it, a reaper re-queues it once expired", JOBS},
-	{"NOTEBOOKD_JOB_MAX_ATTEMPTS", T_INT, OFF(job_max_attempts), "5", 1, 100, "attempts before a job is dead", JOBS},
-	{"NOTEBOOKD_JOB_POLL_MS", T_INT, OFF(job_poll_ms), "5000", 10, 600000,
-	 "idle workers poll this often as a safety net behind LISTEN/NOTIFY", JOBS},
-	{"NOTEBOOKD_CHUNK_CHARS", T_INT, OFF(chunk_target_chars), "1200", 100, 100000,
-	 "target chunk size in characters", JOBS},
-	{"NOTEBOOKD_CHUNK_OVERLAP_CHARS", T_INT, OFF(chunk_overlap_chars), "150", 0, 50000,
-	 "characters shared by consecutive chunks", JOBS},
-	{"NOTEBOOKD_TRASH_RETENTION_DAYS", T_INT, OFF(trash_retention_days), "90", 0, 36500,
-	 "`notebookd purge` hard-deletes what has been in the trash longer", PURGE},
-	{"NOTEBOOKD_VAR_DIR", T_STR, OFF(var_dir), "var", 0, 0, "where dev-mode state lives (secret, mail)", SERVE},
-	{"NOTEBOOKD_DEBUG_ROUTES", T_BOOL, OFF(debug_routes), "0", 0, 1,
-	 "1 adds GET /debug/sleep?ms=N (a handler that waits on PostgreSQL); tests and benchmarks only", SERVE},
+static const struct reader {
+	const char *name;
+	unsigned cmds;
+} readers[] = {
+	{"NOTEBOOKD_LISTEN", SERVE},
+	{"DATABASE_URL", 0},
+	{"NOTEBOOKD_IO_THREADS", SERVE},
+	{"NOTEBOOKD_HANDLER_THREADS", SERVE},
+	{"NOTEBOOKD_HASH_THREADS", SERVE},
+	{"NOTEBOOKD_STREAM_THREADS", SERVE},
+	{"NOTEBOOKD_MAX_CONNECTIONS", SERVE},
+	{"NOTEBOOKD_REQUEST_TIMEOUT_MS", SERVE},
+	{"NOTEBOOKD_IDLE_TIMEOUT_MS", SERVE},
+	{"NOTEBOOKD_READ_TIMEOUT_MS", SERVE},
+	{"NOTEBOOKD_MAX_UPLOAD_BYTES", SERVE},
+	{"NOTEBOOKD_SHUTDOWN_TIMEOUT_MS", SERVE | WORKER},
+	{"NOTEBOOKD_ACCESS_LOG", SERVE},
+	{"NOTEBOOKD_EXPOSE_STATEMENT_COUNT", SERVE},
+	{"NOTEBOOKD_LOG_LEVEL", 0},
+	{"NOTEBOOKD_DB_POOL_SIZE", SERVE},
+	{"NOTEBOOKD_DB_PIPELINES", SERVE},
+	{"NOTEBOOKD_DB_THREAD_POOL_SIZE", SERVE},
+	{"NOTEBOOKD_DB_POOL_OVERFLOW", POOLED},
+	{"NOTEBOOKD_DB_ACQUIRE_TIMEOUT_MS", POOLED},
+	{"NOTEBOOKD_DB_PREPING_IDLE_MS", POOLED},
+	{"NOTEBOOKD_DB_MAX_AGE_MS", POOLED},
+	{"NOTEBOOKD_DB_OVERFLOW_IDLE_MS", POOLED},
+	{"NOTEBOOKD_DB_STATEMENT_TIMEOUT_MS", POOLED},
+	{"NOTEBOOKD_DB_CONNECT_TIMEOUT_S", 0},
+	{"NOTEBOOKD_JWT_SECRET", SERVE},
+	{"NOTEBOOKD_JWT_ISSUER", SERVE},
+	{"NOTEBOOKD_JWT_AUDIENCE", SERVE},
+	{"NOTEBOOKD_ACCESS_TTL_S", SERVE},
+	{"NOTEBOOKD_REFRESH_TTL_S", SERVE},
+	{"NOTEBOOKD_REFRESH_ABSOLUTE_TTL_S", SERVE},
+	{"NOTEBOOKD_AUTH_RATE_PER_MIN", SERVE},
+	{"NOTEBOOKD_MAIL_DIR", SERVE},
+	{"NOTEBOOKD_SMTP_URL", SERVE},
+	{"NOTEBOOKD_MAIL_FROM", SERVE},
+	{"NOTEBOOKD_ALLOW_PRIVATE_URLS", JOBS},
+	{"NOTEBOOKD_FETCH_TIMEOUT_S", JOBS},
+	{"NOTEBOOKD_WORKERS", JOBS},
+	{"NOTEBOOKD_JOB_LEASE_S", JOBS},
+	{"NOTEBOOKD_JOB_MAX_ATTEMPTS", JOBS},
+	{"NOTEBOOKD_JOB_POLL_MS", JOBS},
+	{"NOTEBOOKD_CHUNK_CHARS", JOBS},
+	{"NOTEBOOKD_CHUNK_OVERLAP_CHARS", JOBS},
+	{"NOTEBOOKD_TRASH_RETENTION_DAYS", PURGE},
+	{"NOTEBOOKD_VAR_DIR", SERVE},
+	{"NOTEBOOKD_DEBUG_ROUTES", SERVE},
 };
 
 #define NVARS (sizeof vars / sizeof vars[0])
@@ -192,11 +244,25 @@ int nb_config_load(char *err, size_t errlen)
 	return 0;
 }
 
+int nb_config_readers(const char *name, unsigned *commands)
+{
+	for (size_t i = 0; i < sizeof readers / sizeof readers[0]; i++)
+		if (!strcmp(readers[i].name, name)) {
+			*commands = readers[i].cmds ? readers[i].cmds : NB_CMD_ALL;
+			return 0;
+		}
+	*commands = NB_CMD_ALL;
+	return -1;
+}
+
 void nb_config_print_help(FILE *out, unsigned commands)
 {
 	fprintf(out, "Environment variables (default in brackets):\n");
-	for (size_t i = 0; i < NVARS; i++)
-		if (!vars[i].cmds || (vars[i].cmds & commands))
+	for (size_t i = 0; i < NVARS; i++) {
+		unsigned readers_of;
+		nb_config_readers(vars[i].name, &readers_of);
+		if (readers_of & commands)
 			fprintf(out, "  %-34s %s [%s]\n", vars[i].name, vars[i].help,
 				vars[i].def ? vars[i].def : "unset");
+	}
 }

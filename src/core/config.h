@@ -85,6 +85,11 @@ enum {
 };
 
 /**
+ * The commands that read setting `name` (a mask of NB_CMD_*) in *commands.
+ * Returns -1 (and NB_CMD_ALL) when the readers table of config.c lacks it.
+ */
+int nb_config_readers(const char *name, unsigned *commands);
+/**
  * Prints the variables read by any of `commands` (a mask of NB_CMD_*; a
  * setting marked for every command is always printed), with their defaults
  * and meanings (for --help).

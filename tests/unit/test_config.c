@@ -155,6 +155,17 @@ static void test_help_lists_what_a_command_reads(void)
 	}
 	CHECK(lines_all > 40);
 	CHECK_INT(lines_union, lines_all);
+	/* every setting has its line in config.c's readers table */
+	for (char *p = all; (p = strstr(p, "\n  ")); p++) {
+		char name[64];
+		unsigned mask;
+		sscanf(p + 3, "%63s", name);
+		CHECK_MSG(nb_config_readers(name, &mask) == 0, "%s has no line in the readers table of config.c", name);
+		CHECK_MSG(mask && (mask & ~NB_CMD_ALL) == 0, "%s: mask %#x", name, mask);
+	}
+	unsigned mask = 0;
+	CHECK_INT(nb_config_readers("NOTEBOOKD_NO_SUCH_THING", &mask), -1);
+	CHECK_INT(mask, NB_CMD_ALL);
 	free(each[3]);
 	free(migrate);
 	free(serve);
