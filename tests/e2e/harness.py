@@ -14,8 +14,10 @@ be one the document lists for that operation, and a JSON body must match its
 schema (JSON Schema 2020-12, python3-jsonschema). A mismatch fails the test
 with the route, the status and the JSON path at fault, e.g.
   openapi: GET /v1/me -> 200: $.pending_email: 'pending_email' is a required property
-Run tests/e2e/openapi_check.py to check the document itself, or set
-NB_OPENAPI_CHECK=0 to switch the checks off while debugging something else.
+tests/e2e/test_openapi.py checks the document itself and that every
+documented operation is routed (`sh scripts/test.sh release openapi`); set
+NB_OPENAPI_CHECK=0 to switch the response checks off while debugging
+something else (CI never does).
 """
 import http.client
 import json
