@@ -7,8 +7,7 @@
 #   make test       every test against a throwaway PostgreSQL cluster
 #   make asan       the same tests under AddressSanitizer + UBSan
 #   make bench      benchmarks (see bench/README.md)
-#   make fuzz       build the fuzz drivers (clang + libFuzzer)
-#   make format     clang-format the tree
+#   make fuzz       build the fuzz drivers (clang + libFuzzer); scripts/fuzz.sh runs them
 
 CC      ?= cc
 PKGS    := libpq libuv jansson libsodium libcurl poppler-glib glib-2.0 libxml-2.0 libcmark icu-uc icu-i18n
@@ -34,7 +33,7 @@ endif
 
 OUT     := build/$(MODE)
 SRCS    := $(sort $(wildcard src/*/*.c))
-OBJS    := $(patsubst src/%.c,$(OUT)/obj/%.o,$(SRCS)) $(OUT)/obj/gen/migrations.o
+OBJS    := $(patsubst src/%.c,$(OUT)/obj/%.o,$(SRCS)) $(OUT)/obj/gen/migrations.o $(OUT)/obj/gen/openapi.o
 MAIN_OBJ := $(OUT)/obj/main.o
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 INTEG_SRCS := $(sort $(wildcard tests/integration/test_*.c))
@@ -42,7 +41,7 @@ UNIT_BINS := $(patsubst tests/%.c,$(OUT)/tests/%,$(UNIT_SRCS))
 INTEG_BINS := $(patsubst tests/%.c,$(OUT)/tests/%,$(INTEG_SRCS))
 MIGRATIONS := $(sort $(wildcard sql/migrations/*.sql))
 
-.PHONY: all run stop test asan bench fuzz format clean deps tests-build
+.PHONY: all run stop test asan bench fuzz clean deps tests-build
 
 all: build/notebookd
 
@@ -64,7 +63,12 @@ build/gen/migrations.c: $(MIGRATIONS) tools/embed_sql.sh
 	@mkdir -p build/gen
 	sh tools/embed_sql.sh $(MIGRATIONS) > $@.tmp && mv $@.tmp $@
 
-$(OUT)/obj/gen/migrations.o: build/gen/migrations.c
+# docs/openapi.json, served at GET /openapi.json, compiled in the same way
+build/gen/openapi.c: docs/openapi.json tools/embed_file.sh
+	@mkdir -p build/gen
+	sh tools/embed_file.sh nb_openapi_json docs/openapi.json > $@.tmp && mv $@.tmp $@
+
+$(OUT)/obj/gen/%.o: build/gen/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
@@ -99,9 +103,6 @@ bench: deps
 
 fuzz:
 	@$(MAKE) --no-print-directory -f fuzz/Makefile
-
-format:
-	clang-format -i src/*/*.c src/*/*.h src/main.c tests/*/*.c
 
 clean:
 	rm -rf build

@@ -1,5 +1,5 @@
 #!/bin/sh
-# The ANCHORS.md load test: GET /v1/notebooks?limit=20 (each notebook with
+# The project's load test (docs/architecture.md, Measurements): GET /v1/notebooks?limit=20 (each notebook with
 # its sources) for many users at 1,000 connections, over 10k users, 50k
 # notebooks and 200k sources, next to pgbench running the same two prepared
 # statements (the auth check and the list) at its best client count.

@@ -4,9 +4,15 @@
 #   scripts/pg.sh start [DIR] [PORT] [tcp|unix]   create on first use, start, create the database;
 #                                                 prints the DATABASE_URL on stdout
 #   scripts/pg.sh stop  [DIR]                     stop it (data survives)
-#   scripts/pg.sh url   [DIR] [PORT]              print the DATABASE_URL
+#   scripts/pg.sh url   [DIR] [PORT] [tcp|unix]   print the DATABASE_URL
 #
-# DIR defaults to var/pg, PORT to $NOTEBOOKD_PG_PORT or 54320. PostgreSQL
+# DIR defaults to var/pg, PORT to $NOTEBOOKD_PG_PORT or 54320. By default the
+# cluster listens on its own Unix socket only (DIR/run; listen_addresses is
+# empty), so any number of checkouts and a system PostgreSQL live side by
+# side whatever their ports. TCP on 127.0.0.1:PORT only when asked: mode tcp,
+# or NOTEBOOKD_PG_PORT set. The mode is given to the server at every start,
+# so it also applies to a cluster created by an older version of this
+# script. Any failure is one line on stderr saying what to change. PostgreSQL
 # refuses to run as root: as root the cluster belongs to the unprivileged
 # `postgres` account (created by Debian's postgresql-common) and every
 # PostgreSQL program runs through runuser. When DIR is not reachable by that
@@ -17,7 +23,12 @@ set -eu
 cmd=${1:-start}
 dir=${2:-var/pg}
 port=${3:-${NOTEBOOKD_PG_PORT:-54320}}
-mode=${4:-tcp}
+if [ -n "${NOTEBOOKD_PG_PORT:-}" ]; then
+	mode=${4:-tcp}
+else
+	mode=${4:-unix}
+fi
+case "$mode" in tcp | unix) ;; *) echo "pg.sh: mode must be tcp or unix, got \"$mode\"" >&2; exit 2 ;; esac
 
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
 if [ -z "$PGBIN" ] || [ ! -x "$PGBIN/initdb" ]; then
@@ -50,6 +61,14 @@ prepare_dir() {
 
 socket_dir() { echo "$(abs "$dir")/run"; }
 
+# Is something listening on 127.0.0.1:$1? (bash-free: python3 is a dependency anyway)
+port_taken() {
+	python3 -c 'import socket,sys
+s=socket.socket()
+s.settimeout(1)
+sys.exit(0 if s.connect_ex(("127.0.0.1", int(sys.argv[1]))) == 0 else 1)' "$1"
+}
+
 url() {
 	s=$(socket_dir)
 	if [ "$mode" = tcp ]; then
@@ -66,12 +85,8 @@ start() {
 		as_pg mkdir -p "$d/run"
 		as_pg "$PGBIN/initdb" -D "$d/data" -U notebookd --auth=trust --encoding=UTF8 --locale=C.UTF-8 \
 			>"$d/initdb.log" 2>&1 || { cat "$d/initdb.log" >&2; exit 1; }
-		listen="127.0.0.1"
-		[ "$mode" = unix ] && listen=""
 		as_pg sh -c "cat >> '$d/data/postgresql.conf'" <<CONF
-# notebookd private cluster
-listen_addresses = '$listen'
-port = $port
+# notebookd private cluster (scripts/pg.sh passes port and listen_addresses at start)
 unix_socket_directories = '$d/run'
 max_connections = 300
 shared_buffers = 256MB
@@ -83,9 +98,26 @@ CONF
 		fi
 	fi
 	as_pg mkdir -p "$d/run"
+	sock="$d/run/.s.PGSQL.$port"
+	if [ ${#sock} -gt 107 ]; then
+		echo "pg.sh: the socket path $sock is ${#sock} bytes, over the 107 a Unix socket allows: use a shorter DIR (or checkout path), or set DATABASE_URL to another PostgreSQL" >&2
+		exit 1
+	fi
 	if ! as_pg "$PGBIN/pg_ctl" -D "$d/data" status >/dev/null 2>&1; then
-		as_pg "$PGBIN/pg_ctl" -D "$d/data" -l "$d/postgres.log" -w -t 60 -o "-p $port" start >/dev/null ||
-			{ tail -n 20 "$d/postgres.log" >&2; exit 1; }
+		listen=""
+		if [ "$mode" = tcp ]; then
+			listen="127.0.0.1"
+			if port_taken "$port"; then
+				echo "pg.sh: port $port on 127.0.0.1 is taken (another PostgreSQL or make run?): set NOTEBOOKD_PG_PORT to a free port, or unset it to use the Unix socket only" >&2
+				exit 1
+			fi
+		fi
+		if ! as_pg "$PGBIN/pg_ctl" -D "$d/data" -l "$d/postgres.log" -w -t 60 \
+			-o "-p $port -c listen_addresses='$listen'" start >/dev/null 2>&1; then
+			why=$(grep -E 'FATAL|ERROR|could not' "$d/postgres.log" 2>/dev/null | tail -n 1 | sed 's/^.*\(FATAL\|ERROR\|LOG\): *//')
+			echo "pg.sh: PostgreSQL in $d did not start: ${why:-see $d/postgres.log}" >&2
+			exit 1
+		fi
 	fi
 	if ! as_pg "$PGBIN/psql" -h "$d/run" -p "$port" -U notebookd -d postgres -tAc \
 		"SELECT 1 FROM pg_database WHERE datname = 'notebookd'" | grep -q 1; then

@@ -3,12 +3,15 @@
 #
 #   scripts/test.sh [release|asan] [FILTER]
 #
+# 0. the layer rules (scripts/check_layers.sh, one test),
 # 1. unit tests (tests/unit, no database),
 # 2. integration tests (tests/integration, C, against the cluster),
 # 3. end-to-end tests (tests/e2e, Python, start the real notebookd and speak HTTP).
 # The cluster lives in a temp folder and is removed at the end, even on
-# failure. Prints a final line "N passed, N failed"; exits non-zero on any
-# failure.
+# failure. Every suite prints TAP-like lines: "ok - name", "not ok - name",
+# and "ok - name # SKIP reason" for a test that could not run here. Prints a
+# final line "N passed, N failed, N skipped"; exits non-zero on any failure,
+# and on any skip when NB_NO_SKIP=1 or CI=true (nothing may be skipped in CI).
 set -u
 mode=${1:-release}
 filter=${2:-}
@@ -27,13 +30,20 @@ trap cleanup EXIT INT TERM
 
 passed=0
 failed=0
+skipped=0
 failed_names=""
+skipped_names=""
 
 count() { # $1 = output file, $2 = suite name
-	p=$(grep -c '^ok - ' "$1" || true)
+	p=$(grep '^ok - ' "$1" | grep -vc ' # SKIP' || true)
+	s=$(grep -c '^ok - .* # SKIP' "$1" || true)
 	f=$(grep -c '^not ok - ' "$1" || true)
 	passed=$((passed + p))
+	skipped=$((skipped + s))
 	failed=$((failed + f))
+	for n in $(grep '^ok - .* # SKIP' "$1" | sed 's/^ok - //; s/ # SKIP.*//' | tr ' ' '_'); do
+		skipped_names="$skipped_names $2:$n"
+	done
 	for n in $(grep '^not ok - ' "$1" | sed 's/^not ok - //' | tr ' ' '_'); do
 		failed_names="$failed_names $2:$n"
 	done
@@ -62,6 +72,14 @@ run_suite() { # $@ = command; its name is its last path part
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:strict_string_checks=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 
+summary() {
+	[ -n "$failed_names" ] && echo "failed:$failed_names"
+	[ -n "$skipped_names" ] && echo "skipped:$skipped_names"
+	echo "$passed passed, $failed failed, $skipped skipped"
+}
+
+case "layers" in *"$filter"*) run_suite "$root/scripts/check_layers.sh" ;; esac
+
 for t in "$bin"/tests/unit/test_*; do
 	[ -x "$t" ] || continue
 	case "$t" in *"$filter"*) ;; *) continue ;; esac
@@ -71,7 +89,9 @@ done
 echo "== starting a throwaway PostgreSQL in $tmp/pg"
 if ! url=$(sh scripts/pg.sh start "$tmp/pg" "$port" unix); then
 	echo "could not start PostgreSQL"
-	echo "$passed passed, $((failed + 1)) failed"
+	failed=$((failed + 1))
+	failed_names="$failed_names postgresql:start"
+	summary
 	exit 1
 fi
 export NB_TEST_DATABASE_URL="$url"
@@ -97,8 +117,11 @@ if [ -d tests/e2e ]; then
 	run_suite /usr/bin/python3 tests/e2e/run.py $filter
 fi
 
-if [ -n "$failed_names" ]; then
-	echo "failed:$failed_names"
+summary
+no_skip=${NB_NO_SKIP:-0}
+[ "${CI:-}" = true ] && no_skip=1
+if [ "$no_skip" = 1 ] && [ "$skipped" -ne 0 ]; then
+	echo "NB_NO_SKIP=1 (or CI=true): $skipped tests were skipped; nothing may be skipped here"
+	exit 1
 fi
-echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

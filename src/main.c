@@ -33,7 +33,9 @@ typedef struct command {
 	const char *name;
 	int (*run)(int argc, char **argv);
 	const char *summary;
-	const char *usage;
+	const char *usage;  /* its first line is the usage line printed with an argument error */
+	unsigned cmd;       /* NB_CMD_*: --help lists the settings this command reads */
+	const char *flags;  /* the flags it takes, each followed by a value, space-separated */
 } command_t;
 
 static int cmd_serve(int argc, char **argv);
@@ -45,16 +47,19 @@ static const command_t commands[] = {
 	{"serve", cmd_serve, "serve the HTTP API (and run in-process job workers)",
 	 "notebookd serve\n\nServes the HTTP API on NOTEBOOKD_LISTEN. If the database is unreachable it keeps\n"
 	 "running, answers 503 on /readyz and reconnects with backoff. SIGTERM or SIGINT\n"
-	 "stop accepting, let in-flight requests finish, then exit.\n"},
+	 "stop accepting, let in-flight requests finish, then exit.\n",
+	 NB_CMD_SERVE, ""},
 	{"worker", nb_jobs_cmd_worker, "run job workers only (ingestion, generation)",
 	 "notebookd worker [--concurrency N]\n\nClaims jobs from the PostgreSQL queue and runs them with N threads (default\n"
 	 "NOTEBOOKD_WORKERS, or 2). Any number of worker processes may run against one\n"
 	 "database. SIGTERM or SIGINT stop claiming, let running jobs finish within\n"
-	 "NOTEBOOKD_SHUTDOWN_TIMEOUT_MS and hand back the rest.\n"},
+	 "NOTEBOOKD_SHUTDOWN_TIMEOUT_MS and hand back the rest.\n",
+	 NB_CMD_WORKER, "--concurrency -c"},
 	{"migrate", cmd_migrate, "apply pending database migrations",
 	 "notebookd migrate\n\nApplies the migrations compiled into this binary that the database lacks, in\n"
 	 "order, under an advisory lock. A second run is a no-op. Exits non-zero with a\n"
-	 "one-line reason when the database cannot be reached.\n"},
+	 "one-line reason when the database cannot be reached.\n",
+	 NB_CMD_MIGRATE, ""},
 	{"verify", cmd_verify, "check the live database against every schema guarantee",
 	 "notebookd verify\n\nChecks the 13 tables, uuid keys, indexes, deleted_at/created_at/updated_at,\n"
 	 "cascading and indexed foreign keys, enum CHECK constraints and the migration\n"
@@ -62,11 +67,13 @@ static const command_t commands[] = {
 	 "on each critical query, failing any plan that scans a table or sorts instead of\n"
 	 "reading its index. Prints one line per check (✓ or ✗) and a summary; exits\n"
 	 "non-zero on any failure. It leaves dead rows for autovacuum, and its ANALYZE\n"
-	 "statistics stand until the next analyze: prefer a quiet moment in production.\n"},
+	 "statistics stand until the next analyze: prefer a quiet moment in production.\n",
+	 NB_CMD_VERIFY, ""},
 	{"purge", cmd_purge, "hard-delete what has been in the trash past the retention period",
 	 "notebookd purge\n\nHard-deletes notebooks (with everything under them) and sources that have\n"
 	 "been in the trash longer than NOTEBOOKD_TRASH_RETENTION_DAYS, then stored documents\n"
-	 "older than that which no source uses any more. Run it from cron.\n"},
+	 "older than that which no source uses any more. Run it from cron.\n",
+	 NB_CMD_PURGE, ""},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
@@ -78,14 +85,45 @@ static void usage(FILE *out)
 	for (size_t i = 0; i < NCOMMANDS; i++)
 		fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
 	fprintf(out, "\n");
-	nb_config_print_help(out);
+	nb_config_print_help(out, NB_CMD_ALL);
 }
 
-static int wants_help(int argc, char **argv)
+/* Is `arg` one of the command's flags (alone, or as --flag=value: *inline_value set)? */
+static int known_flag(const command_t *cmd, const char *arg, int *inline_value)
 {
-	for (int i = 1; i < argc; i++)
+	size_t alen = strcspn(arg, "=");
+	*inline_value = arg[alen] == '=';
+	for (const char *f = cmd->flags; *f;) {
+		size_t n = strcspn(f, " ");
+		if (n == alen && !strncmp(f, arg, n) && (!*inline_value || !strncmp(arg, "--", 2)))
+			return 1;
+		f += n;
+		f += strspn(f, " ");
+	}
+	return 0;
+}
+
+/*
+ * Checks the arguments after the command: 1 when --help/-h is among them, 0
+ * when every one is a known flag with its value, -1 (after printing the
+ * error and the usage line) otherwise.
+ */
+static int check_args(const command_t *cmd, int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		int inline_value = 0;
 		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
 			return 1;
+		if (known_flag(cmd, argv[i], &inline_value)) {
+			if (!inline_value)
+				i++; /* its value (checked by the command) */
+			continue;
+		}
+		fprintf(stderr, "notebookd %s: unknown %s \"%s\"\nusage: %.*s (see notebookd %s --help)\n", cmd->name,
+			argv[i][0] == '-' ? "flag" : "argument", argv[i], (int)strcspn(cmd->usage, "\n"), cmd->usage,
+			cmd->name);
+		return -1;
+	}
 	return 0;
 }
 
@@ -254,10 +292,13 @@ int main(int argc, char **argv)
 		fprintf(stderr, "notebookd: unknown command \"%s\" (see notebookd --help)\n", argv[1]);
 		return 2;
 	}
-	if (wants_help(argc - 1, argv + 1)) {
+	int a = check_args(cmd, argc - 1, argv + 1);
+	if (a < 0)
+		return 2;
+	if (a > 0) {
 		fputs(cmd->usage, stdout);
 		fputc('\n', stdout);
-		nb_config_print_help(stdout);
+		nb_config_print_help(stdout, cmd->cmd);
 		return 0;
 	}
 	if (sodium_init() < 0) {

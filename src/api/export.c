@@ -48,7 +48,7 @@ static int write_children(exporter_t *x, const char *key, nb_export_cursor_t whi
 			break;
 		if (cmp == 0) { /* rows of notebooks not in the list (cmp < 0) cannot occur; skip them */
 			nb_buf_puts(&x->out, n++ ? "," : "");
-			nb_buf_puts(&x->out, json);
+			nb_buf_json_compact(&x->out, json, strlen(json));
 		}
 		nb_store_export_next(&x->rows[which]);
 		flush(x, false);
@@ -68,7 +68,8 @@ static void write_notebooks(exporter_t *x)
 		char nid[37];
 		snprintf(nid, sizeof nid, "%s", id);
 		nb_buf_puts(&x->out, n++ ? "," : "");
-		nb_buf_append(&x->out, json, strlen(json) - 1); /* open the object to add children */
+		nb_buf_json_compact(&x->out, json, strlen(json));
+		x->out.len--; /* drop its closing brace: the object's children follow */
 		nb_store_export_next(&x->rows[NB_EXPORT_NOTEBOOKS]);
 		int sources = write_children(x, "sources", NB_EXPORT_SOURCES, nid);
 		nb_buf_printf(&x->out, ",\"source_count\":%d", sources);
@@ -90,7 +91,7 @@ static void write_generations(exporter_t *x)
 	int rc = 0, n = 0;
 	while (!x->err && (rc = nb_store_export_peek(&x->rows[NB_EXPORT_GENERATIONS], &nb, &json)) > 0) {
 		nb_buf_puts(&x->out, n++ ? "," : "");
-		nb_buf_puts(&x->out, json);
+		nb_buf_json_compact(&x->out, json, strlen(json));
 		nb_store_export_next(&x->rows[NB_EXPORT_GENERATIONS]);
 		flush(x, false);
 	}
@@ -114,7 +115,8 @@ int nb_api_me_export(nb_req_t *req)
 	nb_resp_header(&req->resp, "Content-Disposition", "attachment; filename=\"notebookd-export.json\"");
 	if (nb_stream_begin(req, 200, "application/json") < 0)
 		x.err = NB_EUNAVAIL;
-	nb_buf_printf(&x.out, "{\"exported_at\":\"%s\",\"user\":%s", at, user);
+	nb_buf_printf(&x.out, "{\"exported_at\":\"%s\",\"user\":", at);
+	nb_buf_json_compact(&x.out, user, strlen(user));
 	write_notebooks(&x);
 	write_generations(&x);
 	nb_buf_putc(&x.out, '}');

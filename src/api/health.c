@@ -43,63 +43,103 @@ int nb_api_readyz(nb_req_t *req)
 	return 0;
 }
 
-static void pool_stats_metrics(nb_buf_t *b, const char *name, const nb_pool_stats_t *ps)
+/* One metric family: its # HELP and # TYPE lines, printed once before its samples. */
+static void family(nb_buf_t *b, const char *name, const char *type, const char *help)
 {
-	nb_pool_stats_t s = *ps;
-	nb_buf_printf(b, "notebookd_db_connections{pool=\"%s\",state=\"in_use\"} %d\n", name, s.in_use);
-	nb_buf_printf(b, "notebookd_db_connections{pool=\"%s\",state=\"idle\"} %d\n", name, s.idle);
-	nb_buf_printf(b, "notebookd_db_waiting{pool=\"%s\"} %d\n", name, s.waiting);
-	nb_buf_printf(b, "notebookd_db_acquires_total{pool=\"%s\"} %llu\n", name, (unsigned long long)s.acquires);
-	nb_buf_printf(b, "notebookd_db_acquire_timeouts_total{pool=\"%s\"} %llu\n", name,
-		      (unsigned long long)s.timeouts);
-	nb_buf_printf(b, "notebookd_db_acquire_wait_seconds_total{pool=\"%s\"} %.6f\n", name,
-		      (double)s.wait_us_total / 1e6);
-	nb_buf_printf(b, "notebookd_db_connections_created_total{pool=\"%s\"} %llu\n", name,
-		      (unsigned long long)s.created);
-	nb_buf_printf(b, "notebookd_db_connections_closed_total{pool=\"%s\"} %llu\n", name,
-		      (unsigned long long)s.closed);
-	nb_buf_printf(b, "notebookd_db_dead_connections_replaced_total{pool=\"%s\"} %llu\n", name,
-		      (unsigned long long)s.replaced_dead);
+	nb_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-static void pool_metrics(nb_buf_t *b, const char *name, nb_pool_t *p)
-{
+typedef struct pool_sample {
+	const char *name; /* the pool label: loops, threads */
 	nb_pool_stats_t s;
-	nb_pool_stats(p, &s);
-	pool_stats_metrics(b, name, &s);
+} pool_sample_t;
+
+/* The pool families, each with one sample per pool (a family's samples must be together). */
+static void pool_metrics(nb_buf_t *b, const pool_sample_t *p, int n)
+{
+	family(b, "notebookd_db_connections", "gauge", "Open database connections by pool and state.");
+	for (int i = 0; i < n; i++) {
+		nb_buf_printf(b, "notebookd_db_connections{pool=\"%s\",state=\"in_use\"} %d\n", p[i].name, p[i].s.in_use);
+		nb_buf_printf(b, "notebookd_db_connections{pool=\"%s\",state=\"idle\"} %d\n", p[i].name, p[i].s.idle);
+	}
+	family(b, "notebookd_db_waiting", "gauge", "Requests waiting for a database connection.");
+	for (int i = 0; i < n; i++)
+		nb_buf_printf(b, "notebookd_db_waiting{pool=\"%s\"} %d\n", p[i].name, p[i].s.waiting);
+#define POOL_COUNTER(metric, field, help)                                                                  \
+	family(b, metric, "counter", help);                                                                \
+	for (int i = 0; i < n; i++)                                                                        \
+		nb_buf_printf(b, metric "{pool=\"%s\"} %llu\n", p[i].name, (unsigned long long)p[i].s.field);
+	POOL_COUNTER("notebookd_db_acquires_total", acquires, "Connections handed out by the pool.")
+	POOL_COUNTER("notebookd_db_acquire_timeouts_total", timeouts,
+		     "Waits for a connection that timed out (answered 503).")
+	family(b, "notebookd_db_acquire_wait_seconds_total", "counter",
+	       "Time spent waiting for a connection, summed over all waits.");
+	for (int i = 0; i < n; i++)
+		nb_buf_printf(b, "notebookd_db_acquire_wait_seconds_total{pool=\"%s\"} %.6f\n", p[i].name,
+			      (double)p[i].s.wait_us_total / 1e6);
+	POOL_COUNTER("notebookd_db_connections_created_total", created, "Database connections opened.")
+	POOL_COUNTER("notebookd_db_connections_closed_total", closed, "Database connections closed.")
+	POOL_COUNTER("notebookd_db_dead_connections_replaced_total", replaced_dead,
+		     "Broken connections found and replaced.")
+#undef POOL_COUNTER
 }
 
+/* Every family carries # HELP and # TYPE (tests/e2e/test_cli.py checks it). */
 int nb_api_metrics(nb_req_t *req)
 {
 	nb_buf_t b = NB_BUF_INIT;
+	pool_sample_t pools[2];
+	int npools = 0;
 	nb_server_t *srv = nb_server_current();
 	if (srv) {
-		nb_pool_stats_t ls;
-		nb_api_loop_pool_stats(&ls);
-		pool_stats_metrics(&b, "loops", &ls);
+		pools[npools].name = "loops";
+		nb_api_loop_pool_stats(&pools[npools++].s);
+	}
+	if (nb_app.pool) {
+		pools[npools].name = "threads";
+		nb_pool_stats(nb_app.pool, &pools[npools++].s);
+	}
+	if (npools)
+		pool_metrics(&b, pools, npools);
+	if (srv) {
 		nb_pipe_stats_t ps;
 		nb_api_pipe_stats(&ps);
+		family(&b, "notebookd_db_pipeline_statements_total", "counter",
+		       "Statements sent through the per-loop pipelines.");
 		nb_buf_printf(&b, "notebookd_db_pipeline_statements_total %llu\n", (unsigned long long)ps.statements);
+		family(&b, "notebookd_db_pipeline_flushes_total", "counter", "Pipeline flushes (batches sent).");
 		nb_buf_printf(&b, "notebookd_db_pipeline_flushes_total %llu\n", (unsigned long long)ps.flushes);
+		family(&b, "notebookd_db_pipeline_failures_total", "counter",
+		       "Pipelined statements failed by a broken connection.");
 		nb_buf_printf(&b, "notebookd_db_pipeline_failures_total %llu\n", (unsigned long long)ps.failures);
+		family(&b, "notebookd_db_pipeline_connections", "gauge", "Open pipelined connections.");
 		nb_buf_printf(&b, "notebookd_db_pipeline_connections %d\n", ps.connections);
+		family(&b, "notebookd_db_pipeline_pending", "gauge", "Statements in the pipelines awaiting results.");
 		nb_buf_printf(&b, "notebookd_db_pipeline_pending %d\n", ps.pending);
 		nb_server_stats_t s;
 		nb_server_stats(srv, &s);
-		nb_buf_printf(&b, "# TYPE notebookd_http_connections_open gauge\n");
+		family(&b, "notebookd_http_connections_open", "gauge", "Open HTTP connections.");
 		nb_buf_printf(&b, "notebookd_http_connections_open %ld\n", s.connections_open);
+		family(&b, "notebookd_http_connections_total", "counter", "HTTP connections accepted.");
 		nb_buf_printf(&b, "notebookd_http_connections_total %ld\n", s.connections_total);
+		family(&b, "notebookd_http_connections_rejected_total", "counter",
+		       "HTTP connections closed at once (over NOTEBOOKD_MAX_CONNECTIONS).");
 		nb_buf_printf(&b, "notebookd_http_connections_rejected_total %ld\n", s.rejected_connections);
+		family(&b, "notebookd_http_requests_total", "counter", "HTTP requests received.");
 		nb_buf_printf(&b, "notebookd_http_requests_total %ld\n", s.requests_total);
+		family(&b, "notebookd_http_requests_in_flight", "gauge", "HTTP requests being handled.");
 		nb_buf_printf(&b, "notebookd_http_requests_in_flight %ld\n", s.requests_in_flight);
+		family(&b, "notebookd_http_request_timeouts_total", "counter",
+		       "Requests answered 503 at NOTEBOOKD_REQUEST_TIMEOUT_MS.");
 		nb_buf_printf(&b, "notebookd_http_request_timeouts_total %ld\n", s.timeouts);
+		family(&b, "notebookd_http_write_timeouts_total", "counter",
+		       "Streams closed because the client did not read for NOTEBOOKD_WRITE_TIMEOUT_MS.");
 		nb_buf_printf(&b, "notebookd_http_write_timeouts_total %ld\n", s.write_timeouts);
+		family(&b, "notebookd_http_responses_total", "counter", "HTTP responses by status class.");
 		for (int i = 1; i <= 5; i++)
 			nb_buf_printf(&b, "notebookd_http_responses_total{class=\"%dxx\"} %ld\n", i,
 				      s.responses_by_class[i]);
 	}
-	if (nb_app.pool)
-		pool_metrics(&b, "threads", nb_app.pool);
 	nb_resp_raw(&req->resp, 200, "text/plain; version=0.0.4", b.data ? b.data : "", b.len);
 	nb_buf_dispose(&b);
 	return 0;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "api/app.h"
+#include "api/openapi.h"
 #include "core/config.h"
 
 nb_app_t nb_app;
@@ -17,6 +18,7 @@ static const nb_route_t routes[] = {
 	{"GET", "/readyz", nb_api_readyz, 0, NB_EXEC_DEFAULT},
 	/* only on NOTEBOOKD_METRICS_LISTEN when that is set */
 	{"GET", "/metrics", nb_api_metrics, NB_ROUTE_ADMIN, NB_EXEC_DEFAULT},
+	{"GET", "/openapi.json", nb_api_openapi, 0, NB_EXEC_INLINE},
 
 	{"POST", "/v1/auth/register", nb_api_register, 0, NB_EXEC_HASH},
 	{"POST", "/v1/auth/login", nb_api_login, 0, NB_EXEC_HASH},

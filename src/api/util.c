@@ -263,7 +263,7 @@ void nb_resp_list_rows(nb_req_t *req, PGresult *r, int limit)
 	for (int i = 0; i < n; i++) {
 		if (i)
 			nb_buf_putc(&resp->body, ',');
-		nb_buf_append(&resp->body, PQgetvalue(r, i, 0), (size_t)PQgetlength(r, i, 0));
+		nb_buf_json_compact(&resp->body, PQgetvalue(r, i, 0), (size_t)PQgetlength(r, i, 0));
 	}
 	nb_buf_puts(&resp->body, "],\"next_cursor\":");
 	if (more) {

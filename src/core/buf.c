@@ -124,3 +124,30 @@ char *nb_buf_steal(nb_buf_t *b, size_t *len)
 	nb_buf_init(b);
 	return p;
 }
+
+void nb_buf_json_compact(nb_buf_t *b, const char *s, size_t n)
+{
+	size_t i = 0;
+	while (i < n) {
+		/* a run outside strings: copy it without whitespace */
+		size_t start = i;
+		while (i < n && s[i] != '"' && s[i] != ' ' && s[i] != '\t' && s[i] != '\n' && s[i] != '\r')
+			i++;
+		nb_buf_append(b, s + start, i - start);
+		if (i >= n)
+			break;
+		if (s[i] != '"') {
+			i++;
+			continue;
+		}
+		/* a string: copy up to its closing quote, skipping escaped characters */
+		start = i++;
+		while (i < n && s[i] != '"')
+			i += s[i] == '\\' ? 2 : 1;
+		if (i < n)
+			i++;
+		if (i > n)
+			i = n;
+		nb_buf_append(b, s + start, i - start);
+	}
+}

@@ -36,6 +36,13 @@ void nb_buf_printf(nb_buf_t *b, const char *fmt, ...) __attribute__((format(prin
 void nb_buf_vprintf(nb_buf_t *b, const char *fmt, va_list ap);
 /** Appends s[0..n) as a JSON string literal, quotes included. */
 void nb_buf_json_str(nb_buf_t *b, const char *s, size_t n);
+/**
+ * Appends the JSON text s (n bytes) without its insignificant whitespace:
+ * spaces, tabs and newlines outside strings are dropped, strings are copied
+ * as they are. For JSON PostgreSQL built (json_build_object prints
+ * `"id" : 1, "x" : 2`), so every answer is compact. s must be valid JSON.
+ */
+void nb_buf_json_compact(nb_buf_t *b, const char *s, size_t n);
 /** Empties the buffer, keeping its memory. */
 void nb_buf_reset(nb_buf_t *b);
 /** Hands the contents to the caller (who frees them) and empties the buffer. */

@@ -134,6 +134,69 @@ static const var_t vars[] = {
 	 "tests and benchmarks only"},
 };
 
+#define SERVE NB_CMD_SERVE
+#define WORKER NB_CMD_WORKER
+#define PURGE NB_CMD_PURGE
+#define JOBS (NB_CMD_SERVE | NB_CMD_WORKER)                  /* ingestion and the queue */
+#define POOLED (NB_CMD_SERVE | NB_CMD_WORKER | NB_CMD_PURGE) /* connection pools */
+
+/*
+ * Which commands read each setting, for `notebookd <command> --help`. Every
+ * setting of the table above has a line here (tests/unit/test_config.c
+ * checks it); 0 means every command.
+ */
+static const struct reader {
+	const char *name;
+	unsigned cmds;
+} readers[] = {
+	{"NOTEBOOKD_LISTEN", SERVE},
+	{"DATABASE_URL", 0},
+	{"NOTEBOOKD_IO_THREADS", SERVE},
+	{"NOTEBOOKD_HANDLER_THREADS", SERVE},
+	{"NOTEBOOKD_HASH_THREADS", SERVE},
+	{"NOTEBOOKD_STREAM_THREADS", SERVE},
+	{"NOTEBOOKD_MAX_CONNECTIONS", SERVE},
+	{"NOTEBOOKD_REQUEST_TIMEOUT_MS", SERVE},
+	{"NOTEBOOKD_IDLE_TIMEOUT_MS", SERVE},
+	{"NOTEBOOKD_READ_TIMEOUT_MS", SERVE},
+	{"NOTEBOOKD_MAX_UPLOAD_BYTES", SERVE},
+	{"NOTEBOOKD_SHUTDOWN_TIMEOUT_MS", SERVE | WORKER},
+	{"NOTEBOOKD_ACCESS_LOG", SERVE},
+	{"NOTEBOOKD_EXPOSE_STATEMENT_COUNT", SERVE},
+	{"NOTEBOOKD_LOG_LEVEL", 0},
+	{"NOTEBOOKD_DB_POOL_SIZE", SERVE},
+	{"NOTEBOOKD_DB_PIPELINES", SERVE},
+	{"NOTEBOOKD_DB_THREAD_POOL_SIZE", SERVE},
+	{"NOTEBOOKD_DB_POOL_OVERFLOW", POOLED},
+	{"NOTEBOOKD_DB_ACQUIRE_TIMEOUT_MS", POOLED},
+	{"NOTEBOOKD_DB_PREPING_IDLE_MS", POOLED},
+	{"NOTEBOOKD_DB_MAX_AGE_MS", POOLED},
+	{"NOTEBOOKD_DB_OVERFLOW_IDLE_MS", POOLED},
+	{"NOTEBOOKD_DB_STATEMENT_TIMEOUT_MS", POOLED},
+	{"NOTEBOOKD_DB_CONNECT_TIMEOUT_S", 0},
+	{"NOTEBOOKD_JWT_SECRET", SERVE},
+	{"NOTEBOOKD_JWT_ISSUER", SERVE},
+	{"NOTEBOOKD_JWT_AUDIENCE", SERVE},
+	{"NOTEBOOKD_ACCESS_TTL_S", SERVE},
+	{"NOTEBOOKD_REFRESH_TTL_S", SERVE},
+	{"NOTEBOOKD_REFRESH_ABSOLUTE_TTL_S", SERVE},
+	{"NOTEBOOKD_AUTH_RATE_PER_MIN", SERVE},
+	{"NOTEBOOKD_MAIL_DIR", SERVE},
+	{"NOTEBOOKD_SMTP_URL", SERVE},
+	{"NOTEBOOKD_MAIL_FROM", SERVE},
+	{"NOTEBOOKD_ALLOW_PRIVATE_URLS", JOBS},
+	{"NOTEBOOKD_FETCH_TIMEOUT_S", JOBS},
+	{"NOTEBOOKD_WORKERS", JOBS},
+	{"NOTEBOOKD_JOB_LEASE_S", JOBS},
+	{"NOTEBOOKD_JOB_MAX_ATTEMPTS", JOBS},
+	{"NOTEBOOKD_JOB_POLL_MS", JOBS},
+	{"NOTEBOOKD_CHUNK_CHARS", JOBS},
+	{"NOTEBOOKD_CHUNK_OVERLAP_CHARS", JOBS},
+	{"NOTEBOOKD_TRASH_RETENTION_DAYS", PURGE},
+	{"NOTEBOOKD_VAR_DIR", SERVE},
+	{"NOTEBOOKD_DEBUG_ROUTES", SERVE},
+};
+
 #define NVARS (sizeof vars / sizeof vars[0])
 
 static int parse_bool(const char *s, bool *out)
@@ -149,8 +212,20 @@ static int parse_bool(const char *s, bool *out)
 	return -1;
 }
 
+/* The value as quoted in an error: at most 60 bytes, control characters as '?', so the message stays one line. */
+static void quote_value(const char *val, char *out, size_t outlen)
+{
+	size_t n = 0;
+	for (; val[n] && n < 60 && n + 4 < outlen; n++)
+		out[n] = (unsigned char)val[n] < 0x20 || val[n] == 0x7f ? '?' : val[n];
+	if (val[n] && n + 4 < outlen)
+		out[n++] = '.', out[n++] = '.', out[n++] = '.';
+	out[n] = '\0';
+}
+
 int nb_config_load(char *err, size_t errlen)
 {
+	char shown[72];
 	char *base = (char *)&nb_cfg;
 	for (size_t i = 0; i < NVARS; i++) {
 		const var_t *v = &vars[i];
@@ -170,7 +245,9 @@ int nb_config_load(char *err, size_t errlen)
 		}
 		if (v->type == T_BOOL) {
 			if (parse_bool(val, (bool *)(base + v->offset)) < 0) {
-				snprintf(err, errlen, "%s: must be 0 or 1, got \"%s\"", v->name, val);
+				quote_value(val, shown, sizeof shown);
+				snprintf(err, errlen, "%s: must be 0 or 1 (or true/false, yes/no, on/off), got \"%s\"",
+					 v->name, shown);
 				return -1;
 			}
 			continue;
@@ -178,9 +255,12 @@ int nb_config_load(char *err, size_t errlen)
 		char *end = NULL;
 		errno = 0;
 		long n = strtol(val, &end, 10);
-		if (errno || end == val || *end || n < v->min || n > v->max) {
+		/* strtol skips leading blanks and takes a '+': a setting is the digits alone */
+		if (errno || end == val || *end || !(val[0] == '-' || (val[0] >= '0' && val[0] <= '9')) ||
+		    n < v->min || n > v->max) {
+			quote_value(val, shown, sizeof shown);
 			snprintf(err, errlen, "%s: must be an integer from %ld to %ld, got \"%s\"", v->name,
-				 v->min, v->max, val);
+				 v->min, v->max, shown);
 			return -1;
 		}
 		if (v->type == T_INT)
@@ -191,9 +271,25 @@ int nb_config_load(char *err, size_t errlen)
 	return 0;
 }
 
-void nb_config_print_help(FILE *out)
+int nb_config_readers(const char *name, unsigned *commands)
+{
+	for (size_t i = 0; i < sizeof readers / sizeof readers[0]; i++)
+		if (!strcmp(readers[i].name, name)) {
+			*commands = readers[i].cmds ? readers[i].cmds : NB_CMD_ALL;
+			return 0;
+		}
+	*commands = NB_CMD_ALL;
+	return -1;
+}
+
+void nb_config_print_help(FILE *out, unsigned commands)
 {
 	fprintf(out, "Environment variables (default in brackets):\n");
-	for (size_t i = 0; i < NVARS; i++)
-		fprintf(out, "  %-34s %s [%s]\n", vars[i].name, vars[i].help, vars[i].def ? vars[i].def : "unset");
+	for (size_t i = 0; i < NVARS; i++) {
+		unsigned readers_of;
+		nb_config_readers(vars[i].name, &readers_of);
+		if (readers_of & commands)
+			fprintf(out, "  %-34s %s [%s]\n", vars[i].name, vars[i].help,
+				vars[i].def ? vars[i].def : "unset");
+	}
 }

@@ -84,7 +84,26 @@ extern nb_config_t nb_cfg;
  * writes a one-line message into err (size errlen) and returns -1.
  */
 int nb_config_load(char *err, size_t errlen);
-/** Prints the variables, their defaults and meanings (for --help). */
-void nb_config_print_help(FILE *out);
+/* The commands a setting is read by (a mask; see nb_config_print_help). */
+enum {
+	NB_CMD_SERVE = 1u << 0,
+	NB_CMD_WORKER = 1u << 1,
+	NB_CMD_MIGRATE = 1u << 2,
+	NB_CMD_VERIFY = 1u << 3,
+	NB_CMD_PURGE = 1u << 4,
+	NB_CMD_ALL = 0x1fu,
+};
+
+/**
+ * The commands that read setting `name` (a mask of NB_CMD_*) in *commands.
+ * Returns -1 (and NB_CMD_ALL) when the readers table of config.c lacks it.
+ */
+int nb_config_readers(const char *name, unsigned *commands);
+/**
+ * Prints the variables read by any of `commands` (a mask of NB_CMD_*; a
+ * setting marked for every command is always printed), with their defaults
+ * and meanings (for --help).
+ */
+void nb_config_print_help(FILE *out, unsigned commands);
 
 #endif

@@ -6,15 +6,29 @@ free loopback port, with extra environment as a test needs. Its stderr (JSON
 log lines) is kept in a file so tests can read the access log, and so a
 failing test can show it. Stopping sends SIGTERM and checks the exit status
 (and, in the ASan build, that no sanitizer report was printed).
+
+Every response Server.request receives is checked against docs/openapi.json
+(the document GET /openapi.json serves): the route and method must be in it
+(or the answer a 404/405 error for an unknown path/method), the status must
+be one the document lists for that operation, and a JSON body must match its
+schema (JSON Schema 2020-12, python3-jsonschema). A mismatch fails the test
+with the route, the status and the JSON path at fault, e.g.
+  openapi: GET /v1/me -> 200: $.pending_email: 'pending_email' is a required property
+tests/e2e/test_openapi.py checks the document itself and that every
+documented operation is routed (`sh scripts/test.sh release openapi`); set
+NB_OPENAPI_CHECK=0 to switch the response checks off while debugging
+something else (CI never does).
 """
 import http.client
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import tempfile
 import time
+import unittest
 import uuid
 
 BIN = os.environ.get("NOTEBOOKD_BIN", "build/release/notebookd")
@@ -24,6 +38,136 @@ TMP = os.environ.get("NB_TEST_TMP", tempfile.gettempdir())
 PG_SOCKET = os.environ.get("NB_TEST_PG_SOCKET", "")
 PG_PORT = os.environ.get("NB_TEST_PG_PORT", "5432")
 ASAN = os.environ.get("NB_MODE") == "asan"
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+OPENAPI_PATH = os.path.join(ROOT, "docs", "openapi.json")
+OPENAPI_CHECK = os.environ.get("NB_OPENAPI_CHECK", "1") != "0"
+
+# TEMPORARY allow-list, to be removed by the lead once the branches that add
+# these are merged: fields docs/openapi.json (and ../shared/API.md) require
+# that this branch's server does not send yet. Listed fields are checked when
+# present but may be missing. Nothing else may be listed here.
+OPENAPI_NOT_YET_SERVED = {
+    "User": ["pending_email"],                # auth branch: PATCH /v1/me email -> pending_email
+    "Notebook": ["language"],                 # sources/search branch: notebook language
+    "ExportNotebook": ["language"],
+    "Source": ["summary", "topics"],          # source guide (not built yet)
+    "ExportSource": ["summary", "topics"],
+    "SearchResult": ["match"],                # sources/search branch: search match
+}
+# TEMPORARY, same rule: documented operations this branch's server lacks
+# (tests/e2e/test_openapi.py checks that every other documented operation is
+# routed).
+OPENAPI_ROUTES_NOT_YET_SERVED = {
+    ("POST", "/v1/me/email/confirm"),         # auth branch
+    ("PATCH", "/v1/sources/{id}"),            # sources branch
+    ("POST", "/v1/sources/{id}/restore"),     # sources branch
+    ("POST", "/v1/sources/{id}/retry"),       # sources branch
+}
+
+
+class OpenAPI:
+    """docs/openapi.json, with every "#/..." reference inlined, for checking responses."""
+
+    def __init__(self, path=OPENAPI_PATH):
+        with open(path, encoding="utf-8") as f:
+            self.doc = json.load(f)
+        for name, fields in OPENAPI_NOT_YET_SERVED.items():
+            sch = self.doc["components"]["schemas"][name]
+            sch["required"] = [r for r in sch["required"] if r not in fields]
+        self.routes = []  # (regex, template, path item)
+        for template, item in self.doc["paths"].items():
+            rx = "^" + re.sub(r"\\{[^/]+\\}", "[^/]+", re.escape(template)) + "$"
+            self.routes.append((re.compile(rx), template, item))
+        self._validators = {}
+
+    def resolve(self, node, depth=0):
+        if depth > 50:
+            raise ValueError("openapi: reference cycle")
+        if isinstance(node, dict):
+            if "$ref" in node and node["$ref"].startswith("#/"):
+                target = self.doc
+                for part in node["$ref"][2:].split("/"):
+                    target = target[part.replace("~1", "/").replace("~0", "~")]
+                merged = dict(target)
+                merged.update({k: v for k, v in node.items() if k != "$ref"})
+                return self.resolve(merged, depth + 1)
+            return {k: self.resolve(v, depth + 1) for k, v in node.items()}
+        if isinstance(node, list):
+            return [self.resolve(v, depth + 1) for v in node]
+        return node
+
+    def match(self, path):
+        path = path.split("?", 1)[0]
+        for rx, template, item in self.routes:
+            if rx.match(path):
+                return template, item
+        return None, None
+
+    def problems(self, method, path, status, headers, body):
+        """Returns a list of messages (empty when the response fits the document)."""
+        where = "openapi: %s %s -> %d" % (method, path.split("?", 1)[0], status)
+        template, item = self.match(path)
+        m = method.lower()
+        if m == "head":
+            m = "get"
+        if template is None or m not in item:
+            want = 404 if template is None else 405
+            if status != want:
+                why = "an undocumented route" if template is None else "a method the document lacks for %s" % template
+                return ["%s: %s (only %d not_found/method_not_allowed may answer it)" % (where, why, want)]
+            return self.check_body(where, {"$ref": "#/components/schemas/Error"}, body, headers)
+        op = item[m]
+        where = "openapi: %s %s -> %d" % (method, template, status)
+        resp = op["responses"].get(str(status))
+        if resp is None:
+            return ["%s: status %d is not documented for %s %s (documented: %s)" %
+                    (where, status, method, template, ", ".join(sorted(op["responses"])))]
+        resp = self.resolve(resp)
+        content = resp.get("content")
+        if not content:
+            return ["%s: the document says no body, got %d bytes" % (where, len(body))] if body else []
+        ctype = (header_of(headers, "Content-Type") or "").split(";")[0].strip().lower()
+        if ctype not in content:
+            return ["%s: Content-Type %r, the document has %s" % (where, ctype, ", ".join(sorted(content)))]
+        if ctype != "application/json" or method.upper() == "HEAD":
+            return []
+        return self.check_body(where, content[ctype]["schema"], body, headers)
+
+    def check_body(self, where, schema, body, headers):
+        import jsonschema
+        try:
+            instance = json.loads(body)
+        except ValueError as e:
+            return ["%s: the body is not JSON (%s): %r" % (where, e, body[:200])]
+        key = json.dumps(schema, sort_keys=True)
+        v = self._validators.get(key)
+        if v is None:
+            v = jsonschema.Draft202012Validator(self.resolve(schema))
+            self._validators[key] = v
+        out = []
+        for e in sorted(v.iter_errors(instance), key=lambda e: list(e.absolute_path)):
+            jp = "$" + "".join("[%d]" % p if isinstance(p, int) else ".%s" % p for p in e.absolute_path)
+            out.append("%s: %s: %s" % (where, jp, e.message[:300]))
+            if len(out) >= 5:
+                break
+        return out
+
+
+_openapi = None
+
+
+def openapi():
+    global _openapi
+    if _openapi is None:
+        _openapi = OpenAPI()
+    return _openapi
+
+
+def header_of(headers, name):
+    for k, v in headers:
+        if k.lower() == name.lower():
+            return v
+    return None
 
 
 def free_port():
@@ -97,7 +241,7 @@ class Server:
             if self.proc.poll() is not None:
                 raise RuntimeError("notebookd exited with %s:\n%s" % (self.proc.returncode, self.read_log()[-3000:]))
             try:
-                r = self.request("GET", "/healthz", timeout=2)
+                r = self._request("GET", "/healthz", timeout=2)
                 if r.status == 200:
                     return
             except OSError:
@@ -121,6 +265,17 @@ class Server:
         return out
 
     def request(self, method, path, body=None, headers=None, token=None, timeout=30, raw=None):
+        """One request on a new connection. The response is checked against
+        docs/openapi.json (see the module comment) unless the path is under
+        /debug/ (test-only routes, not part of the API)."""
+        r = self._request(method, path, body, headers, token, timeout, raw)
+        if OPENAPI_CHECK and not path.startswith("/debug/"):
+            problems = openapi().problems(method, path, r.status, r.headers, r.body)
+            if problems:
+                raise AssertionError("\n".join(problems) + "\n  body: " + r.body[:500])
+        return r
+
+    def _request(self, method, path, body=None, headers=None, token=None, timeout=30, raw=None):
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         try:
             h = dict(headers or {})
@@ -215,6 +370,12 @@ def wait_until(fn, timeout=30.0, what="the condition", interval=0.02):
         if time.time() >= deadline:
             raise AssertionError("timed out after %.1fs waiting for %s" % (timeout, what))
         time.sleep(interval)
+
+
+def skip(reason):
+    """Ends the current test (or, from setup_module, the module) as skipped:
+    counted and printed "ok - name # SKIP reason"; CI fails on any skip."""
+    raise unittest.SkipTest(reason)
 
 
 def check(cond, msg="check failed"):

@@ -2,7 +2,10 @@
 
 Finds tests/e2e/test_*.py, runs every function named test_* in file order,
 and prints one TAP-like line per test ("ok - module.test" / "not ok - …")
-and a final "# N passed, N failed". A module may define setup_module() and
+and a final "# N passed, N failed, N skipped". A test that cannot run here
+calls harness.skip(reason) (it raises unittest.SkipTest): it is counted as
+skipped and printed "ok - module.test # SKIP reason"; a setup_module that
+raises SkipTest skips the whole module. A module may define setup_module() and
 teardown_module() (e.g. to start a shared notebookd). Optional arguments
 filter modules by substring.
 """
@@ -12,6 +15,7 @@ import os
 import sys
 import time
 import traceback
+import unittest
 
 here = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, here)
@@ -20,7 +24,7 @@ sys.path.insert(0, here)
 def main():
     filters = sys.argv[1:]
     files = sorted(f for f in os.listdir(here) if f.startswith("test_") and f.endswith(".py"))
-    passed = failed = 0
+    passed = failed = skipped = 0
     for f in files:
         name = f[:-3]
         if filters and not any(x in name for x in filters) and not any(x in "e2e" for x in filters):
@@ -31,6 +35,10 @@ def main():
             spec.loader.exec_module(mod)
             if hasattr(mod, "setup_module"):
                 mod.setup_module()
+        except unittest.SkipTest as e:
+            print("ok - %s # SKIP %s" % (name, e))
+            skipped += 1
+            continue
         except Exception:
             print("not ok - %s.setup" % name)
             traceback.print_exc(file=sys.stderr)
@@ -44,6 +52,9 @@ def main():
                 fn()
                 print("ok - %s.%s (%.2fs)" % (name, tname, time.time() - t0))
                 passed += 1
+            except unittest.SkipTest as e:
+                print("ok - %s.%s # SKIP %s" % (name, tname, e))
+                skipped += 1
             except Exception:
                 print("not ok - %s.%s" % (name, tname))
                 sys.stderr.write("---- %s.%s\n" % (name, tname))
@@ -57,7 +68,7 @@ def main():
                 print("not ok - %s.teardown" % name)
                 traceback.print_exc(file=sys.stderr)
                 failed += 1
-    print("# %d passed, %d failed" % (passed, failed))
+    print("# %d passed, %d failed, %d skipped" % (passed, failed, skipped))
     return 1 if failed else 0
 
 

@@ -327,7 +327,7 @@ int main(void)
 {
 	admin_url = getenv("NB_TEST_ADMIN_URL");
 	if (!admin_url || !*admin_url) {
-		fprintf(stdout, "# NB_TEST_ADMIN_URL is not set; skipping\n");
+		t_skip("test_verify", "NB_TEST_ADMIN_URL is not set (scripts/test.sh sets it)");
 		return t_done();
 	}
 	admin = PQconnectdb(admin_url);
