@@ -81,7 +81,7 @@ void nb_resp_json(nb_resp_t *resp, int status, json_t *body)
 	resp->content_type = "application/json";
 	nb_buf_reset(&resp->body);
 	if (body) {
-		char *s = json_dumps(body, JSON_COMPACT);
+		char *s = json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(6));
 		if (s) {
 			nb_buf_puts(&resp->body, s);
 			free(s);
