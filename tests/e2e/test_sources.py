@@ -349,7 +349,9 @@ def test_corrupt_pdf_huge_tag_and_closed_port_fail_with_reasons():
     s = wait_source(tok, r.json["source"]["id"])
     eq(s["status"], "failed")
     check("PDF" in s["error"], s["error"])
-    j = srv.get("/v1/jobs/" + r.json["job"]["id"], token=tok).json
+    # the source fails inside the job; the job's outcome is recorded just after
+    j = wait_until(lambda: (lambda x: x if x["status"] not in ("pending", "running") else None)(
+        srv.get("/v1/jobs/" + r.json["job"]["id"], token=tok).json), 30, "the job's outcome")
     eq(j["status"], "dead")
     eq(j["attempts"], 1)
     check(j["last_error"])

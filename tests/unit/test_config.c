@@ -132,13 +132,13 @@ static void test_help_lists_what_a_command_reads(void)
 	char *migrate = help_for(NB_CMD_MIGRATE), *serve = help_for(NB_CMD_SERVE);
 	char *purge = help_for(NB_CMD_PURGE), *worker = help_for(NB_CMD_WORKER), *all = help_for(NB_CMD_ALL);
 	CHECK(strstr(migrate, "DATABASE_URL") && strstr(migrate, "NOTEBOOKD_DB_CONNECT_TIMEOUT_S"));
-	CHECK(!strstr(migrate, "NOTEBOOKD_LISTEN") && !strstr(migrate, "NOTEBOOKD_JWT_SECRET"));
+	CHECK(!strstr(migrate, "NOTEBOOKD_LISTEN ") && !strstr(migrate, "NOTEBOOKD_JWT_SECRET"));
 	CHECK(!strstr(migrate, "NOTEBOOKD_DB_POOL_SIZE"));
-	CHECK(strstr(serve, "NOTEBOOKD_LISTEN") && strstr(serve, "NOTEBOOKD_WORKERS"));
+	CHECK(strstr(serve, "NOTEBOOKD_LISTEN ") && strstr(serve, "NOTEBOOKD_WORKERS"));
 	CHECK(!strstr(serve, "NOTEBOOKD_TRASH_RETENTION_DAYS"));
-	CHECK(strstr(purge, "NOTEBOOKD_TRASH_RETENTION_DAYS") && !strstr(purge, "NOTEBOOKD_LISTEN"));
+	CHECK(strstr(purge, "NOTEBOOKD_TRASH_RETENTION_DAYS") && !strstr(purge, "NOTEBOOKD_LISTEN "));
 	CHECK(strstr(worker, "NOTEBOOKD_JOB_LEASE_S") && strstr(worker, "NOTEBOOKD_FETCH_TIMEOUT_S"));
-	CHECK(!strstr(worker, "NOTEBOOKD_LISTEN") && !strstr(worker, "NOTEBOOKD_JWT_SECRET"));
+	CHECK(!strstr(worker, "NOTEBOOKD_LISTEN ") && !strstr(worker, "NOTEBOOKD_JWT_SECRET"));
 	/* every setting is read by some command: the full list is the union */
 	int lines_all = 0, lines_union = 0;
 	for (char *p = all; (p = strstr(p, "\n  ")); p++)
