@@ -32,7 +32,7 @@
 #define TITLE_MAX 200
 #define CONTENT_MAX 10000
 #define HISTORY_TURNS 6   /* messages of context: the last three questions and answers */
-#define RETRIEVE_CHUNKS 8 /* chunks given to the generator */
+#define RETRIEVE_CHUNKS 16 /* chunks given to the generator: ts_rank_cd knows no word rarity, the generator does */
 
 static nb_generator_t *g_gen;
 static pthread_once_t g_gen_once = PTHREAD_ONCE_INIT;

@@ -32,6 +32,7 @@
 #define MAX_PICK 3
 #define MIN_SENTENCE_WORDS 4
 #define MAX_SENTENCE_CHARS 800
+#define HEADING_WORDS 8 /* a line without final punctuation and fewer content words is a heading */
 
 /* Sorted, for bsearch. Words that carry no subject in a question. */
 static const char *const k_stop[] = {
@@ -220,6 +221,10 @@ static void add_sentence(sentences_t *ss, const terms_t *ts, const char *s, int 
 	}
 	if (st.words < MIN_SENTENCE_WORDS && !st.has[0])
 		return;
+	/* a heading ("The Printing Press") names a subject but answers nothing */
+	unsigned char last = (unsigned char)s[b1 - 1];
+	if (!terminal(last) && last != '"' && last != ')' && last != ':' && st.words < HEADING_WORDS && !at_chunk_end)
+		return;
 	if (ss->n == ss->cap) {
 		ss->cap = ss->cap ? ss->cap * 2 : 64;
 		ss->v = nb_xrealloc(ss->v, ss->cap * sizeof *ss->v);
@@ -271,8 +276,13 @@ static void split_chunk(sentences_t *ss, const terms_t *ts, const char *s, int c
 			first = false;
 			start = cut;
 			start_cp = cut_cp;
-			i = cut;
-			cp = cut_cp;
+			if (cut > i) {
+				i = cut;
+				cp = cut_cp;
+			} else { /* a blank line: the cut is before this character, move past it */
+				i = next;
+				cp = cut_cp + 1;
+			}
 			continue;
 		}
 		i = next;

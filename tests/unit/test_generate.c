@@ -182,6 +182,28 @@ static void test_extractive_follow_up(void)
 	nb_gen_result_dispose(&r);
 }
 
+/* Paragraphs, headings and multibyte text: spans stay exact (and splitting terminates). */
+static void test_extractive_paragraphs_and_multibyte(void)
+{
+	static nb_gen_chunk_t ch[] = {
+		{"00000000-0000-7000-8000-000000000003", "00000000-0000-7000-8000-0000000000a3",
+		 "Crème brûlée\n\nThe crème brûlée is a custard dessert from France. Its top is caramelised sugar.\n\n\n"
+		 "Café au lait — coffee with hot milk — is drunk at breakfast in França and elsewhere.\n\n",
+		 0.3},
+	};
+	const char *qs[] = {"What is crème brûlée?", "When is café au lait drunk?", "What is the top made of?"};
+	for (size_t i = 0; i < 3; i++) {
+		nb_gen_request_t rq = {.kind = NB_GEN_CHAT, .chunks = ch, .nchunks = 1, .question = qs[i]};
+		nb_gen_result_t r;
+		CHECK_INT(nb_gen_run(gen(), &rq, &r), 0);
+		CHECK_MSG(r.nclaims >= 1, "%s", qs[i]);
+		for (size_t k = 0; k < r.nclaims; k++)
+			CHECK_INT(nb_cite_check(ch[0].text, r.claims[k].quote, r.claims[k].char_start, r.claims[k].char_end),
+				  NB_CITE_OK);
+		nb_gen_result_dispose(&r);
+	}
+}
+
 static int stop_after_one(void *ud, const char *t, size_t n)
 {
 	(void)t;
@@ -227,6 +249,7 @@ int main(void)
 	T_RUN(test_extractive_answers);
 	T_RUN(test_extractive_no_answer);
 	T_RUN(test_extractive_follow_up);
+	T_RUN(test_extractive_paragraphs_and_multibyte);
 	T_RUN(test_extractive_cancel);
 	T_RUN(test_generator_choice);
 	return t_done();
