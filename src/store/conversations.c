@@ -22,12 +22,7 @@
 /* The live messages of conversation c. */
 #define LIVE_MSGS(c) " FROM messages m WHERE m.conversation_id = " c ".id AND m.deleted_at IS NULL"
 
-#define CONVERSATION_JSON(c)                                                                                 \
-	"json_build_object('id', " c ".id, 'notebook_id', " c ".notebook_id, 'title', " c ".title,"          \
-	" 'message_count', (SELECT count(*)" LIVE_MSGS(c) "),"                                                 \
-	" 'last_message', (SELECT " NB_SQL_MESSAGE_JSON("m") LIVE_MSGS(c)                                      \
-	"                  ORDER BY m.created_at DESC, m.id DESC LIMIT 1),"                                    \
-	" 'created_at', nb_ts(" c ".created_at), 'updated_at', nb_ts(" c ".updated_at))"
+#define CONVERSATION_JSON(c) NB_SQL_CONVERSATION_JSON(c)
 
 /* A conversation the owner may see: live, in a live notebook of theirs. */
 #define VISIBLE(c, n)                                                                                        \

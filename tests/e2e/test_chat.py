@@ -466,6 +466,9 @@ def test_export_includes_chat_and_erasure_removes_it():
     doc = r.json
     convs = doc["notebooks"][0]["conversations"]
     eq([c["id"] for c in convs], [conv["id"]])
+    eq(convs[0]["message_count"], 2)
+    eq(convs[0]["last_message"], out["assistant_message"])
+    eq(convs[0]["deleted_at"], None)
     eq([m["id"] for m in convs[0]["messages"]], [out["user_message"]["id"], out["assistant_message"]["id"]])
     eq(convs[0]["messages"][1]["citations"], out["assistant_message"]["citations"])
     eq(len(doc["generations"]), 1)

@@ -12,6 +12,9 @@
 #include "rag/retrieve.h"
 #include "t.h"
 
+/* The handler's claim verifier is static: reach it the way h2o's tests do. */
+#include "../../src/api/conversations.c"
+
 static const char *k_candle =
 	"The flame of a candle is hollow. Melted wax rises up the wick by capillary action. "
 	"The bright part of the flame glows because tiny particles of solid carbon are heated white-hot. "
@@ -239,6 +242,54 @@ static void test_generator_choice(void)
 	nb_gen_destroy(g);
 }
 
+/*
+ * The verifier behind POST …/messages: only claims that name a chunk read
+ * back from the database (live, ready, this notebook) at an exact span are
+ * kept; the others are dropped and counted.
+ */
+static void test_verify_claims_drops_what_does_not_check_out(void)
+{
+	gen();
+	nb_retrieved_t ret = {.chunks = k_chunks, .n = 2};
+	nb_gen_claim_t claims[] = {
+		{0, (char *)"The flame of a candle is hollow.", 0, 0},               /* exact (offsets set below) */
+		{0, (char *)"The flame of a candle is hollow.", 1, 0},               /* off by one (set below) */
+		{1, (char *)"The Nile delta is one of the largest in the world.", 0, 0}, /* chunk not read back */
+		{0, (char *)"Melted wax rises up the wick by capillary action.", -1, -1}, /* quote only: located */
+		{7, (char *)"anything", 0, 8},                                        /* no such chunk number */
+		{0, (char *)"a sentence the chunk does not hold", -1, -1},            /* not in the text */
+	};
+	long s, e;
+	nb_cite_locate(k_candle, claims[0].quote, &s, &e);
+	claims[0].char_start = s;
+	claims[0].char_end = e;
+	claims[1].char_start = s + 1;
+	claims[1].char_end = e + 1;
+	nb_gen_result_t res = {.claims = claims, .nclaims = 6};
+	/* what the store read back: only the candle chunk (the river chunk's source went to the trash) */
+	char *ids[] = {(char *)k_chunks[0].chunk_id}, *sids[] = {(char *)k_chunks[0].source_id},
+	     *texts[] = {(char *)k_candle};
+	nb_chat_chunks_t cc = {.n = 1, .ids = ids, .source_ids = sids, .texts = texts};
+	ask_t a = {.ret = &ret, .res = &res};
+	int dropped = -1;
+	json_t *out = verify_claims(&a, &cc, &dropped);
+	CHECK_INT(json_array_size(out), 2);
+	CHECK_INT(dropped, 4);
+	json_t *c0 = json_array_get(out, 0), *c1 = json_array_get(out, 1);
+	CHECK_STR(json_string_value(json_object_get(c0, "chunk_id")), k_chunks[0].chunk_id);
+	CHECK_STR(json_string_value(json_object_get(c0, "source_id")), k_chunks[0].source_id);
+	CHECK_INT(json_integer_value(json_object_get(c0, "char_start")), s);
+	CHECK_STR(json_string_value(json_object_get(c1, "quote")), "Melted wax rises up the wick by capillary action.");
+	long s1 = (long)json_integer_value(json_object_get(c1, "char_start"));
+	long e1 = (long)json_integer_value(json_object_get(c1, "char_end"));
+	CHECK_INT(nb_cite_check(k_candle, json_string_value(json_object_get(c1, "quote")), s1, e1), NB_CITE_OK);
+	json_decref(out);
+	/* the ids the store is asked to read back: every claimed chunk that exists in the request */
+	json_t *want = claimed_ids(&ret, &res);
+	CHECK_INT(json_array_size(want), 5);
+	json_decref(want);
+}
+
 int main(void)
 {
 	T_RUN(test_cite_exact);
@@ -252,5 +303,6 @@ int main(void)
 	T_RUN(test_extractive_paragraphs_and_multibyte);
 	T_RUN(test_extractive_cancel);
 	T_RUN(test_generator_choice);
+	T_RUN(test_verify_claims_drops_what_does_not_check_out);
 	return t_done();
 }
