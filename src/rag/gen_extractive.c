@@ -413,7 +413,8 @@ int nb_gen__extractive_run(const nb_gen_request_t *req, nb_gen_result_t *res)
 	}
 	res->input_tokens = (int)(input_chars / 4 + (input_chars > 0));
 	score(&ss, &ts, req);
-	qsort(ss.v, ss.n, sizeof *ss.v, cmp_score);
+	if (ss.n) /* qsort(NULL, 0, …) is undefined */
+		qsort(ss.v, ss.n, sizeof *ss.v, cmp_score);
 
 	sentence_t *pick[MAX_PICK];
 	int npick = 0;
