@@ -7,6 +7,7 @@ generation history, the openai setting before its client exists, export and
 erasure."""
 import json
 import os
+import threading
 import uuid
 
 from harness import Server, check, eq, psql, wait_until
@@ -201,6 +202,14 @@ def test_messages_oldest_first_keyset():
     eq([m["content"] for m in got], ["q%d" % i for i in range(1, 26)])
     eq(sorted(got[0].keys()), sorted(["id", "conversation_id", "role", "content", "citations", "created_at"]))
     eq(got[0]["citations"], [])
+    # a fixed number of statements: 25 messages cost what 1 costs
+    one = conversation(tok, nb)
+    psql("INSERT INTO messages (id, conversation_id, role, content) VALUES (gen_random_uuid(), '%s', 'user', 'x')"
+         % one["id"])
+    r1 = srv.get("/v1/conversations/%s/messages?limit=100" % one["id"], token=tok)
+    r25 = srv.get("/v1/conversations/%s/messages?limit=100" % c["id"], token=tok)
+    eq((len(r1.json["items"]), len(r25.json["items"])), (1, 25))
+    eq(r1.header("X-DB-Statements"), r25.header("X-DB-Statements"))
     eq(srv.get("/v1/conversations/%s/messages?cursor=x" % c["id"], token=tok).status, 422)
     eq(srv.get("/v1/conversations/%s/messages" % uuid.uuid4(), token=tok).status, 404)
 
@@ -328,6 +337,45 @@ def test_follow_up_uses_the_previous_question():
     check(any("oxygen" in c["quote"] for c in follow["citations"]), follow)
     msgs = srv.get("/v1/conversations/%s/messages" % conv["id"], token=tok).json["items"]
     eq([m["role"] for m in msgs], ["user", "assistant", "user", "assistant"])
+
+
+def test_readme_example():
+    tok, _ = user()
+    nb = notebook(tok)
+    wait_ready(tok, add_text(tok, nb, "Cells", "Mitochondria are the powerhouse of the cell."))
+    conv = conversation(tok, nb, {"title": "Revision"})
+    am = ask(tok, conv["id"], "What do mitochondria do?")["assistant_message"]
+    eq(am["content"], "Mitochondria are the powerhouse of the cell. [1]")
+    eq([(c["quote"], c["char_start"], c["char_end"]) for c in am["citations"]],
+       [("Mitochondria are the powerhouse of the cell.", 0, 44)])
+
+
+def test_concurrent_questions_in_one_conversation_never_interleave():
+    fx = fixture_notebook()
+    tok = fx["tok"]
+    conv = conversation(tok, fx["nb"])
+    questions = ["What is soot?", "What is surface runoff?", "What was Gutenberg's key invention?",
+                 "What is the water table?", "How does the melted wax get up the wick?", "What is transpiration?"]
+    results = {}
+
+    def one(q):
+        r = srv.post("/v1/conversations/%s/messages" % conv["id"], {"content": q}, token=tok)
+        results[q] = r
+
+    threads = [threading.Thread(target=one, args=(q,)) for q in questions]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    check(all(r.status == 201 for r in results.values()), results)
+    msgs = srv.get("/v1/conversations/%s/messages?limit=100" % conv["id"], token=tok).json["items"]
+    eq(len(msgs), 2 * len(questions))
+    # each question is followed by its own answer: the pairs are stored whole, one after the other
+    for i in range(0, len(msgs), 2):
+        q, a = msgs[i], msgs[i + 1]
+        eq((q["role"], a["role"]), ("user", "assistant"))
+        eq(results[q["content"]].json["assistant_message"]["id"], a["id"])
+    eq(srv.get("/v1/conversations/" + conv["id"], token=tok).json["message_count"], 12)
 
 
 def test_bad_questions():
