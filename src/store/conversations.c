@@ -63,14 +63,24 @@ NB_STMT(st_chat_context,
 	"   FROM (SELECT m.role, m.content, m.created_at, m.id" LIVE_MSGS("c")
 	"         ORDER BY m.created_at DESC, m.id DESC LIMIT $3) t), '[]')::text"
 	" FROM conversations c" VISIBLE("c", "n") " AND c.id = $1 AND c.user_id = $2");
-/* language: the config is a parameter; chunks.tsv is built with 'english' until the notebook's language lands. */
+/*
+ * language: the config is a parameter; chunks.tsv is built with 'english' until the notebook's language lands.
+ * Ranking reads every candidate's vector, so candidates are bounded: first the chunks holding all of the
+ * question's words (plainto: the precise matches), then any chunk holding any word of the question or of
+ * the previous one, each arm capped at CANDIDATES; a notebook of a million chunks costs what 2 × CANDIDATES do.
+ */
+#define CANDIDATES "2500"
 NB_STMT_SLOW(st_chat_retrieve,
-	"WITH q AS (SELECT websearch_to_tsquery($2::regconfig, $3) AS q, websearch_to_tsquery($2::regconfig, $4) AS h),"
+	"WITH q AS (SELECT websearch_to_tsquery($2::regconfig, $3) AS q, websearch_to_tsquery($2::regconfig, $4) AS h,"
+	"                  plainto_tsquery($2::regconfig, $6) AS a),"
+	" cand AS ((SELECT c.id FROM chunks c, q WHERE c.notebook_id = $1 AND c.deleted_at IS NULL AND c.tsv @@ q.a"
+	"           LIMIT " CANDIDATES ")"
+	"   UNION (SELECT c.id FROM chunks c, q WHERE c.notebook_id = $1 AND c.deleted_at IS NULL"
+	"          AND (c.tsv @@ q.q OR c.tsv @@ q.h) LIMIT " CANDIDATES ")),"
 	" hits AS (SELECT c.id, c.source_id, c.text,"
 	"          ts_rank_cd(c.tsv, q.q, 1 | 32) + 0.5 * ts_rank_cd(c.tsv, q.h, 1 | 32) AS score"
-	"   FROM chunks c CROSS JOIN q"
-	"   JOIN sources s ON s.id = c.source_id AND s.deleted_at IS NULL AND s.status = 'ready'"
-	"   WHERE c.notebook_id = $1 AND c.deleted_at IS NULL AND (c.tsv @@ q.q OR c.tsv @@ q.h))"
+	"   FROM cand JOIN chunks c ON c.id = cand.id CROSS JOIN q"
+	"   JOIN sources s ON s.id = c.source_id AND s.deleted_at IS NULL AND s.status = 'ready')"
 	" SELECT coalesce(json_agg(json_build_object('chunk_id', x.id, 'source_id', x.source_id, 'text', x.text,"
 	"                          'score', x.score) ORDER BY x.score DESC, x.id), '[]')::text"
 	" FROM (SELECT * FROM hits ORDER BY score DESC, id LIMIT $5) x");
@@ -211,7 +221,7 @@ int nb_store_chat_context(nb_conn_t *c, const char *owner, const char *conversat
 }
 
 int nb_store_chat_retrieve(nb_conn_t *c, const char *notebook_id, const char *config, const char *query,
-			   const char *history_query, int limit, json_t **items)
+			   const char *history_query, const char *question, int limit, json_t **items)
 {
 	*items = NULL;
 	nb_params_t p;
@@ -221,6 +231,7 @@ int nb_store_chat_retrieve(nb_conn_t *c, const char *notebook_id, const char *co
 	nb_p_text(&p, query);
 	nb_p_text(&p, history_query);
 	nb_p_int(&p, limit);
+	nb_p_text(&p, question);
 	PGresult *r = NULL;
 	int rc = nb_db_exec(c, &st_chat_retrieve, &p, &r);
 	if (rc < 0)

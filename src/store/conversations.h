@@ -56,11 +56,14 @@ int nb_store_chat_context(nb_conn_t *c, const char *owner, const char *conversat
  * Chat retrieval: the notebook's live chunks of live, ready sources that
  * match `query` or `history_query` (websearch syntax, the caller ORs the
  * words), ranked by ts_rank_cd with length normalisation (1|32), history
- * matches counting half. `config` is the text-search configuration. *items:
- * array of {chunk_id, source_id, text, score}, best first, at most limit.
+ * matches counting half. `question` (plain text) finds the chunks holding
+ * all its words first, so that capping the candidates (2 × 2,500, to bound
+ * the cost on large notebooks) keeps the precise matches. `config` is the
+ * text-search configuration. *items: array of {chunk_id, source_id, text,
+ * score}, best first, at most limit.
  */
 int nb_store_chat_retrieve(nb_conn_t *c, const char *notebook_id, const char *config, const char *query,
-			   const char *history_query, int limit, json_t **items);
+			   const char *history_query, const char *question, int limit, json_t **items);
 
 /** A generation record to store (strings may be NULL where the column allows). */
 typedef struct nb_generation_rec {
