@@ -151,8 +151,12 @@ static int find_chunk(const nb_chat_chunks_t *cc, const char *id)
 	return -1;
 }
 
-/* nb_chat_verify_fn: keeps the claims that are exactly a span of a live chunk of this notebook. */
-static json_t *verify_claims(void *ud, const nb_chat_chunks_t *cc, int *dropped)
+/*
+ * nb_chat_verify_fn: keeps the claims that are exactly a span of a live chunk
+ * of this notebook. An answer whose every claim was dropped has nothing
+ * checked behind it: it becomes the "no answer" sentence.
+ */
+static json_t *verify_claims(void *ud, const nb_chat_chunks_t *cc, int *dropped, const char **answer)
 {
 	const ask_t *a = ud;
 	json_t *out = json_array();
@@ -176,6 +180,8 @@ static json_t *verify_claims(void *ud, const nb_chat_chunks_t *cc, int *dropped)
 						     cc->source_ids[k], "quote", cl->quote, "char_start",
 						     (json_int_t)start, "char_end", (json_int_t)end));
 	}
+	if (a->res->nclaims > 0 && json_array_size(out) == 0)
+		*answer = NB_GEN_NO_ANSWER;
 	return out;
 }
 

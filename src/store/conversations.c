@@ -340,7 +340,7 @@ int nb_store_chat_save(nb_conn_t *c, const char *owner, const char *conversation
 	}
 	if ((rc = load_chunks(c, chunk_ids, notebook_id, &cc)) < 0)
 		goto out;
-	cites = verify(ud, &cc, &rec->dropped_citations);
+	cites = verify(ud, &cc, &rec->dropped_citations, &answer);
 	cites_text = json_dumps(cites, JSON_COMPACT);
 	nb_params_init(&p);
 	nb_p_text(&p, conversation_id);

@@ -87,10 +87,11 @@ void nb_chat_chunks_dispose(nb_chat_chunks_t *cc);
  * Verifies claims and builds the assistant's citations: called by
  * nb_store_chat_save inside its transaction with the chunks (among
  * chunk_ids) that belong to live, ready sources of the notebook. Returns the
- * citations array to store (a new reference) and writes how many claims it
- * dropped.
+ * citations array to store (a new reference), writes how many claims it
+ * dropped, and may replace *answer (a static or caller-owned string) when
+ * nothing that supported it checked out.
  */
-typedef json_t *(*nb_chat_verify_fn)(void *ud, const nb_chat_chunks_t *chunks, int *dropped);
+typedef json_t *(*nb_chat_verify_fn)(void *ud, const nb_chat_chunks_t *chunks, int *dropped, const char **answer);
 
 /**
  * Stores one question and its answer in one transaction (see the header).

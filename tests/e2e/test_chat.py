@@ -7,10 +7,11 @@ generation history, the openai setting before its client exists, export and
 erasure."""
 import json
 import os
+import subprocess
 import threading
 import uuid
 
-from harness import Server, check, eq, psql, wait_until
+from harness import DB_URL, Server, check, eq, psql, wait_until
 
 srv = None
 FIX = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "chat")
@@ -376,6 +377,48 @@ def test_concurrent_questions_in_one_conversation_never_interleave():
         eq((q["role"], a["role"]), ("user", "assistant"))
         eq(results[q["content"]].json["assistant_message"]["id"], a["id"])
     eq(srv.get("/v1/conversations/" + conv["id"], token=tok).json["message_count"], 12)
+
+
+def test_citations_that_no_longer_check_out_are_dropped_and_counted():
+    """The chunk text changes (a re-ingestion) between retrieval and storing:
+    the claims are checked against the text read back in the storing
+    transaction, so they are dropped, never shown, and counted."""
+    tok, _ = user()
+    nb = notebook(tok)
+    sid = add_text(tok, nb, "candle", "The flame of a candle is hollow. Melted wax rises up the wick.")
+    wait_ready(tok, sid)
+    conv = conversation(tok, nb)
+    # a second session locks the conversation (the ask will wait for it) and rewrites the chunk, uncommitted
+    hold = subprocess.Popen(["psql", DB_URL, "-q", "-v", "ON_ERROR_STOP=1"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        hold.stdin.write("BEGIN;\nSELECT 1 FROM conversations WHERE id = '%s' FOR UPDATE;\n"
+                         "UPDATE chunks SET text = 'Rewritten. ' || text WHERE source_id = '%s';\n" % (conv["id"], sid))
+        hold.stdin.flush()
+        wait_until(lambda: psql("SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation"
+                                " WHERE c.relname = 'chunks' AND l.mode = 'RowExclusiveLock' AND l.granted") != "0",
+                   10, "the second session to hold its locks")
+        out = {}
+        t = threading.Thread(target=lambda: out.update(r=srv.post("/v1/conversations/%s/messages" % conv["id"],
+                                                                  {"content": "Why is the candle flame hollow?"},
+                                                                  token=tok)))
+        t.start()
+        wait_until(lambda: psql("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                                " AND query LIKE '%FOR UPDATE OF c%'") != "0", 20, "the ask to wait on the lock")
+        hold.stdin.write("COMMIT;\n")
+        hold.stdin.close()
+        t.join(30)
+    finally:
+        hold.wait(10)
+    r = out["r"]
+    eq(r.status, 201, r.body)
+    am = r.json["assistant_message"]
+    eq(am["citations"], [])
+    eq(am["content"], NO_ANSWER)  # nothing checked out behind the answer: it says so instead
+    g = srv.get("/v1/generations?notebook_id=" + nb, token=tok).json["items"]
+    eq(len(g), 1)
+    check(g[0]["dropped_citations"] >= 1, g[0])
+    eq(g[0]["status"], "succeeded")
 
 
 def test_bad_questions():

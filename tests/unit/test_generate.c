@@ -272,7 +272,9 @@ static void test_verify_claims_drops_what_does_not_check_out(void)
 	nb_chat_chunks_t cc = {.n = 1, .ids = ids, .source_ids = sids, .texts = texts};
 	ask_t a = {.ret = &ret, .res = &res};
 	int dropped = -1;
-	json_t *out = verify_claims(&a, &cc, &dropped);
+	const char *answer = "the generated answer";
+	json_t *out = verify_claims(&a, &cc, &dropped, &answer);
+	CHECK_STR(answer, "the generated answer");
 	CHECK_INT(json_array_size(out), 2);
 	CHECK_INT(dropped, 4);
 	json_t *c0 = json_array_get(out, 0), *c1 = json_array_get(out, 1);
@@ -283,6 +285,13 @@ static void test_verify_claims_drops_what_does_not_check_out(void)
 	long s1 = (long)json_integer_value(json_object_get(c1, "char_start"));
 	long e1 = (long)json_integer_value(json_object_get(c1, "char_end"));
 	CHECK_INT(nb_cite_check(k_candle, json_string_value(json_object_get(c1, "quote")), s1, e1), NB_CITE_OK);
+	json_decref(out);
+	/* nothing checks out: nothing is shown, and the answer says it found nothing */
+	cc.n = 0;
+	out = verify_claims(&a, &cc, &dropped, &answer);
+	CHECK_INT(json_array_size(out), 0);
+	CHECK_INT(dropped, 6);
+	CHECK_STR(answer, NB_GEN_NO_ANSWER);
 	json_decref(out);
 	/* the ids the store is asked to read back: every claimed chunk that exists in the request */
 	json_t *want = claimed_ids(&ret, &res);
