@@ -140,6 +140,7 @@ int nb_api_messages_list(nb_req_t *req)
 typedef struct ask {
 	const nb_retrieved_t *ret;
 	const nb_gen_result_t *res;
+	char *rewritten; /* the answer with its markers renumbered (owned), or NULL */
 } ask_t;
 
 /* The stored chunk a claim names, among those read back in the transaction, or -1. */
@@ -158,8 +159,9 @@ static int find_chunk(const nb_chat_chunks_t *cc, const char *id)
  */
 static json_t *verify_claims(void *ud, const nb_chat_chunks_t *cc, int *dropped, const char **answer)
 {
-	const ask_t *a = ud;
+	ask_t *a = ud;
 	json_t *out = json_array();
+	int *renum = calloc(a->res->nclaims + 1, sizeof *renum);
 	*dropped = 0;
 	for (size_t i = 0; i < a->res->nclaims; i++) {
 		const nb_gen_claim_t *cl = &a->res->claims[i];
@@ -176,12 +178,19 @@ static json_t *verify_claims(void *ud, const nb_chat_chunks_t *cc, int *dropped,
 			(*dropped)++;
 			continue;
 		}
+		renum[i] = (int)json_array_size(out) + 1;
 		json_array_append_new(out, json_pack("{s:s, s:s, s:s, s:I, s:I}", "chunk_id", cc->ids[k], "source_id",
 						     cc->source_ids[k], "quote", cl->quote, "char_start",
 						     (json_int_t)start, "char_end", (json_int_t)end));
 	}
-	if (a->res->nclaims > 0 && json_array_size(out) == 0)
+	if (a->res->nclaims > 0 && json_array_size(out) == 0) {
 		*answer = NB_GEN_NO_ANSWER;
+	} else if (*dropped > 0 && *answer) { /* "[n]" is the n-th citation shown: renumber */
+		free(a->rewritten);
+		a->rewritten = nb_cite_renumber(*answer, renum, (int)a->res->nclaims);
+		*answer = a->rewritten;
+	}
+	free(renum);
 	return out;
 }
 
@@ -222,6 +231,7 @@ int nb_api_message_create(nb_req_t *req)
 	nb_retrieved_t ret = {0};
 	nb_gen_result_t res = {0};
 	nb_gen_turn_t *turns = NULL;
+	ask_t a = {.ret = &ret, .res = &res, .rewritten = NULL};
 	if ((rc = nb_req_db(req, &c)) < 0 ||
 	    (rc = nb_store_chat_context(c, req->user_id, conv, HISTORY_TURNS, nb, &history)) < 0)
 		goto out;
@@ -258,7 +268,6 @@ int nb_api_message_create(nb_req_t *req)
 		goto out;
 	}
 	ids = claimed_ids(&ret, &res);
-	ask_t a = {.ret = &ret, .res = &res};
 	rc = nb_store_chat_save(c, req->user_id, conv, nb, content, res.text, ids, verify_claims, &a, &rec,
 				&user_msg, &asst_msg);
 	if (rc == 0) {
@@ -269,6 +278,7 @@ int nb_api_message_create(nb_req_t *req)
 out:
 	if (rc < 0 && req->resp.status == 0)
 		nb_fail(req, rc);
+	free(a.rewritten);
 	json_decref(history);
 	json_decref(ids);
 	json_decref(user_msg);

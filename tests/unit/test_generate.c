@@ -77,6 +77,18 @@ static void test_cite_wrong_chunk(void)
 	CHECK(nb_cite_check(k_river, "The flame of a candle is hollow.", s, e) != NB_CITE_OK);
 }
 
+static void test_cite_renumber(void)
+{
+	int renum[] = {1, 0, 2};
+	char *t = nb_cite_renumber("One. [1] Two. [2] Three. [3] Keep [7] and [x] and [1", renum, 3);
+	CHECK_STR(t, "One. [1] Two. Three. [2] Keep [7] and [x] and [1");
+	free(t);
+	int none[] = {0};
+	t = nb_cite_renumber("Only. [1]", none, 1);
+	CHECK_STR(t, "Only.");
+	free(t);
+}
+
 static void test_or_query(void)
 {
 	char *q = nb_rag_or_query("Why does the \"flame\" glow -brightly? (or not)");
@@ -272,11 +284,12 @@ static void test_verify_claims_drops_what_does_not_check_out(void)
 	nb_chat_chunks_t cc = {.n = 1, .ids = ids, .source_ids = sids, .texts = texts};
 	ask_t a = {.ret = &ret, .res = &res};
 	int dropped = -1;
-	const char *answer = "the generated answer";
+	const char *answer = "First. [1] Second. [2] Third. [3] Fourth. [4] Fifth. [5] Sixth. [6]";
 	json_t *out = verify_claims(&a, &cc, &dropped, &answer);
-	CHECK_STR(answer, "the generated answer");
 	CHECK_INT(json_array_size(out), 2);
 	CHECK_INT(dropped, 4);
+	/* the markers now number the citations that are shown */
+	CHECK_STR(answer, "First. [1] Second. Third. Fourth. [2] Fifth. Sixth.");
 	json_t *c0 = json_array_get(out, 0), *c1 = json_array_get(out, 1);
 	CHECK_STR(json_string_value(json_object_get(c0, "chunk_id")), k_chunks[0].chunk_id);
 	CHECK_STR(json_string_value(json_object_get(c0, "source_id")), k_chunks[0].source_id);
@@ -293,6 +306,7 @@ static void test_verify_claims_drops_what_does_not_check_out(void)
 	CHECK_INT(dropped, 6);
 	CHECK_STR(answer, NB_GEN_NO_ANSWER);
 	json_decref(out);
+	free(a.rewritten);
 	/* the ids the store is asked to read back: every claimed chunk that exists in the request */
 	json_t *want = claimed_ids(&ret, &res);
 	CHECK_INT(json_array_size(want), 5);
@@ -305,6 +319,7 @@ int main(void)
 	T_RUN(test_cite_off_by_one);
 	T_RUN(test_cite_multibyte);
 	T_RUN(test_cite_wrong_chunk);
+	T_RUN(test_cite_renumber);
 	T_RUN(test_or_query);
 	T_RUN(test_extractive_answers);
 	T_RUN(test_extractive_no_answer);
