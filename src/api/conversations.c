@@ -31,7 +31,7 @@
 
 #define TITLE_MAX 200
 #define CONTENT_MAX 10000
-#define HISTORY_TURNS 6   /* messages of context: the last three questions and answers */
+#define HISTORY_TURNS 6	   /* messages of context: the last three questions and answers */
 #define RETRIEVE_CHUNKS 16 /* chunks given to the generator: ts_rank_cd knows no word rarity, the generator does */
 
 static nb_generator_t *g_gen;
@@ -91,8 +91,8 @@ int nb_api_conversations_list(nb_req_t *req)
 	const char *nb = nb_req_param(req, 0);
 	PGresult *rows = NULL;
 	if ((rc = nb_req_db(req, &c)) < 0 || (rc = nb_store_notebook_check(c, req->user_id, nb)) < 0 ||
-	    (rc = nb_store_conversations_list(c, req->user_id, nb, page.limit, page.after_ts, page.after_id,
-					      &rows)) < 0)
+	    (rc = nb_store_conversations_list(c, req->user_id, nb, page.limit, page.after_ts, page.after_id, &rows)) <
+		0)
 		return nb_fail(req, rc);
 	nb_resp_list_rows(req, rows, page.limit);
 	return 0;
@@ -249,12 +249,19 @@ int nb_api_message_create(nb_req_t *req)
 	if ((rc = nb_rag_retrieve(c, nb, "english", content, prev, RETRIEVE_CHUNKS, &ret)) < 0)
 		goto out;
 
-	nb_gen_request_t gr = {.kind = NB_GEN_CHAT, .chunks = ret.chunks, .nchunks = ret.n, .question = content,
-			       .history = turns, .nhistory = nturns};
+	nb_gen_request_t gr = {.kind = NB_GEN_CHAT,
+			       .chunks = ret.chunks,
+			       .nchunks = ret.n,
+			       .question = content,
+			       .history = turns,
+			       .nhistory = nturns};
 	int64_t t0 = nb_mono_ms();
 	nb_gen_run(generator(), &gr, &res);
-	nb_generation_rec_t rec = {.kind = "chat", .provider = res.provider, .model = res.model,
-				   .input_tokens = res.input_tokens, .output_tokens = res.output_tokens,
+	nb_generation_rec_t rec = {.kind = "chat",
+				   .provider = res.provider,
+				   .model = res.model,
+				   .input_tokens = res.input_tokens,
+				   .output_tokens = res.output_tokens,
 				   .latency_ms = (int)(nb_mono_ms() - t0)};
 	if (res.error_code != NB_GEN_OK) {
 		rec.failed = true;
@@ -268,8 +275,8 @@ int nb_api_message_create(nb_req_t *req)
 		goto out;
 	}
 	ids = claimed_ids(&ret, &res);
-	rc = nb_store_chat_save(c, req->user_id, conv, nb, content, res.text, ids, verify_claims, &a, &rec,
-				&user_msg, &asst_msg);
+	rc = nb_store_chat_save(c, req->user_id, conv, nb, content, res.text, ids, verify_claims, &a, &rec, &user_msg,
+				&asst_msg);
 	if (rc == 0) {
 		nb_resp_json(&req->resp, 201,
 			     json_pack("{s:o, s:o}", "user_message", user_msg, "assistant_message", asst_msg));

@@ -17,9 +17,9 @@
 /** Why a claimed span does not check out (0: it does). */
 enum {
 	NB_CITE_OK = 0,
-	NB_CITE_BAD_RANGE = -1,  /* start < 0, end <= start, or end past the text */
-	NB_CITE_MISMATCH = -2,   /* the span's text is not the quote */
-	NB_CITE_BAD_UTF8 = -3,   /* the text or quote is not valid UTF-8 */
+	NB_CITE_BAD_RANGE = -1, /* start < 0, end <= start, or end past the text */
+	NB_CITE_MISMATCH = -2,	/* the span's text is not the quote */
+	NB_CITE_BAD_UTF8 = -3,	/* the text or quote is not valid UTF-8 */
 };
 
 /**

@@ -36,17 +36,17 @@
 
 /* Sorted, for bsearch. Words that carry no subject in a question. */
 static const char *const k_stop[] = {
-	"a",	 "about", "after", "again", "all",   "also",  "am",	   "an",    "and",    "any",   "are",
-	"as",	 "at",	  "be",	   "been",  "before", "being", "between", "both",  "but",    "by",    "can",
-	"could", "did",	  "do",	   "does",  "doing", "down",  "during", "each",  "explain", "few",  "for",
-	"from",	 "further", "had", "has",   "have",  "having", "he",    "her",   "here",   "hers",  "him",
-	"his",	 "how",	  "i",	   "if",    "in",    "into",  "is",	   "it",    "its",    "itself", "just",
-	"me",	 "more",  "most",  "much",  "my",    "no",    "nor",   "not",   "now",    "of",    "off",
-	"on",	 "once",  "only",  "or",    "other", "our",   "out",   "over",  "own",    "please", "said",
-	"same",	 "she",	  "should", "so",   "some",  "such",  "tell",  "than",  "that",   "the",   "their",
-	"them",	 "then",  "there", "these", "they",  "this",  "those", "through", "to",   "too",   "under",
-	"until", "up",	  "us",	   "very",  "was",   "we",    "were",  "what",  "when",   "where", "which",
-	"while", "who",	  "whom",  "why",   "will",  "with",  "would", "you",   "your",
+    "a",     "about",	"after",  "again", "all",    "also",   "am",	  "an",	     "and",	"any",	  "are",
+    "as",    "at",	"be",	  "been",  "before", "being",  "between", "both",    "but",	"by",	  "can",
+    "could", "did",	"do",	  "does",  "doing",  "down",   "during",  "each",    "explain", "few",	  "for",
+    "from",  "further", "had",	  "has",   "have",   "having", "he",	  "her",     "here",	"hers",	  "him",
+    "his",   "how",	"i",	  "if",	   "in",     "into",   "is",	  "it",	     "its",	"itself", "just",
+    "me",    "more",	"most",	  "much",  "my",     "no",     "nor",	  "not",     "now",	"of",	  "off",
+    "on",    "once",	"only",	  "or",	   "other",  "our",    "out",	  "over",    "own",	"please", "said",
+    "same",  "she",	"should", "so",	   "some",   "such",   "tell",	  "than",    "that",	"the",	  "their",
+    "them",  "then",	"there",  "these", "they",   "this",   "those",	  "through", "to",	"too",	  "under",
+    "until", "up",	"us",	  "very",  "was",    "we",     "were",	  "what",    "when",	"where",  "which",
+    "while", "who",	"whom",	  "why",   "will",   "with",   "would",	  "you",     "your",
 };
 
 static int cmp_str(const void *a, const void *b)
@@ -110,8 +110,8 @@ static int next_word(const char *s, size_t len, size_t *pos, char out[MAX_WORD],
 		return 0;
 	}
 	size_t k = 0;
-	while (i < len && (word_byte((unsigned char)s[i]) ||
-			   (s[i] == '\'' && i + 1 < len && isalpha((unsigned char)s[i + 1])))) {
+	while (i < len &&
+	       (word_byte((unsigned char)s[i]) || (s[i] == '\'' && i + 1 < len && isalpha((unsigned char)s[i + 1])))) {
 		if (k < MAX_WORD - 1)
 			out[k++] = (char)tolower((unsigned char)s[i]);
 		i++;
@@ -127,7 +127,7 @@ static int next_word(const char *s, size_t len, size_t *pos, char out[MAX_WORD],
 typedef struct term {
 	char w[MAX_WORD];
 	double weight; /* 1 for the question, 0.5 for the previous question */
-	int df;        /* sentences containing it */
+	int df;	       /* sentences containing it */
 	double idf;
 } term_t;
 
@@ -172,11 +172,11 @@ static int terms_add(terms_t *ts, const char *text, double weight)
 
 typedef struct sentence {
 	int chunk;
-	size_t b0, b1;    /* bytes in the chunk text */
-	long c0, c1;      /* code points in the chunk text */
-	int words;        /* content words */
-	bool fragment;    /* starts mid-sentence or runs off the chunk's end */
-	uint64_t has[1];  /* bitset over terms (MAX_TERMS = 64) */
+	size_t b0, b1;	 /* bytes in the chunk text */
+	long c0, c1;	 /* code points in the chunk text */
+	int words;	 /* content words */
+	bool fragment;	 /* starts mid-sentence or runs off the chunk's end */
+	uint64_t has[1]; /* bitset over terms (MAX_TERMS = 64) */
 	double score;
 } sentence_t;
 
@@ -191,8 +191,8 @@ static bool terminal(unsigned char c)
 }
 
 /* Records s[b0..b1) of chunk `chunk` (trimmed) as a sentence, with its terms. */
-static void add_sentence(sentences_t *ss, const terms_t *ts, const char *s, int chunk, size_t b0, size_t b1,
-			 long c0, bool at_chunk_start, bool at_chunk_end)
+static void add_sentence(sentences_t *ss, const terms_t *ts, const char *s, int chunk, size_t b0, size_t b1, long c0,
+			 bool at_chunk_start, bool at_chunk_end)
 {
 	while (b0 < b1 && isspace((unsigned char)s[b0])) {
 		b0++;

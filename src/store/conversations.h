@@ -49,8 +49,8 @@ int nb_store_messages_list(nb_conn_t *c, const char *conversation_id, int limit,
  * `turns` messages as a JSON array of {role, content}, oldest first (*history,
  * owned by the caller). NB_ENOTFOUND when the conversation is not visible.
  */
-int nb_store_chat_context(nb_conn_t *c, const char *owner, const char *conversation_id, int turns,
-			  char notebook_id[37], json_t **history);
+int nb_store_chat_context(nb_conn_t *c, const char *owner, const char *conversation_id, int turns, char notebook_id[37],
+			  json_t **history);
 
 /**
  * Chat retrieval: the notebook's live chunks of live, ready sources that
@@ -101,12 +101,12 @@ typedef json_t *(*nb_chat_verify_fn)(void *ud, const nb_chat_chunks_t *chunks, i
  * conversation went to the trash meanwhile; on any error nothing is written.
  */
 int nb_store_chat_save(nb_conn_t *c, const char *owner, const char *conversation_id, const char *notebook_id,
-		       const char *question, const char *answer, json_t *chunk_ids, nb_chat_verify_fn verify,
-		       void *ud, nb_generation_rec_t *rec, json_t **user_msg, json_t **assistant_msg);
+		       const char *question, const char *answer, json_t *chunk_ids, nb_chat_verify_fn verify, void *ud,
+		       nb_generation_rec_t *rec, json_t **user_msg, json_t **assistant_msg);
 
 /** Stores a generation record alone (a failed generation: no messages are stored). */
-int nb_store_generation_insert(nb_conn_t *c, const char *owner, const char *notebook_id,
-			       const char *conversation_id, const nb_generation_rec_t *rec);
+int nb_store_generation_insert(nb_conn_t *c, const char *owner, const char *notebook_id, const char *conversation_id,
+			       const nb_generation_rec_t *rec);
 
 /**
  * A page of the owner's generation records, newest first, optionally of one

@@ -16,12 +16,12 @@
 #include "../../src/api/conversations.c"
 
 static const char *k_candle =
-	"The flame of a candle is hollow. Melted wax rises up the wick by capillary action. "
-	"The bright part of the flame glows because tiny particles of solid carbon are heated white-hot. "
-	"When the carbon particles burn away at the edge of the flame, they form carbon dioxide.";
+    "The flame of a candle is hollow. Melted wax rises up the wick by capillary action. "
+    "The bright part of the flame glows because tiny particles of solid carbon are heated white-hot. "
+    "When the carbon particles burn away at the edge of the flame, they form carbon dioxide.";
 static const char *k_river =
-	"A river carries sediment from the mountains to the sea. Where the current slows, sand and silt "
-	"settle out and build a delta. The Nile delta is one of the largest in the world.";
+    "A river carries sediment from the mountains to the sea. Where the current slows, sand and silt "
+    "settle out and build a delta. The Nile delta is one of the largest in the world.";
 
 static void test_cite_exact(void)
 {
@@ -106,8 +106,8 @@ static void test_or_query(void)
 }
 
 static nb_gen_chunk_t k_chunks[] = {
-	{"00000000-0000-7000-8000-000000000001", "00000000-0000-7000-8000-0000000000a1", NULL, 0.5},
-	{"00000000-0000-7000-8000-000000000002", "00000000-0000-7000-8000-0000000000a2", NULL, 0.4},
+    {"00000000-0000-7000-8000-000000000001", "00000000-0000-7000-8000-0000000000a1", NULL, 0.5},
+    {"00000000-0000-7000-8000-000000000002", "00000000-0000-7000-8000-0000000000a2", NULL, 0.4},
 };
 
 static nb_generator_t *gen(void)
@@ -133,7 +133,9 @@ static void check_claims(const nb_gen_result_t *r)
 
 static void test_extractive_answers(void)
 {
-	nb_gen_request_t rq = {.kind = NB_GEN_CHAT, .chunks = k_chunks, .nchunks = 2,
+	nb_gen_request_t rq = {.kind = NB_GEN_CHAT,
+			       .chunks = k_chunks,
+			       .nchunks = 2,
 			       .question = "Why does the bright part of a candle flame glow?"};
 	nb_gen_result_t r;
 	CHECK_INT(nb_gen_run(gen(), &rq, &r), 0);
@@ -182,11 +184,16 @@ static void test_extractive_no_answer(void)
 static void test_extractive_follow_up(void)
 {
 	nb_gen_turn_t hist[] = {
-		{"user", "What happens to the carbon particles in a candle flame?"},
-		{"assistant", "When the carbon particles burn away at the edge of the flame, they form carbon dioxide. [1]"},
+	    {"user", "What happens to the carbon particles in a candle flame?"},
+	    {"assistant",
+	     "When the carbon particles burn away at the edge of the flame, they form carbon dioxide. [1]"},
 	};
-	nb_gen_request_t rq = {.kind = NB_GEN_CHAT, .chunks = k_chunks, .nchunks = 2, .question = "And why is that?",
-			       .history = hist, .nhistory = 2};
+	nb_gen_request_t rq = {.kind = NB_GEN_CHAT,
+			       .chunks = k_chunks,
+			       .nchunks = 2,
+			       .question = "And why is that?",
+			       .history = hist,
+			       .nhistory = 2};
 	nb_gen_result_t r;
 	CHECK_INT(nb_gen_run(gen(), &rq, &r), 0);
 	CHECK(!r.no_answer);
@@ -201,10 +208,10 @@ static void test_extractive_follow_up(void)
 static void test_extractive_paragraphs_and_multibyte(void)
 {
 	static nb_gen_chunk_t ch[] = {
-		{"00000000-0000-7000-8000-000000000003", "00000000-0000-7000-8000-0000000000a3",
-		 "Crème brûlée\n\nThe crème brûlée is a custard dessert from France. Its top is caramelised sugar.\n\n\n"
-		 "Café au lait — coffee with hot milk — is drunk at breakfast in França and elsewhere.\n\n",
-		 0.3},
+	    {"00000000-0000-7000-8000-000000000003", "00000000-0000-7000-8000-0000000000a3",
+	     "Crème brûlée\n\nThe crème brûlée is a custard dessert from France. Its top is caramelised sugar.\n\n\n"
+	     "Café au lait — coffee with hot milk — is drunk at breakfast in França and elsewhere.\n\n",
+	     0.3},
 	};
 	const char *qs[] = {"What is crème brûlée?", "When is café au lait drunk?", "What is the top made of?"};
 	for (size_t i = 0; i < 3; i++) {
@@ -213,8 +220,9 @@ static void test_extractive_paragraphs_and_multibyte(void)
 		CHECK_INT(nb_gen_run(gen(), &rq, &r), 0);
 		CHECK_MSG(r.nclaims >= 1, "%s", qs[i]);
 		for (size_t k = 0; k < r.nclaims; k++)
-			CHECK_INT(nb_cite_check(ch[0].text, r.claims[k].quote, r.claims[k].char_start, r.claims[k].char_end),
-				  NB_CITE_OK);
+			CHECK_INT(
+			    nb_cite_check(ch[0].text, r.claims[k].quote, r.claims[k].char_start, r.claims[k].char_end),
+			    NB_CITE_OK);
 		nb_gen_result_dispose(&r);
 	}
 }
@@ -229,8 +237,12 @@ static int stop_after_one(void *ud, const char *t, size_t n)
 static void test_extractive_cancel(void)
 {
 	int calls = 0;
-	nb_gen_request_t rq = {.kind = NB_GEN_CHAT, .chunks = k_chunks, .nchunks = 2,
-			       .question = "How is a river delta built?", .on_delta = stop_after_one, .ud = &calls};
+	nb_gen_request_t rq = {.kind = NB_GEN_CHAT,
+			       .chunks = k_chunks,
+			       .nchunks = 2,
+			       .question = "How is a river delta built?",
+			       .on_delta = stop_after_one,
+			       .ud = &calls};
 	nb_gen_result_t r;
 	CHECK_INT(nb_gen_run(gen(), &rq, &r), NB_GEN_ECANCELLED);
 	CHECK(r.text == NULL);
@@ -264,12 +276,12 @@ static void test_verify_claims_drops_what_does_not_check_out(void)
 	gen();
 	nb_retrieved_t ret = {.chunks = k_chunks, .n = 2};
 	nb_gen_claim_t claims[] = {
-		{0, (char *)"The flame of a candle is hollow.", 0, 0},               /* exact (offsets set below) */
-		{0, (char *)"The flame of a candle is hollow.", 1, 0},               /* off by one (set below) */
-		{1, (char *)"The Nile delta is one of the largest in the world.", 0, 0}, /* chunk not read back */
-		{0, (char *)"Melted wax rises up the wick by capillary action.", -1, -1}, /* quote only: located */
-		{7, (char *)"anything", 0, 8},                                        /* no such chunk number */
-		{0, (char *)"a sentence the chunk does not hold", -1, -1},            /* not in the text */
+	    {0, (char *)"The flame of a candle is hollow.", 0, 0},		      /* exact (offsets set below) */
+	    {0, (char *)"The flame of a candle is hollow.", 1, 0},		      /* off by one (set below) */
+	    {1, (char *)"The Nile delta is one of the largest in the world.", 0, 0},  /* chunk not read back */
+	    {0, (char *)"Melted wax rises up the wick by capillary action.", -1, -1}, /* quote only: located */
+	    {7, (char *)"anything", 0, 8},					      /* no such chunk number */
+	    {0, (char *)"a sentence the chunk does not hold", -1, -1},		      /* not in the text */
 	};
 	long s, e;
 	nb_cite_locate(k_candle, claims[0].quote, &s, &e);
