@@ -17,6 +17,7 @@
 
 #include "api/app.h"
 #include "api/util.h"
+#include "core/alloc.h"
 #include "core/config.h"
 #include "core/err.h"
 #include "core/log.h"
@@ -161,7 +162,7 @@ static json_t *verify_claims(void *ud, const nb_chat_chunks_t *cc, int *dropped,
 {
 	ask_t *a = ud;
 	json_t *out = json_array();
-	int *renum = calloc(a->res->nclaims + 1, sizeof *renum);
+	int *renum = nb_xcalloc(a->res->nclaims + 1, sizeof *renum);
 	*dropped = 0;
 	for (size_t i = 0; i < a->res->nclaims; i++) {
 		const nb_gen_claim_t *cl = &a->res->claims[i];
@@ -236,7 +237,7 @@ int nb_api_message_create(nb_req_t *req)
 	    (rc = nb_store_chat_context(c, req->user_id, conv, HISTORY_TURNS, nb, &history)) < 0)
 		goto out;
 	size_t nturns = json_array_size(history);
-	turns = calloc(nturns + 1, sizeof *turns);
+	turns = nb_xcalloc(nturns + 1, sizeof *turns);
 	const char *prev = NULL;
 	for (size_t i = 0; i < nturns; i++) {
 		json_t *t = json_array_get(history, i);
