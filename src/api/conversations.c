@@ -17,6 +17,7 @@
 
 #include "api/app.h"
 #include "api/util.h"
+#include "core/alloc.h"
 #include "core/config.h"
 #include "core/err.h"
 #include "core/log.h"
@@ -31,8 +32,8 @@
 
 #define TITLE_MAX 200
 #define CONTENT_MAX 10000
-#define HISTORY_TURNS 6   /* messages of context: the last three questions and answers */
-#define RETRIEVE_CHUNKS 8 /* chunks given to the generator */
+#define HISTORY_TURNS 6	   /* messages of context: the last three questions and answers */
+#define RETRIEVE_CHUNKS 16 /* chunks given to the generator: ts_rank_cd knows no word rarity, the generator does */
 
 static nb_generator_t *g_gen;
 static pthread_once_t g_gen_once = PTHREAD_ONCE_INIT;
@@ -91,8 +92,8 @@ int nb_api_conversations_list(nb_req_t *req)
 	const char *nb = nb_req_param(req, 0);
 	PGresult *rows = NULL;
 	if ((rc = nb_req_db(req, &c)) < 0 || (rc = nb_store_notebook_check(c, req->user_id, nb)) < 0 ||
-	    (rc = nb_store_conversations_list(c, req->user_id, nb, page.limit, page.after_ts, page.after_id,
-					      &rows)) < 0)
+	    (rc = nb_store_conversations_list(c, req->user_id, nb, page.limit, page.after_ts, page.after_id, &rows)) <
+		0)
 		return nb_fail(req, rc);
 	nb_resp_list_rows(req, rows, page.limit);
 	return 0;
@@ -140,6 +141,7 @@ int nb_api_messages_list(nb_req_t *req)
 typedef struct ask {
 	const nb_retrieved_t *ret;
 	const nb_gen_result_t *res;
+	char *rewritten; /* the answer with its markers renumbered (owned), or NULL */
 } ask_t;
 
 /* The stored chunk a claim names, among those read back in the transaction, or -1. */
@@ -151,11 +153,16 @@ static int find_chunk(const nb_chat_chunks_t *cc, const char *id)
 	return -1;
 }
 
-/* nb_chat_verify_fn: keeps the claims that are exactly a span of a live chunk of this notebook. */
-static json_t *verify_claims(void *ud, const nb_chat_chunks_t *cc, int *dropped)
+/*
+ * nb_chat_verify_fn: keeps the claims that are exactly a span of a live chunk
+ * of this notebook. An answer whose every claim was dropped has nothing
+ * checked behind it: it becomes the "no answer" sentence.
+ */
+static json_t *verify_claims(void *ud, const nb_chat_chunks_t *cc, int *dropped, const char **answer)
 {
-	const ask_t *a = ud;
+	ask_t *a = ud;
 	json_t *out = json_array();
+	int *renum = nb_xcalloc(a->res->nclaims + 1, sizeof *renum);
 	*dropped = 0;
 	for (size_t i = 0; i < a->res->nclaims; i++) {
 		const nb_gen_claim_t *cl = &a->res->claims[i];
@@ -172,10 +179,19 @@ static json_t *verify_claims(void *ud, const nb_chat_chunks_t *cc, int *dropped)
 			(*dropped)++;
 			continue;
 		}
+		renum[i] = (int)json_array_size(out) + 1;
 		json_array_append_new(out, json_pack("{s:s, s:s, s:s, s:I, s:I}", "chunk_id", cc->ids[k], "source_id",
 						     cc->source_ids[k], "quote", cl->quote, "char_start",
 						     (json_int_t)start, "char_end", (json_int_t)end));
 	}
+	if (a->res->nclaims > 0 && json_array_size(out) == 0) {
+		*answer = NB_GEN_NO_ANSWER;
+	} else if (*dropped > 0 && *answer) { /* "[n]" is the n-th citation shown: renumber */
+		free(a->rewritten);
+		a->rewritten = nb_cite_renumber(*answer, renum, (int)a->res->nclaims);
+		*answer = a->rewritten;
+	}
+	free(renum);
 	return out;
 }
 
@@ -216,11 +232,12 @@ int nb_api_message_create(nb_req_t *req)
 	nb_retrieved_t ret = {0};
 	nb_gen_result_t res = {0};
 	nb_gen_turn_t *turns = NULL;
+	ask_t a = {.ret = &ret, .res = &res, .rewritten = NULL};
 	if ((rc = nb_req_db(req, &c)) < 0 ||
 	    (rc = nb_store_chat_context(c, req->user_id, conv, HISTORY_TURNS, nb, &history)) < 0)
 		goto out;
 	size_t nturns = json_array_size(history);
-	turns = calloc(nturns + 1, sizeof *turns);
+	turns = nb_xcalloc(nturns + 1, sizeof *turns);
 	const char *prev = NULL;
 	for (size_t i = 0; i < nturns; i++) {
 		json_t *t = json_array_get(history, i);
@@ -233,12 +250,19 @@ int nb_api_message_create(nb_req_t *req)
 	if ((rc = nb_rag_retrieve(c, nb, "english", content, prev, RETRIEVE_CHUNKS, &ret)) < 0)
 		goto out;
 
-	nb_gen_request_t gr = {.kind = NB_GEN_CHAT, .chunks = ret.chunks, .nchunks = ret.n, .question = content,
-			       .history = turns, .nhistory = nturns};
+	nb_gen_request_t gr = {.kind = NB_GEN_CHAT,
+			       .chunks = ret.chunks,
+			       .nchunks = ret.n,
+			       .question = content,
+			       .history = turns,
+			       .nhistory = nturns};
 	int64_t t0 = nb_mono_ms();
 	nb_gen_run(generator(), &gr, &res);
-	nb_generation_rec_t rec = {.kind = "chat", .provider = res.provider, .model = res.model,
-				   .input_tokens = res.input_tokens, .output_tokens = res.output_tokens,
+	nb_generation_rec_t rec = {.kind = "chat",
+				   .provider = res.provider,
+				   .model = res.model,
+				   .input_tokens = res.input_tokens,
+				   .output_tokens = res.output_tokens,
 				   .latency_ms = (int)(nb_mono_ms() - t0)};
 	if (res.error_code != NB_GEN_OK) {
 		rec.failed = true;
@@ -252,9 +276,8 @@ int nb_api_message_create(nb_req_t *req)
 		goto out;
 	}
 	ids = claimed_ids(&ret, &res);
-	ask_t a = {.ret = &ret, .res = &res};
-	rc = nb_store_chat_save(c, req->user_id, conv, nb, content, res.text, ids, verify_claims, &a, &rec,
-				&user_msg, &asst_msg);
+	rc = nb_store_chat_save(c, req->user_id, conv, nb, content, res.text, ids, verify_claims, &a, &rec, &user_msg,
+				&asst_msg);
 	if (rc == 0) {
 		nb_resp_json(&req->resp, 201,
 			     json_pack("{s:o, s:o}", "user_message", user_msg, "assistant_message", asst_msg));
@@ -263,6 +286,7 @@ int nb_api_message_create(nb_req_t *req)
 out:
 	if (rc < 0 && req->resp.status == 0)
 		nb_fail(req, rc);
+	free(a.rewritten);
 	json_decref(history);
 	json_decref(ids);
 	json_decref(user_msg);

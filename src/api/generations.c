@@ -33,9 +33,8 @@ int nb_api_generations_list(nb_req_t *req)
 		return nb_resp_error(req, NB_EINVALID, "notebook_id: must be a notebook id", "notebook_id");
 	nb_conn_t *c;
 	PGresult *rows = NULL;
-	if ((rc = nb_req_db(req, &c)) < 0 ||
-	    (rc = nb_store_generations_list(c, req->user_id, kind, nb, page.limit, page.after_ts, page.after_id,
-					    &rows)) < 0)
+	if ((rc = nb_req_db(req, &c)) < 0 || (rc = nb_store_generations_list(c, req->user_id, kind, nb, page.limit,
+									     page.after_ts, page.after_id, &rows)) < 0)
 		return nb_fail(req, rc);
 	nb_resp_list_rows(req, rows, page.limit);
 	return 0;

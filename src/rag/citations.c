@@ -7,9 +7,12 @@
  */
 #include "rag/citations.h"
 
+#include <ctype.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "core/buf.h"
 #include "core/utf8.h"
 
 long nb_cite_byte_offset(const char *text, size_t len, long cp)
@@ -61,4 +64,25 @@ int nb_cite_locate(const char *text, const char *quote, long *char_start, long *
 	*char_start = start;
 	*char_end = start + (long)nb_utf8_count(quote, qlen);
 	return 0;
+}
+
+char *nb_cite_renumber(const char *text, const int *renum, int n)
+{
+	nb_buf_t b = NB_BUF_INIT;
+	const char *p = text;
+	while (*p) {
+		/* a marker: " [" digits "]" */
+		if (p[0] == ' ' && p[1] == '[' && isdigit((unsigned char)p[2])) {
+			char *end = NULL;
+			long k = strtol(p + 2, &end, 10);
+			if (*end == ']' && k >= 1 && k <= n) {
+				if (renum[k - 1] > 0)
+					nb_buf_printf(&b, " [%d]", renum[k - 1]);
+				p = end + 1;
+				continue;
+			}
+		}
+		nb_buf_putc(&b, *p++);
+	}
+	return nb_buf_steal(&b, NULL);
 }

@@ -11,14 +11,15 @@
 #ifndef NB_RAG_CITATIONS_H
 #define NB_RAG_CITATIONS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /** Why a claimed span does not check out (0: it does). */
 enum {
 	NB_CITE_OK = 0,
-	NB_CITE_BAD_RANGE = -1,  /* start < 0, end <= start, or end past the text */
-	NB_CITE_MISMATCH = -2,   /* the span's text is not the quote */
-	NB_CITE_BAD_UTF8 = -3,   /* the text or quote is not valid UTF-8 */
+	NB_CITE_BAD_RANGE = -1, /* start < 0, end <= start, or end past the text */
+	NB_CITE_MISMATCH = -2,	/* the span's text is not the quote */
+	NB_CITE_BAD_UTF8 = -3,	/* the text or quote is not valid UTF-8 */
 };
 
 /**
@@ -39,5 +40,13 @@ int nb_cite_locate(const char *text, const char *quote, long *char_start, long *
  * or -1 when the text has fewer code points. Invalid UTF-8 gives -1.
  */
 long nb_cite_byte_offset(const char *text, size_t len, long cp);
+
+/**
+ * Rewrites the citation markers of an answer after verification: each
+ * " [k]" (k from 1 to n, the k-th claimed citation) becomes " [new[k-1]]",
+ * or disappears when new[k-1] is 0 (the claim was dropped). Other bracketed
+ * text is kept. Returns a malloc'd string.
+ */
+char *nb_cite_renumber(const char *text, const int *renum, int n);
 
 #endif

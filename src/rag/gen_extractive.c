@@ -32,20 +32,21 @@
 #define MAX_PICK 3
 #define MIN_SENTENCE_WORDS 4
 #define MAX_SENTENCE_CHARS 800
+#define HEADING_WORDS 8 /* a line without final punctuation and fewer content words is a heading */
 
 /* Sorted, for bsearch. Words that carry no subject in a question. */
 static const char *const k_stop[] = {
-	"a",	 "about", "after", "again", "all",   "also",  "am",	   "an",    "and",    "any",   "are",
-	"as",	 "at",	  "be",	   "been",  "before", "being", "between", "both",  "but",    "by",    "can",
-	"could", "did",	  "do",	   "does",  "doing", "down",  "during", "each",  "explain", "few",  "for",
-	"from",	 "further", "had", "has",   "have",  "having", "he",    "her",   "here",   "hers",  "him",
-	"his",	 "how",	  "i",	   "if",    "in",    "into",  "is",	   "it",    "its",    "itself", "just",
-	"me",	 "more",  "most",  "much",  "my",    "no",    "nor",   "not",   "now",    "of",    "off",
-	"on",	 "once",  "only",  "or",    "other", "our",   "out",   "over",  "own",    "please", "said",
-	"same",	 "she",	  "should", "so",   "some",  "such",  "tell",  "than",  "that",   "the",   "their",
-	"them",	 "then",  "there", "these", "they",  "this",  "those", "through", "to",   "too",   "under",
-	"until", "up",	  "us",	   "very",  "was",   "we",    "were",  "what",  "when",   "where", "which",
-	"while", "who",	  "whom",  "why",   "will",  "with",  "would", "you",   "your",
+    "a",     "about",	"after",  "again", "all",    "also",   "am",	  "an",	     "and",	"any",	  "are",
+    "as",    "at",	"be",	  "been",  "before", "being",  "between", "both",    "but",	"by",	  "can",
+    "could", "did",	"do",	  "does",  "doing",  "down",   "during",  "each",    "explain", "few",	  "for",
+    "from",  "further", "had",	  "has",   "have",   "having", "he",	  "her",     "here",	"hers",	  "him",
+    "his",   "how",	"i",	  "if",	   "in",     "into",   "is",	  "it",	     "its",	"itself", "just",
+    "me",    "more",	"most",	  "much",  "my",     "no",     "nor",	  "not",     "now",	"of",	  "off",
+    "on",    "once",	"only",	  "or",	   "other",  "our",    "out",	  "over",    "own",	"please", "said",
+    "same",  "she",	"should", "so",	   "some",   "such",   "tell",	  "than",    "that",	"the",	  "their",
+    "them",  "then",	"there",  "these", "they",   "this",   "those",	  "through", "to",	"too",	  "under",
+    "until", "up",	"us",	  "very",  "was",    "we",     "were",	  "what",    "when",	"where",  "which",
+    "while", "who",	"whom",	  "why",   "will",   "with",   "would",	  "you",     "your",
 };
 
 static int cmp_str(const void *a, const void *b)
@@ -109,8 +110,8 @@ static int next_word(const char *s, size_t len, size_t *pos, char out[MAX_WORD],
 		return 0;
 	}
 	size_t k = 0;
-	while (i < len && (word_byte((unsigned char)s[i]) ||
-			   (s[i] == '\'' && i + 1 < len && isalpha((unsigned char)s[i + 1])))) {
+	while (i < len &&
+	       (word_byte((unsigned char)s[i]) || (s[i] == '\'' && i + 1 < len && isalpha((unsigned char)s[i + 1])))) {
 		if (k < MAX_WORD - 1)
 			out[k++] = (char)tolower((unsigned char)s[i]);
 		i++;
@@ -126,7 +127,7 @@ static int next_word(const char *s, size_t len, size_t *pos, char out[MAX_WORD],
 typedef struct term {
 	char w[MAX_WORD];
 	double weight; /* 1 for the question, 0.5 for the previous question */
-	int df;        /* sentences containing it */
+	int df;	       /* sentences containing it */
 	double idf;
 } term_t;
 
@@ -171,11 +172,11 @@ static int terms_add(terms_t *ts, const char *text, double weight)
 
 typedef struct sentence {
 	int chunk;
-	size_t b0, b1;    /* bytes in the chunk text */
-	long c0, c1;      /* code points in the chunk text */
-	int words;        /* content words */
-	bool fragment;    /* starts mid-sentence or runs off the chunk's end */
-	uint64_t has[1];  /* bitset over terms (MAX_TERMS = 64) */
+	size_t b0, b1;	 /* bytes in the chunk text */
+	long c0, c1;	 /* code points in the chunk text */
+	int words;	 /* content words */
+	bool fragment;	 /* starts mid-sentence or runs off the chunk's end */
+	uint64_t has[1]; /* bitset over terms (MAX_TERMS = 64) */
 	double score;
 } sentence_t;
 
@@ -190,8 +191,8 @@ static bool terminal(unsigned char c)
 }
 
 /* Records s[b0..b1) of chunk `chunk` (trimmed) as a sentence, with its terms. */
-static void add_sentence(sentences_t *ss, const terms_t *ts, const char *s, int chunk, size_t b0, size_t b1,
-			 long c0, bool at_chunk_start, bool at_chunk_end)
+static void add_sentence(sentences_t *ss, const terms_t *ts, const char *s, int chunk, size_t b0, size_t b1, long c0,
+			 bool at_chunk_start, bool at_chunk_end)
 {
 	while (b0 < b1 && isspace((unsigned char)s[b0])) {
 		b0++;
@@ -219,6 +220,10 @@ static void add_sentence(sentences_t *ss, const terms_t *ts, const char *s, int 
 			st.has[0] |= (uint64_t)1 << k;
 	}
 	if (st.words < MIN_SENTENCE_WORDS && !st.has[0])
+		return;
+	/* a heading ("The Printing Press") names a subject but answers nothing */
+	unsigned char last = (unsigned char)s[b1 - 1];
+	if (!terminal(last) && last != '"' && last != ')' && last != ':' && st.words < HEADING_WORDS && !at_chunk_end)
 		return;
 	if (ss->n == ss->cap) {
 		ss->cap = ss->cap ? ss->cap * 2 : 64;
@@ -271,8 +276,13 @@ static void split_chunk(sentences_t *ss, const terms_t *ts, const char *s, int c
 			first = false;
 			start = cut;
 			start_cp = cut_cp;
-			i = cut;
-			cp = cut_cp;
+			if (cut > i) {
+				i = cut;
+				cp = cut_cp;
+			} else { /* a blank line: the cut is before this character, move past it */
+				i = next;
+				cp = cut_cp + 1;
+			}
 			continue;
 		}
 		i = next;
@@ -403,7 +413,8 @@ int nb_gen__extractive_run(const nb_gen_request_t *req, nb_gen_result_t *res)
 	}
 	res->input_tokens = (int)(input_chars / 4 + (input_chars > 0));
 	score(&ss, &ts, req);
-	qsort(ss.v, ss.n, sizeof *ss.v, cmp_score);
+	if (ss.n) /* qsort(NULL, 0, …) is undefined */
+		qsort(ss.v, ss.n, sizeof *ss.v, cmp_score);
 
 	sentence_t *pick[MAX_PICK];
 	int npick = 0;

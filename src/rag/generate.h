@@ -35,7 +35,7 @@ typedef struct nb_gen_chunk {
 	const char *chunk_id;
 	const char *source_id;
 	const char *text; /* the stored chunk text, UTF-8 */
-	double score;     /* retrieval rank (higher is better), 0 if none */
+	double score;	  /* retrieval rank (higher is better), 0 if none */
 } nb_gen_chunk_t;
 
 /** A previous turn of the conversation. */
@@ -54,21 +54,21 @@ typedef struct nb_gen_request {
 	nb_gen_kind_t kind;
 	const nb_gen_chunk_t *chunks;
 	size_t nchunks;
-	const char *question;         /* chat: the user's message */
+	const char *question;	      /* chat: the user's message */
 	const nb_gen_turn_t *history; /* chat: earlier turns, oldest first */
 	size_t nhistory;
-	const char *instructions;     /* quizzes/guides: what to make (NULL for chat) */
-	const json_t *schema;         /* a JSON schema for structured output, or NULL */
-	int max_output_tokens;        /* 0: the generator's default */
-	nb_gen_delta_fn on_delta;     /* may be NULL */
+	const char *instructions; /* quizzes/guides: what to make (NULL for chat) */
+	const json_t *schema;	  /* a JSON schema for structured output, or NULL */
+	int max_output_tokens;	  /* 0: the generator's default */
+	nb_gen_delta_fn on_delta; /* may be NULL */
 	void *ud;
 } nb_gen_request_t;
 
 /** A citation as the generator claims it: unverified until checked. */
 typedef struct nb_gen_claim {
-	int chunk;        /* index into request.chunks (number - 1); may be out of range */
-	char *quote;      /* owned */
-	long char_start;  /* code points in the chunk text; -1 when the generator gave only the quote */
+	int chunk;	 /* index into request.chunks (number - 1); may be out of range */
+	char *quote;	 /* owned */
+	long char_start; /* code points in the chunk text; -1 when the generator gave only the quote */
 	long char_end;
 } nb_gen_claim_t;
 
@@ -76,22 +76,22 @@ typedef struct nb_gen_claim {
 enum {
 	NB_GEN_OK = 0,
 	NB_GEN_EUNCONFIGURED = -1, /* the generator cannot run (not configured / not built) */
-	NB_GEN_EUPSTREAM = -2,     /* the model server failed, hung or answered garbage */
-	NB_GEN_ECANCELLED = -3,    /* on_delta asked to stop */
-	NB_GEN_EINVALID = -4,      /* structured output did not match the schema */
+	NB_GEN_EUPSTREAM = -2,	   /* the model server failed, hung or answered garbage */
+	NB_GEN_ECANCELLED = -3,	   /* on_delta asked to stop */
+	NB_GEN_EINVALID = -4,	   /* structured output did not match the schema */
 };
 
 typedef struct nb_gen_result {
-	char *text;              /* the answer (owned); NULL on failure */
-	json_t *structured;      /* parsed structured output when a schema was given, else NULL */
-	nb_gen_claim_t *claims;  /* owned */
+	char *text;		/* the answer (owned); NULL on failure */
+	json_t *structured;	/* parsed structured output when a schema was given, else NULL */
+	nb_gen_claim_t *claims; /* owned */
 	size_t nclaims;
-	bool no_answer;          /* nothing in the context answers the question */
+	bool no_answer;			 /* nothing in the context answers the question */
 	int input_tokens, output_tokens; /* counted, or estimated (chars / 4) */
-	const char *provider;    /* "extractive" or "openai" (static) */
+	const char *provider;		 /* "extractive" or "openai" (static) */
 	char model[64];
-	int error_code;          /* NB_GEN_OK or an NB_GEN_E… */
-	char error[256];         /* readable reason when error_code != 0 */
+	int error_code;	 /* NB_GEN_OK or an NB_GEN_E… */
+	char error[256]; /* readable reason when error_code != 0 */
 } nb_gen_result_t;
 
 typedef struct nb_generator nb_generator_t;

@@ -46,7 +46,7 @@ int nb_rag_retrieve(nb_conn_t *c, const char *notebook_id, const char *config, c
 	memset(out, 0, sizeof *out);
 	char *q = nb_rag_or_query(question);
 	char *h = nb_rag_or_query(prev_question);
-	int rc = nb_store_chat_retrieve(c, notebook_id, config, q, h, limit, &out->items);
+	int rc = nb_store_chat_retrieve(c, notebook_id, config, q, h, question, limit, &out->items);
 	free(q);
 	free(h);
 	if (rc < 0)

@@ -20,7 +20,7 @@
 
 /** The retrieved chunks, best first; `chunks` points into `items`. */
 typedef struct nb_retrieved {
-	json_t *items;          /* [{chunk_id, source_id, text, score}] (owned) */
+	json_t *items;		/* [{chunk_id, source_id, text, score}] (owned) */
 	nb_gen_chunk_t *chunks; /* n entries (owned array; strings owned by items) */
 	size_t n;
 } nb_retrieved_t;

@@ -22,16 +22,11 @@
 /* The live messages of conversation c. */
 #define LIVE_MSGS(c) " FROM messages m WHERE m.conversation_id = " c ".id AND m.deleted_at IS NULL"
 
-#define CONVERSATION_JSON(c)                                                                                 \
-	"json_build_object('id', " c ".id, 'notebook_id', " c ".notebook_id, 'title', " c ".title,"          \
-	" 'message_count', (SELECT count(*)" LIVE_MSGS(c) "),"                                                 \
-	" 'last_message', (SELECT " NB_SQL_MESSAGE_JSON("m") LIVE_MSGS(c)                                      \
-	"                  ORDER BY m.created_at DESC, m.id DESC LIMIT 1),"                                    \
-	" 'created_at', nb_ts(" c ".created_at), 'updated_at', nb_ts(" c ".updated_at))"
+#define CONVERSATION_JSON(c) NB_SQL_CONVERSATION_JSON(c)
 
 /* A conversation the owner may see: live, in a live notebook of theirs. */
-#define VISIBLE(c, n)                                                                                        \
-	" JOIN notebooks " n " ON " n ".id = " c ".notebook_id AND " n ".owner_id = " c ".user_id"             \
+#define VISIBLE(c, n) \
+	" JOIN notebooks " n " ON " n ".id = " c ".notebook_id AND " n ".owner_id = " c ".user_id" \
 	" AND " n ".deleted_at IS NULL WHERE " c ".deleted_at IS NULL"
 
 #define ACTIVE(c) "coalesce(" c ".last_message_at, " c ".created_at)"
@@ -40,45 +35,60 @@ NB_STMT(st_conv_create, "INSERT INTO conversations AS c (id, user_id, notebook_i
 			" SELECT $1, $2, n.id, $4 FROM notebooks n"
 			" WHERE n.id = $3 AND n.owner_id = $2 AND n.deleted_at IS NULL"
 			" RETURNING " CONVERSATION_JSON("c"));
-NB_STMT(st_conv_get, "SELECT " CONVERSATION_JSON("c") " FROM conversations c" VISIBLE("c", "n")
-		     " AND c.id = $1 AND c.user_id = $2");
-NB_STMT(st_conv_list_first, "SELECT " CONVERSATION_JSON("c") ", " ACTIVE("c") "::text, c.id FROM conversations c"
-			    " WHERE c.user_id = $1 AND c.notebook_id = $2 AND c.deleted_at IS NULL"
-			    " ORDER BY " ACTIVE("c") " DESC, c.id DESC LIMIT $3");
-NB_STMT(st_conv_list_next, "SELECT " CONVERSATION_JSON("c") ", " ACTIVE("c") "::text, c.id FROM conversations c"
-			   " WHERE c.user_id = $1 AND c.notebook_id = $2 AND c.deleted_at IS NULL"
-			   " AND (" ACTIVE("c") ", c.id) < ($4::timestamptz, $5::uuid)"
-			   " ORDER BY " ACTIVE("c") " DESC, c.id DESC LIMIT $3");
+NB_STMT(st_conv_get,
+	"SELECT " CONVERSATION_JSON("c") " FROM conversations c" VISIBLE("c", "n") " AND c.id = $1 AND c.user_id = $2");
+NB_STMT(st_conv_list_first, "SELECT " CONVERSATION_JSON("c") ", " ACTIVE(
+				"c") "::text, c.id FROM conversations c"
+				     " WHERE c.user_id = $1 AND c.notebook_id = $2 AND c.deleted_at IS NULL"
+				     " ORDER BY " ACTIVE("c") " DESC, c.id DESC LIMIT $3");
+NB_STMT(st_conv_list_next, "SELECT " CONVERSATION_JSON("c") ", " ACTIVE(
+			       "c") "::text, c.id FROM conversations c"
+				    " WHERE c.user_id = $1 AND c.notebook_id = $2 AND c.deleted_at IS NULL"
+				    " AND (" ACTIVE("c") ", c.id) < ($4::timestamptz, $5::uuid)"
+							 " ORDER BY " ACTIVE("c") " DESC, c.id DESC LIMIT $3");
 NB_STMT(st_conv_trash, "UPDATE conversations c SET deleted_at = now() FROM notebooks n"
 		       " WHERE c.id = $1 AND c.user_id = $2 AND c.deleted_at IS NULL"
 		       " AND n.id = c.notebook_id AND n.deleted_at IS NULL");
-NB_STMT(st_conv_check, "SELECT c.notebook_id FROM conversations c" VISIBLE("c", "n") " AND c.id = $1 AND c.user_id = $2");
-NB_STMT(st_conv_lock, "SELECT c.notebook_id FROM conversations c" VISIBLE("c", "n")
-		      " AND c.id = $1 AND c.user_id = $2 FOR UPDATE OF c");
+NB_STMT(st_conv_check,
+	"SELECT c.notebook_id FROM conversations c" VISIBLE("c", "n") " AND c.id = $1 AND c.user_id = $2");
+NB_STMT(st_conv_lock,
+	"SELECT c.notebook_id FROM conversations c" VISIBLE("c",
+							    "n") " AND c.id = $1 AND c.user_id = $2 FOR UPDATE OF c");
 NB_STMT(st_msgs_first, "SELECT " NB_SQL_MESSAGE_JSON("m") ", m.created_at::text, m.id FROM messages m"
-		       " WHERE m.conversation_id = $1 AND m.deleted_at IS NULL"
-		       " ORDER BY m.created_at, m.id LIMIT $2");
+							  " WHERE m.conversation_id = $1 AND m.deleted_at IS NULL"
+							  " ORDER BY m.created_at, m.id LIMIT $2");
 NB_STMT(st_msgs_next, "SELECT " NB_SQL_MESSAGE_JSON("m") ", m.created_at::text, m.id FROM messages m"
-		      " WHERE m.conversation_id = $1 AND m.deleted_at IS NULL"
-		      " AND (m.created_at, m.id) > ($3::timestamptz, $4::uuid)"
-		      " ORDER BY m.created_at, m.id LIMIT $2");
+							 " WHERE m.conversation_id = $1 AND m.deleted_at IS NULL"
+							 " AND (m.created_at, m.id) > ($3::timestamptz, $4::uuid)"
+							 " ORDER BY m.created_at, m.id LIMIT $2");
 NB_STMT(st_chat_context,
 	"SELECT c.notebook_id, coalesce((SELECT json_agg(json_build_object('role', t.role, 'content', t.content)"
 	"                                   ORDER BY t.created_at, t.id)"
-	"   FROM (SELECT m.role, m.content, m.created_at, m.id" LIVE_MSGS("c")
-	"         ORDER BY m.created_at DESC, m.id DESC LIMIT $3) t), '[]')::text"
-	" FROM conversations c" VISIBLE("c", "n") " AND c.id = $1 AND c.user_id = $2");
-/* language: the config is a parameter; chunks.tsv is built with 'english' until the notebook's language lands. */
-NB_STMT_SLOW(st_chat_retrieve,
-	"WITH q AS (SELECT websearch_to_tsquery($2::regconfig, $3) AS q, websearch_to_tsquery($2::regconfig, $4) AS h),"
-	" hits AS (SELECT c.id, c.source_id, c.text,"
-	"          ts_rank_cd(c.tsv, q.q, 1 | 32) + 0.5 * ts_rank_cd(c.tsv, q.h, 1 | 32) AS score"
-	"   FROM chunks c CROSS JOIN q"
-	"   JOIN sources s ON s.id = c.source_id AND s.deleted_at IS NULL AND s.status = 'ready'"
-	"   WHERE c.notebook_id = $1 AND c.deleted_at IS NULL AND (c.tsv @@ q.q OR c.tsv @@ q.h))"
-	" SELECT coalesce(json_agg(json_build_object('chunk_id', x.id, 'source_id', x.source_id, 'text', x.text,"
-	"                          'score', x.score) ORDER BY x.score DESC, x.id), '[]')::text"
-	" FROM (SELECT * FROM hits ORDER BY score DESC, id LIMIT $5) x");
+	"   FROM (SELECT m.role, m.content, m.created_at, m.id" LIVE_MSGS(
+	    "c") "         ORDER BY m.created_at DESC, m.id DESC LIMIT $3) t), '[]')::text"
+		 " FROM conversations c" VISIBLE("c", "n") " AND c.id = $1 AND c.user_id = $2");
+/*
+ * language: the config is a parameter; chunks.tsv is built with 'english' until the notebook's language lands.
+ * Ranking reads every candidate's vector, so candidates are bounded: first the chunks holding all of the
+ * question's words (plainto: the precise matches), then any chunk holding any word of the question or of
+ * the previous one, each arm capped at CANDIDATES; a notebook of a million chunks costs what 2 × CANDIDATES do.
+ */
+#define CANDIDATES "2500"
+NB_STMT_SLOW(
+    st_chat_retrieve,
+    "WITH q AS (SELECT websearch_to_tsquery($2::regconfig, $3) AS q, websearch_to_tsquery($2::regconfig, $4) AS h,"
+    "                  plainto_tsquery($2::regconfig, $6) AS a),"
+    " cand AS ((SELECT c.id FROM chunks c, q WHERE c.notebook_id = $1 AND c.deleted_at IS NULL AND c.tsv @@ q.a"
+    "           LIMIT " CANDIDATES ")"
+    "   UNION (SELECT c.id FROM chunks c, q WHERE c.notebook_id = $1 AND c.deleted_at IS NULL"
+    "          AND (c.tsv @@ q.q OR c.tsv @@ q.h) LIMIT " CANDIDATES ")),"
+    " hits AS (SELECT c.id, c.source_id, c.text,"
+    "          ts_rank_cd(c.tsv, q.q, 1 | 32) + 0.5 * ts_rank_cd(c.tsv, q.h, 1 | 32) AS score"
+    "   FROM cand JOIN chunks c ON c.id = cand.id CROSS JOIN q"
+    "   JOIN sources s ON s.id = c.source_id AND s.deleted_at IS NULL AND s.status = 'ready')"
+    " SELECT coalesce(json_agg(json_build_object('chunk_id', x.id, 'source_id', x.source_id, 'text', x.text,"
+    "                          'score', x.score) ORDER BY x.score DESC, x.id), '[]')::text"
+    " FROM (SELECT * FROM hits ORDER BY score DESC, id LIMIT $5) x");
 NB_STMT(st_chat_chunks, "SELECT c.id, c.source_id, c.text FROM chunks c"
 			" JOIN sources s ON s.id = c.source_id AND s.deleted_at IS NULL AND s.status = 'ready'"
 			" WHERE c.id IN (SELECT value::uuid FROM json_array_elements_text($1::json))"
@@ -91,15 +101,15 @@ NB_STMT(st_gen_insert,
 	" input_tokens, output_tokens, latency_ms, dropped_citations, status, error)"
 	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)");
 
-#define GEN_FROM                                                                                            \
-	" FROM generation_history h WHERE h.user_id = $1 AND h.deleted_at IS NULL"                         \
-	" AND ($2::text IS NULL OR h.kind = $2) AND ($3::uuid IS NULL OR h.notebook_id = $3)"              \
+#define GEN_FROM \
+	" FROM generation_history h WHERE h.user_id = $1 AND h.deleted_at IS NULL" \
+	" AND ($2::text IS NULL OR h.kind = $2) AND ($3::uuid IS NULL OR h.notebook_id = $3)" \
 	" AND EXISTS (SELECT 1 FROM notebooks n WHERE n.id = h.notebook_id AND n.deleted_at IS NULL)"
 NB_STMT(st_gen_first, "SELECT " NB_SQL_GENERATION_JSON("h") ", h.created_at::text, h.id" GEN_FROM
-		      " ORDER BY h.created_at DESC, h.id DESC LIMIT $4");
+							    " ORDER BY h.created_at DESC, h.id DESC LIMIT $4");
 NB_STMT(st_gen_next, "SELECT " NB_SQL_GENERATION_JSON("h") ", h.created_at::text, h.id" GEN_FROM
-		     " AND (h.created_at, h.id) < ($5::timestamptz, $6::uuid)"
-		     " ORDER BY h.created_at DESC, h.id DESC LIMIT $4");
+							   " AND (h.created_at, h.id) < ($5::timestamptz, $6::uuid)"
+							   " ORDER BY h.created_at DESC, h.id DESC LIMIT $4");
 
 int nb_store_conversation_create(nb_conn_t *c, const char *owner, const char *id, const char *notebook_id,
 				 const char *title, json_t **out)
@@ -192,8 +202,8 @@ int nb_store_messages_list(nb_conn_t *c, const char *conversation_id, int limit,
 	return nb_db_exec(c, &st_msgs_next, &p, rows);
 }
 
-int nb_store_chat_context(nb_conn_t *c, const char *owner, const char *conversation_id, int turns,
-			  char notebook_id[37], json_t **history)
+int nb_store_chat_context(nb_conn_t *c, const char *owner, const char *conversation_id, int turns, char notebook_id[37],
+			  json_t **history)
 {
 	*history = NULL;
 	nb_params_t p;
@@ -216,7 +226,7 @@ int nb_store_chat_context(nb_conn_t *c, const char *owner, const char *conversat
 }
 
 int nb_store_chat_retrieve(nb_conn_t *c, const char *notebook_id, const char *config, const char *query,
-			   const char *history_query, int limit, json_t **items)
+			   const char *history_query, const char *question, int limit, json_t **items)
 {
 	*items = NULL;
 	nb_params_t p;
@@ -226,6 +236,7 @@ int nb_store_chat_retrieve(nb_conn_t *c, const char *notebook_id, const char *co
 	nb_p_text(&p, query);
 	nb_p_text(&p, history_query);
 	nb_p_int(&p, limit);
+	nb_p_text(&p, question);
 	PGresult *r = NULL;
 	int rc = nb_db_exec(c, &st_chat_retrieve, &p, &r);
 	if (rc < 0)
@@ -289,8 +300,8 @@ static int insert_message(nb_conn_t *c, const char *conversation_id, const char 
 	return nb_db_one_json(c, &st_msg_insert, &p, out);
 }
 
-int nb_store_generation_insert(nb_conn_t *c, const char *owner, const char *notebook_id,
-			       const char *conversation_id, const nb_generation_rec_t *rec)
+int nb_store_generation_insert(nb_conn_t *c, const char *owner, const char *notebook_id, const char *conversation_id,
+			       const nb_generation_rec_t *rec)
 {
 	char id[37];
 	nb_uuid_v7_str(id);
@@ -313,8 +324,8 @@ int nb_store_generation_insert(nb_conn_t *c, const char *owner, const char *note
 }
 
 int nb_store_chat_save(nb_conn_t *c, const char *owner, const char *conversation_id, const char *notebook_id,
-		       const char *question, const char *answer, json_t *chunk_ids, nb_chat_verify_fn verify,
-		       void *ud, nb_generation_rec_t *rec, json_t **user_msg, json_t **assistant_msg)
+		       const char *question, const char *answer, json_t *chunk_ids, nb_chat_verify_fn verify, void *ud,
+		       nb_generation_rec_t *rec, json_t **user_msg, json_t **assistant_msg)
 {
 	*user_msg = *assistant_msg = NULL;
 	nb_chat_chunks_t cc = {0};
@@ -334,7 +345,7 @@ int nb_store_chat_save(nb_conn_t *c, const char *owner, const char *conversation
 	}
 	if ((rc = load_chunks(c, chunk_ids, notebook_id, &cc)) < 0)
 		goto out;
-	cites = verify(ud, &cc, &rec->dropped_citations);
+	cites = verify(ud, &cc, &rec->dropped_citations, &answer);
 	cites_text = json_dumps(cites, JSON_COMPACT);
 	nb_params_init(&p);
 	nb_p_text(&p, conversation_id);

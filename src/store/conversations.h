@@ -49,18 +49,21 @@ int nb_store_messages_list(nb_conn_t *c, const char *conversation_id, int limit,
  * `turns` messages as a JSON array of {role, content}, oldest first (*history,
  * owned by the caller). NB_ENOTFOUND when the conversation is not visible.
  */
-int nb_store_chat_context(nb_conn_t *c, const char *owner, const char *conversation_id, int turns,
-			  char notebook_id[37], json_t **history);
+int nb_store_chat_context(nb_conn_t *c, const char *owner, const char *conversation_id, int turns, char notebook_id[37],
+			  json_t **history);
 
 /**
  * Chat retrieval: the notebook's live chunks of live, ready sources that
  * match `query` or `history_query` (websearch syntax, the caller ORs the
  * words), ranked by ts_rank_cd with length normalisation (1|32), history
- * matches counting half. `config` is the text-search configuration. *items:
- * array of {chunk_id, source_id, text, score}, best first, at most limit.
+ * matches counting half. `question` (plain text) finds the chunks holding
+ * all its words first, so that capping the candidates (2 × 2,500, to bound
+ * the cost on large notebooks) keeps the precise matches. `config` is the
+ * text-search configuration. *items: array of {chunk_id, source_id, text,
+ * score}, best first, at most limit.
  */
 int nb_store_chat_retrieve(nb_conn_t *c, const char *notebook_id, const char *config, const char *query,
-			   const char *history_query, int limit, json_t **items);
+			   const char *history_query, const char *question, int limit, json_t **items);
 
 /** A generation record to store (strings may be NULL where the column allows). */
 typedef struct nb_generation_rec {
@@ -84,10 +87,11 @@ void nb_chat_chunks_dispose(nb_chat_chunks_t *cc);
  * Verifies claims and builds the assistant's citations: called by
  * nb_store_chat_save inside its transaction with the chunks (among
  * chunk_ids) that belong to live, ready sources of the notebook. Returns the
- * citations array to store (a new reference) and writes how many claims it
- * dropped.
+ * citations array to store (a new reference), writes how many claims it
+ * dropped, and may replace *answer (a static or caller-owned string) when
+ * nothing that supported it checked out.
  */
-typedef json_t *(*nb_chat_verify_fn)(void *ud, const nb_chat_chunks_t *chunks, int *dropped);
+typedef json_t *(*nb_chat_verify_fn)(void *ud, const nb_chat_chunks_t *chunks, int *dropped, const char **answer);
 
 /**
  * Stores one question and its answer in one transaction (see the header).
@@ -97,12 +101,12 @@ typedef json_t *(*nb_chat_verify_fn)(void *ud, const nb_chat_chunks_t *chunks, i
  * conversation went to the trash meanwhile; on any error nothing is written.
  */
 int nb_store_chat_save(nb_conn_t *c, const char *owner, const char *conversation_id, const char *notebook_id,
-		       const char *question, const char *answer, json_t *chunk_ids, nb_chat_verify_fn verify,
-		       void *ud, nb_generation_rec_t *rec, json_t **user_msg, json_t **assistant_msg);
+		       const char *question, const char *answer, json_t *chunk_ids, nb_chat_verify_fn verify, void *ud,
+		       nb_generation_rec_t *rec, json_t **user_msg, json_t **assistant_msg);
 
 /** Stores a generation record alone (a failed generation: no messages are stored). */
-int nb_store_generation_insert(nb_conn_t *c, const char *owner, const char *notebook_id,
-			       const char *conversation_id, const nb_generation_rec_t *rec);
+int nb_store_generation_insert(nb_conn_t *c, const char *owner, const char *notebook_id, const char *conversation_id,
+			       const nb_generation_rec_t *rec);
 
 /**
  * A page of the owner's generation records, newest first, optionally of one

@@ -26,10 +26,10 @@ static const char *declare_sql[NB_EXPORT_CURSORS_] = {
 			      " WHERE n.owner_id = $1 ORDER BY s.notebook_id, s.created_at, s.id",
 	[NB_EXPORT_CONVERSATIONS] =
 		"DECLARE nb_x_conversations NO SCROLL CURSOR FOR"
-		" SELECT c.notebook_id, json_build_object('id', c.id, 'notebook_id', c.notebook_id, 'title', c.title,"
-		"  'created_at', nb_ts(c.created_at), 'updated_at', nb_ts(c.updated_at), 'deleted_at', nb_ts(c.deleted_at),"
+		" SELECT c.notebook_id, (" NB_SQL_CONVERSATION_JSON("c") "::jsonb"
+		"  || jsonb_build_object('deleted_at', nb_ts(c.deleted_at),"
 		"  'messages', (SELECT coalesce(json_agg(" NB_SQL_MESSAGE_JSON("m") " ORDER BY m.created_at, m.id), '[]')"
-		"               FROM messages m WHERE m.conversation_id = c.id))"
+		"               FROM messages m WHERE m.conversation_id = c.id)))"
 		" FROM conversations c WHERE c.user_id = $1 ORDER BY c.notebook_id, c.created_at, c.id",
 	[NB_EXPORT_QUIZZES] = "DECLARE nb_x_quizzes NO SCROLL CURSOR FOR"
 			      " SELECT q.notebook_id, " NB_SQL_QUIZ_JSON("q")

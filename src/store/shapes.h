@@ -25,6 +25,16 @@
 	"json_build_object('id', " m ".id, 'conversation_id', " m ".conversation_id, 'role', " m ".role,"  \
 	" 'content', " m ".content, 'citations', " m ".citations, 'created_at', nb_ts(" m ".created_at))"
 
+/* A conversation with its live message count and last message (correlated subqueries, one statement). */
+#define NB_SQL_CONVERSATION_JSON(c)                                                                          \
+	"json_build_object('id', " c ".id, 'notebook_id', " c ".notebook_id, 'title', " c ".title,"          \
+	" 'message_count', (SELECT count(*) FROM messages m WHERE m.conversation_id = " c ".id"              \
+	"                   AND m.deleted_at IS NULL),"                                                          \
+	" 'last_message', (SELECT " NB_SQL_MESSAGE_JSON("m") " FROM messages m"                                \
+	"                  WHERE m.conversation_id = " c ".id AND m.deleted_at IS NULL"                         \
+	"                  ORDER BY m.created_at DESC, m.id DESC LIMIT 1),"                                    \
+	" 'created_at', nb_ts(" c ".created_at), 'updated_at', nb_ts(" c ".updated_at))"
+
 #define NB_SQL_QUIZ_JSON(q)                                                                               \
 	"json_build_object('id', " q ".id, 'notebook_id', " q ".notebook_id, 'title', " q ".title,"         \
 	" 'status', " q ".status, 'error', " q ".error,"                                                      \

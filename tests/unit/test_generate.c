@@ -12,13 +12,16 @@
 #include "rag/retrieve.h"
 #include "t.h"
 
+/* The handler's claim verifier is static: reach it the way h2o's tests do. */
+#include "../../src/api/conversations.c"
+
 static const char *k_candle =
-	"The flame of a candle is hollow. Melted wax rises up the wick by capillary action. "
-	"The bright part of the flame glows because tiny particles of solid carbon are heated white-hot. "
-	"When the carbon particles burn away at the edge of the flame, they form carbon dioxide.";
+    "The flame of a candle is hollow. Melted wax rises up the wick by capillary action. "
+    "The bright part of the flame glows because tiny particles of solid carbon are heated white-hot. "
+    "When the carbon particles burn away at the edge of the flame, they form carbon dioxide.";
 static const char *k_river =
-	"A river carries sediment from the mountains to the sea. Where the current slows, sand and silt "
-	"settle out and build a delta. The Nile delta is one of the largest in the world.";
+    "A river carries sediment from the mountains to the sea. Where the current slows, sand and silt "
+    "settle out and build a delta. The Nile delta is one of the largest in the world.";
 
 static void test_cite_exact(void)
 {
@@ -74,6 +77,18 @@ static void test_cite_wrong_chunk(void)
 	CHECK(nb_cite_check(k_river, "The flame of a candle is hollow.", s, e) != NB_CITE_OK);
 }
 
+static void test_cite_renumber(void)
+{
+	int renum[] = {1, 0, 2};
+	char *t = nb_cite_renumber("One. [1] Two. [2] Three. [3] Keep [7] and [x] and [1", renum, 3);
+	CHECK_STR(t, "One. [1] Two. Three. [2] Keep [7] and [x] and [1");
+	free(t);
+	int none[] = {0};
+	t = nb_cite_renumber("Only. [1]", none, 1);
+	CHECK_STR(t, "Only.");
+	free(t);
+}
+
 static void test_or_query(void)
 {
 	char *q = nb_rag_or_query("Why does the \"flame\" glow -brightly? (or not)");
@@ -91,8 +106,8 @@ static void test_or_query(void)
 }
 
 static nb_gen_chunk_t k_chunks[] = {
-	{"00000000-0000-7000-8000-000000000001", "00000000-0000-7000-8000-0000000000a1", NULL, 0.5},
-	{"00000000-0000-7000-8000-000000000002", "00000000-0000-7000-8000-0000000000a2", NULL, 0.4},
+    {"00000000-0000-7000-8000-000000000001", "00000000-0000-7000-8000-0000000000a1", NULL, 0.5},
+    {"00000000-0000-7000-8000-000000000002", "00000000-0000-7000-8000-0000000000a2", NULL, 0.4},
 };
 
 static nb_generator_t *gen(void)
@@ -118,7 +133,9 @@ static void check_claims(const nb_gen_result_t *r)
 
 static void test_extractive_answers(void)
 {
-	nb_gen_request_t rq = {.kind = NB_GEN_CHAT, .chunks = k_chunks, .nchunks = 2,
+	nb_gen_request_t rq = {.kind = NB_GEN_CHAT,
+			       .chunks = k_chunks,
+			       .nchunks = 2,
 			       .question = "Why does the bright part of a candle flame glow?"};
 	nb_gen_result_t r;
 	CHECK_INT(nb_gen_run(gen(), &rq, &r), 0);
@@ -167,11 +184,16 @@ static void test_extractive_no_answer(void)
 static void test_extractive_follow_up(void)
 {
 	nb_gen_turn_t hist[] = {
-		{"user", "What happens to the carbon particles in a candle flame?"},
-		{"assistant", "When the carbon particles burn away at the edge of the flame, they form carbon dioxide. [1]"},
+	    {"user", "What happens to the carbon particles in a candle flame?"},
+	    {"assistant",
+	     "When the carbon particles burn away at the edge of the flame, they form carbon dioxide. [1]"},
 	};
-	nb_gen_request_t rq = {.kind = NB_GEN_CHAT, .chunks = k_chunks, .nchunks = 2, .question = "And why is that?",
-			       .history = hist, .nhistory = 2};
+	nb_gen_request_t rq = {.kind = NB_GEN_CHAT,
+			       .chunks = k_chunks,
+			       .nchunks = 2,
+			       .question = "And why is that?",
+			       .history = hist,
+			       .nhistory = 2};
 	nb_gen_result_t r;
 	CHECK_INT(nb_gen_run(gen(), &rq, &r), 0);
 	CHECK(!r.no_answer);
@@ -180,6 +202,29 @@ static void test_extractive_follow_up(void)
 	CHECK(r.nclaims && strstr(r.claims[0].quote, "form carbon dioxide") == NULL);
 	check_claims(&r);
 	nb_gen_result_dispose(&r);
+}
+
+/* Paragraphs, headings and multibyte text: spans stay exact (and splitting terminates). */
+static void test_extractive_paragraphs_and_multibyte(void)
+{
+	static nb_gen_chunk_t ch[] = {
+	    {"00000000-0000-7000-8000-000000000003", "00000000-0000-7000-8000-0000000000a3",
+	     "Crème brûlée\n\nThe crème brûlée is a custard dessert from France. Its top is caramelised sugar.\n\n\n"
+	     "Café au lait — coffee with hot milk — is drunk at breakfast in França and elsewhere.\n\n",
+	     0.3},
+	};
+	const char *qs[] = {"What is crème brûlée?", "When is café au lait drunk?", "What is the top made of?"};
+	for (size_t i = 0; i < 3; i++) {
+		nb_gen_request_t rq = {.kind = NB_GEN_CHAT, .chunks = ch, .nchunks = 1, .question = qs[i]};
+		nb_gen_result_t r;
+		CHECK_INT(nb_gen_run(gen(), &rq, &r), 0);
+		CHECK_MSG(r.nclaims >= 1, "%s", qs[i]);
+		for (size_t k = 0; k < r.nclaims; k++)
+			CHECK_INT(
+			    nb_cite_check(ch[0].text, r.claims[k].quote, r.claims[k].char_start, r.claims[k].char_end),
+			    NB_CITE_OK);
+		nb_gen_result_dispose(&r);
+	}
 }
 
 static int stop_after_one(void *ud, const char *t, size_t n)
@@ -192,8 +237,12 @@ static int stop_after_one(void *ud, const char *t, size_t n)
 static void test_extractive_cancel(void)
 {
 	int calls = 0;
-	nb_gen_request_t rq = {.kind = NB_GEN_CHAT, .chunks = k_chunks, .nchunks = 2,
-			       .question = "How is a river delta built?", .on_delta = stop_after_one, .ud = &calls};
+	nb_gen_request_t rq = {.kind = NB_GEN_CHAT,
+			       .chunks = k_chunks,
+			       .nchunks = 2,
+			       .question = "How is a river delta built?",
+			       .on_delta = stop_after_one,
+			       .ud = &calls};
 	nb_gen_result_t r;
 	CHECK_INT(nb_gen_run(gen(), &rq, &r), NB_GEN_ECANCELLED);
 	CHECK(r.text == NULL);
@@ -217,17 +266,79 @@ static void test_generator_choice(void)
 	nb_gen_destroy(g);
 }
 
+/*
+ * The verifier behind POST …/messages: only claims that name a chunk read
+ * back from the database (live, ready, this notebook) at an exact span are
+ * kept; the others are dropped and counted.
+ */
+static void test_verify_claims_drops_what_does_not_check_out(void)
+{
+	gen();
+	nb_retrieved_t ret = {.chunks = k_chunks, .n = 2};
+	nb_gen_claim_t claims[] = {
+	    {0, (char *)"The flame of a candle is hollow.", 0, 0},		      /* exact (offsets set below) */
+	    {0, (char *)"The flame of a candle is hollow.", 1, 0},		      /* off by one (set below) */
+	    {1, (char *)"The Nile delta is one of the largest in the world.", 0, 0},  /* chunk not read back */
+	    {0, (char *)"Melted wax rises up the wick by capillary action.", -1, -1}, /* quote only: located */
+	    {7, (char *)"anything", 0, 8},					      /* no such chunk number */
+	    {0, (char *)"a sentence the chunk does not hold", -1, -1},		      /* not in the text */
+	};
+	long s, e;
+	nb_cite_locate(k_candle, claims[0].quote, &s, &e);
+	claims[0].char_start = s;
+	claims[0].char_end = e;
+	claims[1].char_start = s + 1;
+	claims[1].char_end = e + 1;
+	nb_gen_result_t res = {.claims = claims, .nclaims = 6};
+	/* what the store read back: only the candle chunk (the river chunk's source went to the trash) */
+	char *ids[] = {(char *)k_chunks[0].chunk_id}, *sids[] = {(char *)k_chunks[0].source_id},
+	     *texts[] = {(char *)k_candle};
+	nb_chat_chunks_t cc = {.n = 1, .ids = ids, .source_ids = sids, .texts = texts};
+	ask_t a = {.ret = &ret, .res = &res};
+	int dropped = -1;
+	const char *answer = "First. [1] Second. [2] Third. [3] Fourth. [4] Fifth. [5] Sixth. [6]";
+	json_t *out = verify_claims(&a, &cc, &dropped, &answer);
+	CHECK_INT(json_array_size(out), 2);
+	CHECK_INT(dropped, 4);
+	/* the markers now number the citations that are shown */
+	CHECK_STR(answer, "First. [1] Second. Third. Fourth. [2] Fifth. Sixth.");
+	json_t *c0 = json_array_get(out, 0), *c1 = json_array_get(out, 1);
+	CHECK_STR(json_string_value(json_object_get(c0, "chunk_id")), k_chunks[0].chunk_id);
+	CHECK_STR(json_string_value(json_object_get(c0, "source_id")), k_chunks[0].source_id);
+	CHECK_INT(json_integer_value(json_object_get(c0, "char_start")), s);
+	CHECK_STR(json_string_value(json_object_get(c1, "quote")), "Melted wax rises up the wick by capillary action.");
+	long s1 = (long)json_integer_value(json_object_get(c1, "char_start"));
+	long e1 = (long)json_integer_value(json_object_get(c1, "char_end"));
+	CHECK_INT(nb_cite_check(k_candle, json_string_value(json_object_get(c1, "quote")), s1, e1), NB_CITE_OK);
+	json_decref(out);
+	/* nothing checks out: nothing is shown, and the answer says it found nothing */
+	cc.n = 0;
+	out = verify_claims(&a, &cc, &dropped, &answer);
+	CHECK_INT(json_array_size(out), 0);
+	CHECK_INT(dropped, 6);
+	CHECK_STR(answer, NB_GEN_NO_ANSWER);
+	json_decref(out);
+	free(a.rewritten);
+	/* the ids the store is asked to read back: every claimed chunk that exists in the request */
+	json_t *want = claimed_ids(&ret, &res);
+	CHECK_INT(json_array_size(want), 5);
+	json_decref(want);
+}
+
 int main(void)
 {
 	T_RUN(test_cite_exact);
 	T_RUN(test_cite_off_by_one);
 	T_RUN(test_cite_multibyte);
 	T_RUN(test_cite_wrong_chunk);
+	T_RUN(test_cite_renumber);
 	T_RUN(test_or_query);
 	T_RUN(test_extractive_answers);
 	T_RUN(test_extractive_no_answer);
 	T_RUN(test_extractive_follow_up);
+	T_RUN(test_extractive_paragraphs_and_multibyte);
 	T_RUN(test_extractive_cancel);
 	T_RUN(test_generator_choice);
+	T_RUN(test_verify_claims_drops_what_does_not_check_out);
 	return t_done();
 }
