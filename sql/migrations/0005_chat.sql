@@ -1,4 +1,4 @@
--- 0004_chat: what chat and the study outputs need of generation_history.
+-- 0005_chat: what chat and the study outputs need of generation_history.
 -- dropped_citations counts the citations a generator claimed that did not
 -- check out against the stored chunk text (API.md, generation); source_id
 -- and the 'source_guide' kind are for source guides (made per source), so
