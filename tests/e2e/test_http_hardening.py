@@ -196,7 +196,7 @@ def test_anonymous_50mb_bodies_do_not_hurt_others():
     tok, _ = user()
     stop = threading.Event()
     sent = [0]
-    body = b'{"title": "' + b"x" * (50 * 1024 * 1024) + b'"}'
+    body = b'{"title": "' + b"x" * (50 * 1000 * 1000) + b'"}'  # 50 MB: under the upload limit
 
     def flood():
         while not stop.is_set():
@@ -245,6 +245,20 @@ def test_anonymous_50mb_bodies_do_not_hurt_others():
     eq(os.listdir(tmpdir), [])
 
 
+def spool_files(pid):
+    """The server's open files in tmpdir (spooled bodies: unlinked, so "(deleted)")."""
+    out = []
+    fd_dir = "/proc/%d/fd" % pid
+    for fd in os.listdir(fd_dir):
+        try:
+            target = os.readlink(os.path.join(fd_dir, fd))
+        except OSError:
+            continue
+        if target.startswith(tmpdir + "/"):
+            out.append(target)
+    return out
+
+
 def test_large_upload_is_spooled_in_tmpdir_and_removed():
     tok, _ = user()
     nb = srv.post("/v1/notebooks", {"title": "spool"}, token=tok).json["id"]
@@ -252,11 +266,24 @@ def test_large_upload_is_spooled_in_tmpdir_and_removed():
     data = b"Spooled bodies go to TMPDIR and leave nothing behind. " * 60000
     body = (("--%s\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.txt\"\r\n"
              "Content-Type: text/plain\r\n\r\n" % boundary).encode() + data + ("\r\n--%s--\r\n" % boundary).encode())
-    r = srv.request("POST", "/v1/notebooks/%s/sources" % nb, raw=body,
-                    headers={"Content-Type": "multipart/form-data; boundary=" + boundary}, token=tok)
-    eq(r.status, 202, r.body[:200])
-    eq(r.json["source"]["byte_size"], len(data))
-    eq(os.listdir(tmpdir), [], "the spooled body's file is unlinked")
+    s = connect(srv.port)
+    try:
+        s.sendall(b"POST /v1/notebooks/" + nb.encode() + b"/sources HTTP/1.1\r\nHost: x\r\n"
+                  b"Authorization: Bearer " + tok.encode() + b"\r\n"
+                  b"Content-Type: multipart/form-data; boundary=" + boundary.encode() + b"\r\n"
+                  b"Content-Length: %d\r\n\r\n" % len(body))
+        half = 2 * 1024 * 1024
+        s.sendall(body[:half])
+        # the body being received is spooled to an unlinked file in TMPDIR
+        files = wait_until(lambda: spool_files(srv.proc.pid), 10, "a spool file in TMPDIR")
+        check(all(f.endswith("(deleted)") for f in files), files)
+        eq(os.listdir(tmpdir), [], "the spool file has no name")
+        s.sendall(body[half:])
+        out = read_head(s, timeout=30)
+        check(out.startswith(b"HTTP/1.1 202"), out[:200])
+    finally:
+        s.close()
+    wait_until(lambda: not spool_files(srv.proc.pid), 10, "the spool file to be closed")
 
 
 # ------------------------------------------------------------ streams
