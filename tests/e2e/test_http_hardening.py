@@ -275,8 +275,9 @@ def test_large_upload_is_spooled_in_tmpdir_and_removed():
         half = 2 * 1024 * 1024
         s.sendall(body[:half])
         # the body being received is spooled to an unlinked file in TMPDIR
-        files = wait_until(lambda: spool_files(srv.proc.pid), 10, "a spool file in TMPDIR")
-        check(all(f.endswith("(deleted)") for f in files), files)
+        # (the unlink is asynchronous too: wait for it)
+        wait_until(lambda: [f for f in spool_files(srv.proc.pid) if f.endswith("(deleted)")], 10,
+                   "an unlinked spool file in TMPDIR")
         eq(os.listdir(tmpdir), [], "the spool file has no name")
         s.sendall(body[half:])
         out = read_head(s, timeout=30)
@@ -409,3 +410,52 @@ def test_metrics_only_on_the_metrics_listener():
         eq(s2.stop(), 0)
     # unset: /metrics stays on the API port
     eq(srv.get("/metrics").status, 200)
+
+
+def test_bad_metrics_listen_fails_start_up_in_one_line():
+    import subprocess
+    from harness import BIN, DB_URL
+    for bad, word in [("nonsense", "NOTEBOOKD_METRICS_LISTEN"), ("127.0.0.1:%d" % srv.port, "could not bind")]:
+        env = dict(os.environ, DATABASE_URL=DB_URL, NOTEBOOKD_LISTEN="127.0.0.1:%d" % free_port(),
+                   NOTEBOOKD_METRICS_LISTEN=bad, NOTEBOOKD_WORKERS="0",
+                   NOTEBOOKD_JWT_SECRET="test-secret-" + "x" * 40)
+        r = subprocess.run([BIN, "serve"], env=env, capture_output=True, text=True, timeout=60)
+        check(r.returncode != 0, "a bad metrics address must stop start-up")
+        lines = [l for l in r.stderr.splitlines() if l.startswith("notebookd:")]
+        eq(len(lines), 1, r.stderr)
+        check(word in lines[0], lines[0])
+
+
+def test_coroutine_stream_follows_its_reader():
+    s2 = Server(env={"NOTEBOOKD_WRITE_TIMEOUT_MS": "2000", "NOTEBOOKD_DEBUG_ROUTES": "1",
+                     "NOTEBOOKD_MAX_CONNECTIONS_PER_CLIENT": "1000"})
+    socks = []
+    try:
+        # a reader gets all of it
+        r = s2.get("/debug/stream?mb=8", timeout=60)
+        eq(r.status, 200)
+        eq(len(r.body), 8 * 1024 * 1024)
+        # 10 that never read: 100 MB each would be 1 GB if queued
+        for _ in range(10):
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.connect(("127.0.0.1", s2.port))
+            s.sendall(b"GET /debug/stream?mb=100 HTTP/1.1\r\nHost: x\r\n\r\n")
+            socks.append(s)
+        peak = [0.0]
+
+        def all_cut():
+            peak[0] = max(peak[0], rss_mb(s2.proc.pid))
+            for line in s2.get("/metrics").body.splitlines():
+                if line.startswith("notebookd_http_write_timeouts_total "):
+                    return int(line.split()[1]) >= 10
+            return False
+
+        wait_until(all_cut, 30, "the 10 unread coroutine streams to be cut")
+        print("# coroutine streams: peak RSS %.0f MB with 10 unread 100 MB streams" % peak[0])
+        check(peak[0] < 200, "RSS peaked at %.0f MB" % peak[0])
+        eq(s2.get("/healthz").status, 200)
+    finally:
+        for s in socks:
+            s.close()
+        eq(s2.stop(), 0)
