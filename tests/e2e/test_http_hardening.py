@@ -322,8 +322,10 @@ def test_stream_follows_its_reader_and_unread_streams_are_closed():
                     return int(line.split()[1]) >= 10
             return False
 
-        wait_until(all_cut, 30, "the 10 unread exports to be cut after the write timeout")
-        print("# RSS %.0f MB before, peak %.0f MB with 10 unread exports" % (base, peak))
+        try:
+            wait_until(all_cut, 30, "the 10 unread exports to be cut after the write timeout")
+        finally:
+            print("# RSS %.0f MB before, peak %.0f MB with 10 unread exports" % (base, peak))
         check(peak < 200, "RSS peaked at %.0f MB" % peak)
         # each client sees the end: whatever was queued, then the close (no final chunk)
         for s in socks:
@@ -451,8 +453,10 @@ def test_coroutine_stream_follows_its_reader():
                     return int(line.split()[1]) >= 10
             return False
 
-        wait_until(all_cut, 30, "the 10 unread coroutine streams to be cut")
-        print("# coroutine streams: peak RSS %.0f MB with 10 unread 100 MB streams" % peak[0])
+        try:
+            wait_until(all_cut, 30, "the 10 unread coroutine streams to be cut")
+        finally:
+            print("# coroutine streams: peak RSS %.0f MB with 10 unread 100 MB streams" % peak[0])
         check(peak[0] < 200, "RSS peaked at %.0f MB" % peak[0])
         eq(s2.get("/healthz").status, 200)
     finally:
