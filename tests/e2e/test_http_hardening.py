@@ -11,7 +11,11 @@ import threading
 import time
 import uuid
 
-from harness import TMP, Server, check, eq, free_port, psql, wait_until
+from harness import ASAN, TMP, Server, check, eq, free_port, psql, wait_until
+
+# A generous bound on the server's resident memory. AddressSanitizer's
+# quarantine alone keeps up to 256 MB of freed memory, so its build gets more.
+RSS_BOUND_MB = 600 if ASAN else 200
 
 srv = None
 tmpdir = None
@@ -241,7 +245,7 @@ def test_anonymous_50mb_bodies_do_not_hurt_others():
     p99 = lat[int(len(lat) * 0.99) - 1]
     print("# p99 %.1f ms, peak RSS %.0f MB, %d anonymous 50 MB bodies" % (p99 * 1000, peak, sent[0]))
     check(p99 < 0.100, "p99 latency %.1f ms under the flood" % (p99 * 1000))
-    check(peak < 200, "RSS peaked at %.0f MB" % peak)
+    check(peak < RSS_BOUND_MB, "RSS peaked at %.0f MB" % peak)
     eq(os.listdir(tmpdir), [])
 
 
@@ -312,21 +316,27 @@ def test_stream_follows_its_reader_and_unread_streams_are_closed():
             s.sendall(b"GET /v1/me/export HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + tok.encode() + b"\r\n\r\n")
             socks.append(s)
         peak = 0.0
+        last = [""]
 
         def all_cut():
             nonlocal peak
             peak = max(peak, rss_mb(s2.proc.pid))
             m = s2.get("/metrics").body
+            last[0] = "\n".join(l for l in m.splitlines() if l.startswith("notebookd_http"))
             for line in m.splitlines():
                 if line.startswith("notebookd_http_write_timeouts_total "):
                     return int(line.split()[1]) >= 10
             return False
 
         try:
-            wait_until(all_cut, 30, "the 10 unread exports to be cut after the write timeout")
+            wait_until(all_cut, 60, "the 10 unread exports to be cut after the write timeout")
+        except AssertionError:
+            print(last[0])
+            print("\n".join(l for l in s2.read_log().splitlines() if "warn" in l or "error" in l)[-3000:])
+            raise
         finally:
             print("# RSS %.0f MB before, peak %.0f MB with 10 unread exports" % (base, peak))
-        check(peak < 200, "RSS peaked at %.0f MB" % peak)
+        check(peak < RSS_BOUND_MB, "RSS peaked at %.0f MB" % peak)
         # each client sees the end: whatever was queued, then the close (no final chunk)
         for s in socks:
             s.settimeout(10)
@@ -454,10 +464,10 @@ def test_coroutine_stream_follows_its_reader():
             return False
 
         try:
-            wait_until(all_cut, 30, "the 10 unread coroutine streams to be cut")
+            wait_until(all_cut, 60, "the 10 unread coroutine streams to be cut")
         finally:
             print("# coroutine streams: peak RSS %.0f MB with 10 unread 100 MB streams" % peak[0])
-        check(peak[0] < 200, "RSS peaked at %.0f MB" % peak[0])
+        check(peak[0] < RSS_BOUND_MB, "RSS peaked at %.0f MB" % peak[0])
         eq(s2.get("/healthz").status, 200)
     finally:
         for s in socks:
