@@ -78,9 +78,9 @@ static const var_t vars[] = {
 	{"NOTEBOOKD_LISTEN_DATABASE_URL", T_STR, OFF(listen_database_url), NULL, 0, 0,
 	 "connection string of the job workers' LISTEN connection (default DATABASE_URL); behind a "
 	 "transaction-pooling PgBouncer point it straight at PostgreSQL"},
-	{"NOTEBOOKD_DB_PIPELINE_LOCK_TIMEOUT_MS", T_INT, OFF(db_pipeline_lock_timeout_ms), "1000", 0, 600000,
+	{"NOTEBOOKD_DB_PIPELINE_LOCK_TIMEOUT_MS", T_INT, OFF(db_pipeline_lock_timeout_ms), "500", 0, 600000,
 	 "lock_timeout of the pipelined connections: a statement waiting longer for a lock is run again on a "
-	 "connection of its own (0: no limit)"},
+	 "connection of its own, and kept off the pipelines for 5 s (0: no limit)"},
 	{"NOTEBOOKD_JWT_SECRET", T_STR, OFF(jwt_secret), NULL, 0, 0,
 	 "HMAC-SHA256 key for access tokens, at least 32 bytes (dev: made once under var/)"},
 	{"NOTEBOOKD_JWT_ISSUER", T_STR, OFF(jwt_issuer), "notebookd", 0, 0, "the iss claim"},

@@ -275,6 +275,23 @@ static void take_queued_locked(nb_workers_t *w, idlist_t *ids)
 	w->queued = 0;
 }
 
+/*
+ * The deadline passed with handlers still running (their jobs are handed
+ * back): cancel the statements they wait on, so that they return now rather
+ * than at statement_timeout. A handler busy outside the database is only
+ * told (nb_job_ctx_stopping).
+ */
+static void cancel_running(nb_workers_t *w)
+{
+	pthread_mutex_lock(&w->mu);
+	for (slot_t *s = w->held.hnext; s != &w->held; s = s->hnext) {
+		char why[256];
+		if (s->state == SLOT_RUNNING && s->cancel && !PQcancel(s->cancel, why, sizeof why))
+			nb_info("job %s: could not cancel its statement: %s", s->job.id, why);
+	}
+	pthread_mutex_unlock(&w->mu);
+}
+
 void nb_workers_begin_stop(nb_workers_t *w)
 {
 	if (!w)
@@ -328,6 +345,7 @@ void nb_workers_stop_by(nb_workers_t *w, int64_t deadline)
 	if (ids.n > 0) {
 		atomic_store(&w->hard_stop, true);
 		nb_workers__handback(w, &ids, deadline);
+		cancel_running(w);
 	}
 	nb_workers__idl_dispose(&ids);
 	for (int i = 0; i < w->o.concurrency; i++)

@@ -23,7 +23,9 @@ static nb_sched_t *sched;
 
 NB_STMT(st_pid, "SELECT pg_backend_pid()");
 NB_STMT(st_sleep, "SELECT pg_sleep($1::float8)");
-NB_STMT(st_kill, "SELECT pg_terminate_backend($1::int)");
+/* With a timeout, pg_terminate_backend waits until the backend has exited
+ * (its FATAL message sent): no sleep needed after it. */
+NB_STMT(st_kill, "SELECT pg_terminate_backend($1::int, 5000)");
 NB_STMT(st_bad, "SELECT 1 / $1::int");
 
 static nb_pool_t *make_pool(int size, int timeout_ms)
@@ -164,7 +166,6 @@ static void kill_and_reuse(void *arg)
 	nb_p_int(&p, k->pid_before);
 	nb_db_exec(a, &st_kill, &p, NULL);
 	nb_pool_release(k->admin, a);
-	usleep(100 * 1000); /* the FATAL message reaches the idle socket */
 	k->rc = nb_pool_acquire(k->pool, &c);
 	if (k->rc < 0)
 		return;
@@ -227,7 +228,7 @@ static void test_sql_error_then_next_statement_works(void)
 static void slow_square(void *arg)
 {
 	int *v = arg;
-	usleep(50 * 1000);
+	usleep(50 * 1000); /* stands for blocking work, not a wait */
 	*v = *v * *v;
 }
 
