@@ -540,7 +540,7 @@ int nb_req_db(nb_req_t *req, nb_conn_t **out)
 		if (coro && r->lp->pipe) {
 			req->conn = nb_pool_acquire_virtual(p, r->lp->pipe);
 		} else {
-			int rc = nb_pool_acquire(p, &req->conn);
+			int rc = nb_pool_acquire_by(p, req->deadline_ms, &req->conn); /* h2-db: not past the deadline */
 			if (rc < 0)
 				return rc;
 		}
