@@ -13,7 +13,7 @@ import threading
 import time
 import uuid
 
-from harness import BIN, TMP, Server, check, eq, free_port, psql, wait_until
+from harness import BIN, DB_URL, TMP, Server, check, eq, free_port, psql, wait_until
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PGBIN = sorted(glob.glob("/usr/lib/postgresql/*/bin"))[-1]
@@ -360,3 +360,38 @@ def test_clean_shutdown_logs_no_warning():
     eq(srv.stop(), 0)
     warns = [l for l in srv.log_lines() if l.get("level") in ("warn", "error")]
     eq(warns, [], "a clean stop logged warnings")
+
+
+# ---- the LISTEN connection's own URL -----------------------------------------------
+
+def test_listen_database_url_is_used_by_the_listener():
+    """NOTEBOOKD_LISTEN_DATABASE_URL, not DATABASE_URL, is where the workers'
+    LISTEN connection goes (behind a transaction-pooling PgBouncer it must go
+    straight to PostgreSQL); the pools keep using DATABASE_URL."""
+    # a database that does not exist: only the listener can fail on it
+    bogus = DB_URL.replace("/notebookd?", "/nb_no_such_listen_db?")
+    srv = Server(isolated=True, env={"NOTEBOOKD_LISTEN_DATABASE_URL": bogus, "NOTEBOOKD_WORKERS": "1",
+                                     "NOTEBOOKD_JOB_POLL_MS": "100"})
+    try:
+        wait_until(lambda: any("job listener could not connect" in l.get("msg", "") and "nb_no_such_listen_db"
+                               in l.get("msg", "") for l in srv.log_lines()), 10, "the listener to try the LISTEN URL")
+        # the API and the workers' pool use DATABASE_URL: jobs still run (by polling)
+        tok = register(srv)
+        nb = srv.post("/v1/notebooks", {"title": "listen"}, token=tok).json["id"]
+        r = srv.post("/v1/notebooks/%s/sources" % nb, {"kind": "text", "content": "Polling still works. " * 20},
+                     token=tok)
+        eq(r.status, 202, r.body)
+        wait_until(lambda: srv.get("/v1/sources/" + r.json["source"]["id"], token=tok).json["status"] == "ready",
+                   20, "the source to be ingested")
+        eq(srv.psql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'notebookd-listen'"
+                    " AND datname = current_database()"), "0")
+    finally:
+        srv.stop()
+    # and by default it is DATABASE_URL
+    srv = Server(isolated=True, env={"NOTEBOOKD_WORKERS": "1"})
+    try:
+        wait_until(lambda: srv.psql("SELECT count(*) FROM pg_stat_activity WHERE application_name ="
+                                    " 'notebookd-listen' AND datname = current_database()") == "1", 10,
+                   "the listener on DATABASE_URL")
+    finally:
+        srv.stop()
