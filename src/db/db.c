@@ -316,7 +316,7 @@ static int exec_fmt_real(nb_conn_t *c, nb_stmt_t *st, const nb_params_t *p, PGre
 	int id = stmt_id(st);
 	bool first = nb_conn__uses(c) == 0 && PQtransactionStatus(nb_conn_pg(c)) == PQTRANS_IDLE;
 	int rc = exec_once(c, st, id, p, res, rfmt);
-	if (rc == NB_EUNAVAIL && first) {
+	if (rc == NB_EUNAVAIL && first && !nb_conn__expired(c)) {
 		/* The connection died while idle; nothing ran. Retry on a new one. */
 		if (nb_conn__reconnect(c) == 0)
 			rc = exec_once(c, st, id, p, res, rfmt);

@@ -441,6 +441,8 @@ typedef struct hol {
 	int rc;
 	int64_t took_ms;
 	bool finished;
+	int deadline_ms; /* > 0: the handle's deadline, from the start of the statement */
+	bool in_tx;	 /* run it inside a transaction: on a connection of its own */
 } hol_t;
 
 NB_STMT(st_pipe_sleep, "SELECT pg_sleep($1::float8)"); /* not declared slow: goes into the pipeline */
@@ -459,9 +461,19 @@ static void hol_job(void *arg)
 	char s[16];
 	snprintf(s, sizeof s, "%.3f", h->sleep_s);
 	nb_p_text(&p, s);
+	if (h->in_tx && nb_db_begin(c) < 0) {
+		h->rc = -1000;
+		nb_pool_release(h->pool, c);
+		h->finished = true;
+		return;
+	}
 	int64_t t0 = nb_mono_ms();
+	if (h->deadline_ms > 0)
+		nb_conn_set_deadline(c, t0 + h->deadline_ms);
 	h->rc = nb_db_exec(c, &st_pipe_sleep, &p, NULL);
 	h->took_ms = nb_mono_ms() - t0;
+	if (h->in_tx)
+		nb_db_rollback(c);
 	nb_pool_release(h->pool, c);
 	h->finished = true;
 }
@@ -470,8 +482,8 @@ static void test_pipeline_routes_around_a_slow_statement(void)
 {
 	nb_pool_t *pool = make_pool(2, 2000);
 	nb_pipe_t *pipe = nb_pipe_create(pool, 1);
-	hol_t slow = {pool, pipe, 1.0, 0, -99, 0, false};
-	hol_t quick = {pool, pipe, 0.0, 200, -99, 0, false};
+	hol_t slow = {pool, pipe, 1.0, 0, -99, 0, false, 0, false};
+	hol_t quick = {pool, pipe, 0.0, 200, -99, 0, false, 0, false};
 	nb_sched_spawn(sched, hol_job, &slow, NULL);
 	nb_sched_spawn(sched, hol_job, &quick, NULL);
 	run_until_flag(&quick.finished);
@@ -481,6 +493,66 @@ static void test_pipeline_routes_around_a_slow_statement(void)
 	run_until_flag(&slow.finished);
 	CHECK_INT(slow.rc, 0);
 	CHECK(slow.took_ms >= 900);
+	nb_pipe_destroy(pipe);
+	uv_run(&loop, UV_RUN_NOWAIT);
+	nb_pool_destroy(pool);
+}
+
+/* A pipelined statement whose request passes its deadline is abandoned; the
+ * shared connection stays up for the statements of others. */
+static void test_pipeline_deadline_abandons_without_failing_the_connection(void)
+{
+	nb_pool_t *pool = make_pool(2, 2000);
+	nb_pipe_t *pipe = nb_pipe_create(pool, 1);
+	hol_t late = {pool, pipe, 1.0, 0, -99, 0, false, 300, false};
+	hol_t next = {pool, pipe, 0.0, 50, -99, 0, false, 0, false};
+	nb_sched_spawn(sched, hol_job, &late, NULL);
+	nb_sched_spawn(sched, hol_job, &next, NULL);
+	run_until_flag(&late.finished);
+	CHECK_INT(late.rc, NB_ETIMEOUT);
+	CHECK_MSG(late.took_ms >= 250 && late.took_ms < 900, "abandoned after %lld ms", (long long)late.took_ms);
+	run_until_flag(&next.finished);
+	CHECK_INT(next.rc, 0);
+	/* once the abandoned statement's answer came, the connection serves on */
+	hol_t after = {pool, pipe, 0.0, 900, -99, 0, false, 0, false};
+	nb_sched_spawn(sched, hol_job, &after, NULL);
+	run_until_flag(&after.finished);
+	CHECK_INT(after.rc, 0);
+	nb_pipe_stats_t ps;
+	nb_pipe_stats(pipe, &ps);
+	CHECK_INT(ps.failures, 0);
+	CHECK_INT(ps.abandoned, 1);
+	CHECK_INT(ps.connections, 1);
+	CHECK_INT(ps.pending, 0);
+	nb_pipe_destroy(pipe);
+	uv_run(&loop, UV_RUN_NOWAIT);
+	nb_pool_destroy(pool);
+}
+
+/* A statement on a connection of its own is cancelled at its deadline, and
+ * the connection goes back to the pool clean (not closed). */
+static void test_deadline_cancels_a_statement_on_its_own_connection(void)
+{
+	nb_pool_t *pool = make_pool(1, 2000);
+	nb_pipe_t *pipe = nb_pipe_create(pool, 1);
+	hol_t late = {pool, pipe, 5.0, 0, -99, 0, false, 300, true};
+	nb_sched_spawn(sched, hol_job, &late, NULL);
+	run_until_flag(&late.finished);
+	CHECK_INT(late.rc, NB_ETIMEOUT);
+	CHECK_MSG(late.took_ms >= 250 && late.took_ms < 2000, "cancelled after %lld ms", (long long)late.took_ms);
+	nb_pool_stats_t st;
+	nb_pool_stats(pool, &st);
+	CHECK_INT((int)st.cancels, 1);
+	CHECK_INT(st.idle, 1);
+	CHECK_INT((int)st.closed, 0);
+	/* the same connection serves the next transaction at once */
+	hol_t next = {pool, pipe, 0.0, 0, -99, 0, false, 0, true};
+	nb_sched_spawn(sched, hol_job, &next, NULL);
+	run_until_flag(&next.finished);
+	CHECK_INT(next.rc, 0);
+	CHECK_MSG(next.took_ms < 500, "next statement took %lld ms", (long long)next.took_ms);
+	nb_pool_stats(pool, &st);
+	CHECK_INT((int)st.created, 1);
 	nb_pipe_destroy(pipe);
 	uv_run(&loop, UV_RUN_NOWAIT);
 	nb_pool_destroy(pool);
@@ -504,6 +576,8 @@ int main(void)
 	T_RUN(test_pipeline_transactions_take_their_own_connection);
 	T_RUN(test_pipeline_reconnects_after_killed_backend);
 	T_RUN(test_pipeline_routes_around_a_slow_statement);
+	T_RUN(test_pipeline_deadline_abandons_without_failing_the_connection);
+	T_RUN(test_deadline_cancels_a_statement_on_its_own_connection);
 	nb_sched_destroy(sched);
 	uv_run(&loop, UV_RUN_DEFAULT);
 	uv_loop_close(&loop);
