@@ -49,7 +49,7 @@ static const var_t vars[] = {
 	{"NOTEBOOKD_MAX_UPLOAD_BYTES", T_LONG, OFF(max_upload_bytes), "52428800", 1024, 4294967296L,
 	 "largest request body (413 beyond)"},
 	{"NOTEBOOKD_SHUTDOWN_TIMEOUT_MS", T_INT, OFF(shutdown_timeout_ms), "30000", 0, 3600000,
-	 "on SIGTERM, how long in-flight requests and jobs may take to finish"},
+	 "on SIGTERM, one deadline from the signal for in-flight requests, running jobs and their hand-back"},
 	{"NOTEBOOKD_ACCESS_LOG", T_BOOL, OFF(access_log), "1", 0, 1, "1 writes one JSON access-log line per request"},
 	{"NOTEBOOKD_EXPOSE_STATEMENT_COUNT", T_BOOL, OFF(expose_statement_count), "0", 0, 1,
 	 "1 adds X-DB-Statements (SQL statements the request ran) to responses; for tests"},
