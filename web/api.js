@@ -35,8 +35,8 @@ function forget() {
 }
 
 async function parse(res) {
+  const text = await res.text(); // read even when empty: an unread body counts as an aborted load
   if (res.status === 204) return null;
-  const text = await res.text();
   let body = null;
   if (text) {
     try { body = JSON.parse(text); } catch { body = null; }
