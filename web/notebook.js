@@ -6,11 +6,14 @@ import * as api from './api.js';
 import { h, clear, field, busy, errorBox, toast, describe, snippetNodes } from './ui.js';
 import { renderMarkdown } from './md.js';
 
+const plural = (n, word) => `${n} ${word}${n === 1 ? '' : 's'}`;
+
 export async function notebookScreen(id, { title, go }) {
   const nb = await api.get('/v1/notebooks/' + id);
-  let timer = 0;
+  let timer = 0; // the sources poll
+  let pollTimer = 0; // a quiz or study guide being written
   let alive = true;
-  const leave = () => { alive = false; clearTimeout(timer); };
+  const leave = () => { alive = false; clearTimeout(timer); clearTimeout(pollTimer); };
 
   // ---------- layout: three panes, tabs under 900 px
   const panes = {};
@@ -120,7 +123,7 @@ export async function notebookScreen(id, { title, go }) {
 
   function statusText(s) {
     if (s.status === 'failed') return 'failed: ' + (s.error || 'unknown reason');
-    if (s.status === 'ready') return `ready · ${s.chunk_count} chunks` + (s.page_count ? ` · ${s.page_count} pages` : '');
+    if (s.status === 'ready') return `ready · ${plural(s.chunk_count, 'chunk')}` + (s.page_count ? ` · ${plural(s.page_count, 'page')}` : '');
     return s.status + '…';
   }
 
@@ -185,7 +188,7 @@ export async function notebookScreen(id, { title, go }) {
       list.append(h('li', null, h('button', { type: 'button', class: 'hit', onclick: () => openSource(it.source_id, { chunk_id: it.chunk_id }) },
         h('span', { class: 'meta' }, it.source_title + (it.page ? ` · page ${it.page}` : '')), h('span', { class: 'snippet' }, snippetNodes(it.snippet)))));
     }
-    clear(hits, h('p', { class: 'meta', role: 'status' }, r.items.length ? `${r.items.length} results` +
+    clear(hits, h('p', { class: 'meta', role: 'status' }, r.items.length ? plural(r.items.length, 'result') +
       (r.match === 'any' ? ' (no passage has every word; showing passages with some)' : '') : 'No results.'), list);
   }
 
@@ -256,14 +259,14 @@ export async function notebookScreen(id, { title, go }) {
       h('div', { class: 'text' }, m.content), citationChips(m.citations));
   }
 
-  async function loadConversations(select) {
+  async function loadConversations(select, messagesToo = true) {
     const list = await api.all(`/v1/notebooks/${id}/conversations`);
     clear(convSel, list.length ? null : h('option', { value: '' }, 'No conversations yet'),
       list.map((c) => h('option', { value: c.id }, `${c.title || 'Conversation'} (${c.message_count})`)));
     if (select) convSel.value = select;
     else if (list.length) convSel.value = list[0].id;
     conv = convSel.value || null;
-    await loadMessages();
+    if (messagesToo) await loadMessages();
   }
 
   async function loadMessages() {
@@ -294,6 +297,7 @@ export async function notebookScreen(id, { title, go }) {
       try {
         const r = await api.ask(conv, text, (d) => { streamed += d; live.textContent = streamed; });
         pending.replaceWith(messageItem(r.assistant_message));
+        loadConversations(conv, false).catch(() => {});
       } catch (err) {
         pending.remove();
         question.value = text;
@@ -313,12 +317,35 @@ export async function notebookScreen(id, { title, go }) {
   const studio = h('div');
   panes.studio.append(studio);
 
-  async function poll(path, out) {
+  async function poll(path) {
     for (;;) {
       const r = await api.get(path);
       if (!alive || r.status !== 'pending') return r;
-      await new Promise((res) => { timer = setTimeout(res, 1000); });
+      await new Promise((res) => { pollTimer = setTimeout(res, 1000); });
     }
+  }
+
+  // "Use only these sources": checkboxes of the ready sources; none ticked means all.
+  function sourcePicker() {
+    const box = h('fieldset', { class: 'pick' }, h('legend', null, 'Sources to use (none ticked: all)'));
+    const ready = sources.filter((s) => s.status === 'ready');
+    if (!ready.length) box.append(h('p', { class: 'meta' }, 'No ready source yet.'));
+    for (const s of ready) {
+      const cid = 'pick-' + Math.random().toString(36).slice(2);
+      box.append(h('div', { class: 'choice' }, h('input', { type: 'checkbox', id: cid, value: s.id }), h('label', { for: cid }, s.title)));
+    }
+    box.picked = () => [...box.querySelectorAll('input:checked')].map((i) => i.value);
+    return box;
+  }
+  function pickerSlot() {
+    const slot = h('details', null, h('summary', null, 'Choose sources'));
+    slot.addEventListener('toggle', () => {
+      if (!slot.open) return;
+      slot.querySelector('fieldset')?.remove();
+      slot.append(sourcePicker());
+    });
+    slot.picked = () => slot.querySelector('fieldset')?.picked() || [];
+    return slot;
   }
 
   async function setupStudio() {
@@ -331,16 +358,19 @@ export async function notebookScreen(id, { title, go }) {
       const [fnq, nq] = field('Number of questions', { type: 'number', min: 1, max: 20, value: 5 });
       const gen = h('button', { type: 'submit' }, 'Generate a quiz');
       const out = h('div', { 'aria-live': 'polite' });
+      const qPick = pickerSlot();
       qBox.append(h('form', { onsubmit: (e) => {
         e.preventDefault();
         busy(gen, out, async () => {
           clear(out, h('p', { class: 'loading', role: 'status' }, 'Writing the quiz…'));
-          const quiz = await api.post(`/v1/notebooks/${id}/quizzes`, { num_questions: Number(nq.value) });
+          const body = { num_questions: Number(nq.value) };
+          if (qPick.picked().length) body.source_ids = qPick.picked();
+          const quiz = await api.post(`/v1/notebooks/${id}/quizzes`, body);
           const ready = await poll('/v1/quizzes/' + quiz.id);
           if (ready.status === 'failed') { clear(out, errorBox({ message: 'The quiz failed: ' + (ready.error || 'unknown reason') })); return; }
           takeQuiz(ready, out);
         });
-      } }, fnq, gen), out);
+      } }, fnq, qPick, gen), out);
     }
     // study guides
     const gBox = h('section', { class: 'tool', 'aria-labelledby': 'h-guide' }, h('h3', { id: 'h-guide' }, 'Study guide'));
@@ -348,16 +378,17 @@ export async function notebookScreen(id, { title, go }) {
     else {
       const gen = h('button', { type: 'button' }, 'Generate a study guide');
       const out = h('div', { 'aria-live': 'polite' });
+      const gPick = pickerSlot();
       gen.addEventListener('click', () => busy(gen, out, async () => {
         clear(out, h('p', { class: 'loading', role: 'status' }, 'Writing the study guide…'));
-        const g = await api.post(`/v1/notebooks/${id}/study-guides`, {});
+        const g = await api.post(`/v1/notebooks/${id}/study-guides`, gPick.picked().length ? { source_ids: gPick.picked() } : {});
         const ready = await poll('/v1/study-guides/' + g.id);
         if (ready.status === 'failed') { clear(out, errorBox({ message: 'The study guide failed: ' + (ready.error || 'unknown reason') })); return; }
         const doc = h('article', { class: 'guide-doc' }, h('h4', null, ready.title || 'Study guide'), renderMarkdown(ready.markdown, 5));
         if (ready.summary && ready.summary.citations) doc.append(h('p', { class: 'meta' }, 'Summary sources:'), citationChips(ready.summary.citations));
         clear(out, doc);
       }));
-      gBox.append(gen, out);
+      gBox.append(gPick, gen, out);
     }
     clear(studio, qBox, gBox);
   }
