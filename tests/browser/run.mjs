@@ -168,7 +168,41 @@ function latestCode(dir, email, after) {
 const steps = [];
 const step = (name, fn) => steps.push([name, fn]);
 
+// A unit check of web/api.js's event-stream reader, in node: the API.md
+// framing (event/data lines, comments, CRLF, a frame split across reads).
+async function sseUnit() {
+  const api = await import(path.join(root, 'web/api.js'));
+  const wire = ': keep-alive\r\n\r\nevent: delta\ndata: {"text": "Plants make "}\n\nevent: delta\r\n' +
+    'data: {"text": "sugar."}\r\n\r\n: ping\n\nevent: done\ndata: {"user_message": {"id": "u"}, ' +
+    '"assistant_message": {"id": "a", "content": "Plants make sugar."}}\n\n';
+  const enc = new TextEncoder().encode(wire);
+  const cuts = [0, 5, 17, 40, 41, 90, 130, enc.length];
+  const saved = globalThis.fetch;
+  globalThis.fetch = async () => new Response(new ReadableStream({
+    start(c) { for (let i = 1; i < cuts.length; i++) c.enqueue(enc.slice(cuts[i - 1], cuts[i])); c.close(); },
+  }), { status: 200, headers: { 'Content-Type': 'text/event-stream' } });
+  try {
+    let text = '';
+    const r = await api.ask('c', 'q', (d) => { text += d; });
+    if (text !== 'Plants make sugar.' || r.assistant_message.id !== 'a') throw new Error('got ' + text + ' ' + JSON.stringify(r));
+    globalThis.fetch = async () => new Response('event: delta\ndata: {"text": "x"}\n\nevent: error\ndata: ' +
+      '{"error": {"code": "internal", "message": "the generator failed"}}\n\n',
+    { status: 200, headers: { 'Content-Type': 'text/event-stream' } });
+    const e = await api.ask('c', 'q', () => {}).then(() => null, (x) => x);
+    if (!e || e.message !== 'the generator failed') throw new Error('an error event was not raised: ' + e);
+    globalThis.fetch = async () => new Response('event: delta\ndata: {"text": "x"}\n\n',
+      { status: 200, headers: { 'Content-Type': 'text/event-stream' } });
+    const cut = await api.ask('c', 'q', () => {}).then(() => null, (x) => x);
+    if (!cut) throw new Error('a stream without done was taken as complete');
+  } finally {
+    globalThis.fetch = saved;
+  }
+}
+
 async function main() {
+  try { await sseUnit(); ok('unit: the event-stream reader of web/api.js (split frames, comments, CRLF, error, truncation)'); } catch (e) {
+    notOk('unit: the event-stream reader of web/api.js (split frames, comments, CRLF, error, truncation)', e);
+  }
   const server = await startServer();
   const doc = await (await fetch(server.base + '/openapi.json')).json();
   const offers = (p, m) => !!(doc.paths[p] && doc.paths[p][m]);
@@ -335,7 +369,7 @@ async function main() {
   });
 
   step('phone width (360 px): tabs switch the panes, axe passes', async () => {
-    await page.setViewport({ width: 360, height: 740, isMobile: true, hasTouch: true });
+    await page.setViewport({ width: 360, height: 740 });
     await page.waitForSelector('.tabs [role=tab]');
     await shot(page, 'notebook-chat-phone');
     await (await page.$('#tab-sources')).click();
@@ -400,8 +434,8 @@ async function main() {
     if (failed) { notOk(name + ' (not run: an earlier step failed)', 'skipped because of an earlier failure'); continue; }
     try { await fn(); ok(name); } catch (e) {
       notOk(name, e);
-      await page.screenshot({ path: path.join(TMP, 'browser-failure.png') }).catch(() => {});
-      console.error('# the page at the failure: ' + path.join(TMP, 'browser-failure.png'));
+      await page.screenshot({ path: path.join(root, 'build/browser-failure.png') }).catch(() => {});
+      console.error('# the page at the failure: ' + path.join(root, 'build/browser-failure.png'));
     }
   }
   await browser.close();
