@@ -76,7 +76,9 @@ export async function raw(method, path, body, extra, retry = true) {
     method, headers: headers(body !== undefined, extra), credentials: 'same-origin',
     body: body !== undefined ? JSON.stringify(body) : undefined,
   });
-  if (res.status === 401 && retry && access && !path.startsWith('/v1/auth/')) {
+  // Only a refused access token is worth a refresh (a wrong password is 401 too).
+  if (res.status === 401 && retry && access && !path.startsWith('/v1/auth/') &&
+      /access token/.test((await res.clone().json().catch(() => null))?.error?.message || '')) {
     try { await refresh(); } catch { onSignedOut(); throw new ApiError(401, null); }
     return raw(method, path, body, extra, false);
   }
