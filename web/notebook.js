@@ -295,8 +295,11 @@ export async function notebookScreen(id, { title, go }) {
       question.value = '';
       let streamed = '';
       try {
-        const r = await api.ask(conv, text, (d) => { streamed += d; live.textContent = streamed; });
-        pending.replaceWith(messageItem(r.assistant_message));
+        let pieces = 0;
+        const r = await api.ask(conv, text, (d) => { pieces++; streamed += d; live.textContent = streamed; });
+        const done = messageItem(r.assistant_message);
+        done.dataset.pieces = String(pieces); // how many streamed pieces it arrived in (0: a plain answer)
+        pending.replaceWith(done);
         loadConversations(conv, false).catch(() => {});
       } catch (err) {
         pending.remove();

@@ -323,6 +323,10 @@ async function main() {
     await page.waitForSelector('.msg.assistant:not([aria-busy]) .chips .chip', { timeout: 60000 });
     const ct = answers[answers.length - 1] || '';
     if (streams && !ct.startsWith('text/event-stream')) throw new Error('the server streams but the page got ' + ct);
+    const pieces = Number(await page.$eval('.msg.assistant:last-child', (e) => e.dataset.pieces));
+    if (streams && !(pieces > 0)) throw new Error('a streamed answer arrived in no delta');
+    if (!streams && pieces !== 0) throw new Error('deltas from a server that does not stream');
+    note('the answer arrived in ' + pieces + ' streamed pieces');
     if (!streams && !ct.startsWith('application/json')) throw new Error('unexpected answer type ' + ct);
     note('answer content type: ' + ct);
     await axe(page, 'notebook with an answer');
