@@ -387,7 +387,10 @@ export async function notebookScreen(id, { title, go }) {
         const g = await api.post(`/v1/notebooks/${id}/study-guides`, gPick.picked().length ? { source_ids: gPick.picked() } : {});
         const ready = await poll('/v1/study-guides/' + g.id);
         if (ready.status === 'failed') { clear(out, errorBox({ message: 'The study guide failed: ' + (ready.error || 'unknown reason') })); return; }
-        const doc = h('article', { class: 'guide-doc' }, h('h4', null, ready.title || 'Study guide'), renderMarkdown(ready.markdown, 5));
+        // the Markdown opens with the guide's title as its "#" heading (an h4 here)
+        const md = ready.markdown || '';
+        const doc = h('article', { class: 'guide-doc', 'aria-label': ready.title || 'Study guide' },
+          /^#\s/.test(md) ? null : h('h4', null, ready.title || 'Study guide'), renderMarkdown(md, 4));
         if (ready.summary && ready.summary.citations) doc.append(h('p', { class: 'meta' }, 'Summary sources:'), citationChips(ready.summary.citations));
         clear(out, doc);
       }));

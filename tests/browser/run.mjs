@@ -249,6 +249,28 @@ async function main() {
     await shot(page, 'signin-desktop');
   });
 
+  step('the Markdown renderer (study guides) puts no HTML from its input into the page', async () => {
+    const r = await page.evaluate(async () => {
+      const base = document.querySelector('script[type=module]').src.replace(/app\.js$/, '');
+      const { renderMarkdown } = await import(base + 'md.js');
+      const div = document.createElement('div');
+      div.append(renderMarkdown('# The water cycle\\.\n\n## Summary\n\n<img src=x onerror="window.__x=1"> **bold \\* star** ' +
+        '<script>window.__x=2</script> [link](javascript:window.__x=3)\n\n' +
+        '1. **Why\\?**  \n   Because\\. \\[1\\]\n2. > a quote\n', 4));
+      document.body.append(div);
+      await new Promise((res) => setTimeout(res, 50));
+      const out = { x: window.__x, bad: div.querySelectorAll('img, script, a, iframe, [onerror]').length,
+        h4: div.querySelector('h4')?.textContent, h5: div.querySelector('h5')?.textContent,
+        strong: div.querySelector('p strong')?.textContent, text: div.textContent,
+        br: div.querySelectorAll('ol li br').length, quote: div.querySelector('ol li blockquote')?.textContent };
+      div.remove();
+      return out;
+    });
+    const want = { x: undefined, bad: 0, h4: 'The water cycle.', h5: 'Summary', strong: 'bold * star', br: 1, quote: 'a quote' };
+    for (const [k, v] of Object.entries(want)) if (r[k] !== v) throw new Error(`${k}: got ${JSON.stringify(r[k])}, want ${JSON.stringify(v)}`);
+    if (!r.text.includes('<img src=x onerror=') || !r.text.includes('Because. [1]')) throw new Error('text: ' + r.text);
+  });
+
   step('sign up with the keyboard only', async () => {
     await page.focus('a[href="#/signup"]');
     await page.keyboard.press('Enter');
@@ -284,9 +306,11 @@ async function main() {
     await click(page, 'Add a source');
     const input = await page.$('input[type=file]');
     await input.uploadFile(pdf);
-    await fill(page, 'Title', 'Lecture notes');
-    await fill(page, 'Text to add', 'The heart pumps blood through the body. Arteries carry blood away from the heart. ' +
-      'Veins carry blood back to the heart. Red blood cells carry oxygen.');
+    await fill(page, 'Title', 'The water cycle');
+    // a lecture's worth of text (enough for a quiz), pasted: set at once, typing 12 KB would take a minute
+    const area = await fill(page, 'Text to add', 'The');
+    const notes = fs.readFileSync(path.join(root, 'tests/fixtures/chat/water_cycle.txt'), 'utf8');
+    await page.$eval(area, (el, v) => { el.value = v; el.dispatchEvent(new Event('input', { bubbles: true })); }, notes);
     await click(page, 'Add text');
   });
 
