@@ -386,6 +386,8 @@ async function main() {
       await page.keyboard.press('Space'); // the first choice has the focus
       await click(page, 'Check answer', '#pane-studio');
       await page.waitForSelector('#pane-studio .right, #pane-studio .wrong');
+      if (!(await page.$('#pane-studio form .chips .chip'))) throw new Error('the explanation has no citation');
+      if (i === 0) await shot(page, 'quiz-desktop');
       const next = await page.waitForFunction(() => [...document.querySelectorAll('#pane-studio button')]
         .find((b) => b.textContent === 'Next question' || b.textContent === 'See the score'));
       await next.asElement().click();
