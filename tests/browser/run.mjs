@@ -322,6 +322,30 @@ async function main() {
     await waitText(page, '.source', '2 pages');
   });
 
+  step(guides ? 'the source viewer shows the source guide (summary, topics) once it is made'
+    : 'source guide: this server has no study routes, so makes none: the viewer shows the text alone', async () => {
+    for (let t = 0; ; t++) {
+      await click(page, 'The water cycle', '.sources');
+      await page.waitForSelector('.viewer .chunks, .viewer .empty');
+      const has = await page.$('.viewer .guide h4');
+      if (!guides) {
+        if (has) throw new Error('a source guide from a server without study routes');
+        break;
+      }
+      if (has) {
+        const topics = await page.$$eval('.viewer .guide .topics li', (l) => l.length);
+        const summary = await page.$eval('.viewer .guide p', (p) => p.textContent);
+        if (!summary) throw new Error('an empty summary');
+        note(`source guide: ${summary.length} characters of summary, ${topics} topics`);
+        break;
+      }
+      if (t > 60) throw new Error('no source guide after a minute');
+      await click(page, '← Back to sources');
+      await sleep(1000);
+    }
+    await click(page, '← Back to sources');
+  });
+
   step('search shows highlighted snippets that open the source at the hit', async () => {
     const sel = await fill(page, 'Search this notebook', pdfWord);
     await page.focus(sel);
