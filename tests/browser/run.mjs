@@ -447,6 +447,18 @@ async function main() {
     await page.setViewport({ width: 1366, height: 900 });
   });
 
+  step('dark colour scheme and reduced motion: axe passes', async () => {
+    await page.emulateMediaFeatures([{ name: 'prefers-color-scheme', value: 'dark' },
+      { name: 'prefers-reduced-motion', value: 'reduce' }]);
+    const bg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+    if (bg !== 'rgb(20, 22, 28)') throw new Error('not the dark background: ' + bg);
+    const tr = await page.evaluate(() => getComputedStyle(document.querySelector('button')).transitionDuration);
+    if (tr !== '0s') throw new Error('transitions despite prefers-reduced-motion: ' + tr);
+    await axe(page, 'notebook, dark');
+    await shot(page, 'notebook-dark-desktop');
+    await page.emulateMediaFeatures([]);
+  });
+
   step('trash the notebook and restore it from the trash', async () => {
     await page.evaluate(() => { location.hash = '#/'; });
     await waitText(page, '.grid h2', 'Biology 101');
