@@ -33,13 +33,14 @@ endif
 
 OUT     := build/$(MODE)
 SRCS    := $(sort $(wildcard src/*/*.c))
-OBJS    := $(patsubst src/%.c,$(OUT)/obj/%.o,$(SRCS)) $(OUT)/obj/gen/migrations.o $(OUT)/obj/gen/openapi.o
+OBJS    := $(patsubst src/%.c,$(OUT)/obj/%.o,$(SRCS)) $(OUT)/obj/gen/migrations.o $(OUT)/obj/gen/openapi.o $(OUT)/obj/gen/web.o
 MAIN_OBJ := $(OUT)/obj/main.o
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 INTEG_SRCS := $(sort $(wildcard tests/integration/test_*.c))
 UNIT_BINS := $(patsubst tests/%.c,$(OUT)/tests/%,$(UNIT_SRCS))
 INTEG_BINS := $(patsubst tests/%.c,$(OUT)/tests/%,$(INTEG_SRCS))
 MIGRATIONS := $(sort $(wildcard sql/migrations/*.sql))
+WEB_FILES := $(shell find web -type f ! -name '.*' 2>/dev/null)
 
 .PHONY: all run stop test asan bench fuzz clean deps tests-build FORCE
 
@@ -73,6 +74,11 @@ build/gen/migrations.c: $(MIGRATIONS) build/gen/migrations.list tools/embed_sql.
 build/gen/openapi.c: docs/openapi.json tools/embed_file.sh
 	@mkdir -p build/gen
 	sh tools/embed_file.sh nb_openapi_json docs/openapi.json > $@.tmp && mv $@.tmp $@
+
+# the web app (web/), served at / and /assets/<version>/: hashed and gzipped at build time
+build/gen/web.c: $(WEB_FILES) tools/embed_web.sh
+	@mkdir -p build/gen
+	sh tools/embed_web.sh web > $@.tmp && mv $@.tmp $@
 
 $(OUT)/obj/gen/%.o: build/gen/%.c
 	@mkdir -p $(dir $@)

@@ -8,7 +8,13 @@ PKGS="gcc make pkg-config libc6-dev
 libpq-dev libuv1-dev libhttp-parser-dev libjansson-dev libsodium-dev
 libcurl4-openssl-dev libpoppler-glib-dev libglib2.0-dev libxml2-dev libcmark-dev
 postgresql-15 postgresql-client-15 python3 python3-jsonschema ca-certificates
-libicu-dev clang"
+libicu-dev clang chromium nodejs"
+
+# the browser tests (tests/browser) need npm; a nodejs from NodeSource ships
+# its own, Debian's comes as the separate package npm
+if ! command -v npm >/dev/null 2>&1; then
+	PKGS="$PKGS npm"
+fi
 
 if [ "${1:-}" = "--bench" ]; then
 	PKGS="$PKGS wrk libmicrohttpd-dev"

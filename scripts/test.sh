@@ -117,6 +117,8 @@ if [ -d tests/e2e ]; then
 	run_suite /usr/bin/python3 tests/e2e/run.py $filter
 fi
 
+case "browser" in *"$filter"*) run_suite "$root/tests/browser/test_browser" ;; esac
+
 summary
 no_skip=${NB_NO_SKIP:-0}
 [ "${CI:-}" = true ] && no_skip=1

@@ -15,6 +15,14 @@
  * account. One-time codes leak nothing by timing: a code request is queued
  * (auth/otpq.h) and answered before the database is touched, and a code is
  * checked with one statement and one HMAC whether or not the account exists.
+ *
+ * For the browser app every answer carrying tokens also sets the refresh
+ * token as an HttpOnly, SameSite=Strict cookie on Path=/v1/auth (Secure with
+ * NOTEBOOKD_COOKIE_SECURE), so page script never sees it. Refresh and logout
+ * take it from that cookie when the body names none; the body must still be
+ * a JSON object sent as application/json (nb_body_required, and the 415 of
+ * the middleware), which a cross-site form cannot send: no CSRF. Clients that
+ * send refresh_token in the body are served exactly as before.
  */
 #include <stdio.h>
 #include <string.h>
@@ -26,6 +34,7 @@
 #include "auth/secret.h"
 #include "auth/service.h"
 #include "auth/validate.h"
+#include "core/config.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "core/uuid.h"
@@ -34,6 +43,60 @@
 
 #define BAD_LOGIN "invalid email or password"
 #define BAD_CODE "invalid, expired or used code"
+
+#define REFRESH_COOKIE "nb_refresh"
+
+static const char *const TOKEN_FIELDS[] = {"refresh_token", NULL};
+
+/* Sets (token) or clears (NULL) the refresh cookie. */
+static void set_refresh_cookie(nb_req_t *req, const char *token)
+{
+	char line[768];
+	snprintf(line, sizeof line, REFRESH_COOKIE "=%s; Path=/v1/auth; Max-Age=%d; HttpOnly; SameSite=Strict%s",
+		 token ? token : "", token ? nb_cfg.refresh_ttl_s : 0, nb_cfg.cookie_secure ? "; Secure" : "");
+	nb_resp_header(&req->resp, "Set-Cookie", line);
+}
+
+/* The answer of a route that issued tokens: the JSON, and its refresh token as the cookie. */
+static void tokens_answer(nb_req_t *req, int status, json_t *tokens)
+{
+	const char *rt = json_string_value(json_object_get(tokens, "refresh_token"));
+	if (rt && strlen(rt) < 512 && strspn(rt, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.") ==
+					      strlen(rt))
+		set_refresh_cookie(req, rt);
+	nb_resp_json(&req->resp, status, tokens);
+}
+
+/* The refresh cookie's value copied into the arena, or NULL. */
+static const char *cookie_token(nb_req_t *req)
+{
+	const char *h = nb_req_header(req, "cookie");
+	size_t n = strlen(REFRESH_COOKIE);
+	while (h && *h) {
+		h += strspn(h, " \t;");
+		if (!strncmp(h, REFRESH_COOKIE, n) && h[n] == '=') {
+			const char *v = h + n + 1;
+			size_t len = strcspn(v, ";");
+			while (len > 0 && (v[len - 1] == ' ' || v[len - 1] == '\t'))
+				len--;
+			return len > 0 && len < 512 ? nb_arena_strndup(req->arena, v, len) : NULL;
+		}
+		h = strchr(h, ';');
+	}
+	return NULL;
+}
+
+/* The refresh token from the body or, when the body names none, the cookie. */
+static int refresh_token_in(nb_req_t *req, const char **token)
+{
+	int rc;
+	if ((rc = nb_body_required(req)) < 0 || (rc = nb_body_only(req, TOKEN_FIELDS)) < 0)
+		return rc;
+	json_t *v = json_object_get(req->json, "refresh_token");
+	if ((!v || json_is_null(v)) && (*token = cookie_token(req)) != NULL)
+		return 0;
+	return nb_body_str(req, "refresh_token", true, true, 512, token);
+}
 
 static int rate_limited(nb_req_t *req, int retry_after)
 {
@@ -89,7 +152,6 @@ static int body_display_name(nb_req_t *req, const char **out)
 
 static const char *const REGISTER_FIELDS[] = {"email", "password", "display_name", NULL};
 static const char *const LOGIN_FIELDS[] = {"email", "password", NULL};
-static const char *const TOKEN_FIELDS[] = {"refresh_token", NULL};
 static const char *const OTP_REQUEST_FIELDS[] = {"email", "purpose", NULL};
 static const char *const OTP_VERIFY_FIELDS[] = {"email", "purpose", "code", "new_password", NULL};
 
@@ -134,7 +196,7 @@ int nb_api_register(nb_req_t *req)
 			return nb_resp_error(req, NB_ECONFLICT, "email: is already registered", "email");
 		return nb_fail(req, rc);
 	}
-	nb_resp_json(&req->resp, 201, tokens);
+	tokens_answer(req, 201, tokens);
 	return 0;
 }
 
@@ -178,7 +240,7 @@ int nb_api_login(nb_req_t *req)
 	nb_user_row_dispose(&u);
 	if (rc < 0)
 		return nb_fail(req, rc);
-	nb_resp_json(&req->resp, 200, tokens);
+	tokens_answer(req, 200, tokens);
 	return 0;
 }
 
@@ -186,19 +248,20 @@ int nb_api_refresh(nb_req_t *req)
 {
 	const char *token;
 	int rc;
-	if ((rc = nb_body_required(req)) < 0 || (rc = nb_body_only(req, TOKEN_FIELDS)) < 0 ||
-	    (rc = nb_body_str(req, "refresh_token", true, true, 512, &token)) < 0)
+	if ((rc = refresh_token_in(req, &token)) < 0)
 		return rc;
 	nb_conn_t *c;
 	if ((rc = nb_req_db(req, &c)) < 0)
 		return nb_fail(req, rc);
 	json_t *tokens = NULL;
 	rc = nb_auth_refresh(c, token, &tokens);
-	if (rc == NB_EUNAUTH)
+	if (rc == NB_EUNAUTH) {
+		set_refresh_cookie(req, NULL);
 		return nb_resp_error(req, NB_EUNAUTH, "refresh token is invalid, expired or revoked", NULL);
+	}
 	if (rc < 0)
 		return nb_fail(req, rc);
-	nb_resp_json(&req->resp, 200, tokens);
+	tokens_answer(req, 200, tokens);
 	return 0;
 }
 
@@ -206,8 +269,7 @@ int nb_api_logout(nb_req_t *req)
 {
 	const char *token;
 	int rc;
-	if ((rc = nb_body_required(req)) < 0 || (rc = nb_body_only(req, TOKEN_FIELDS)) < 0 ||
-	    (rc = nb_body_str(req, "refresh_token", true, true, 512, &token)) < 0)
+	if ((rc = refresh_token_in(req, &token)) < 0)
 		return rc;
 	unsigned char hash[32];
 	if (nb_refresh_token_hash(token, strlen(token), hash) == 0) {
@@ -215,6 +277,7 @@ int nb_api_logout(nb_req_t *req)
 		if ((rc = nb_req_db(req, &c)) < 0 || (rc = nb_store_refresh_revoke_family(c, hash)) < 0)
 			return nb_fail(req, rc);
 	}
+	set_refresh_cookie(req, NULL);
 	nb_resp_empty(&req->resp, 204);
 	return 0;
 }
@@ -341,7 +404,7 @@ int nb_api_otp_verify(nb_req_t *req)
 		return nb_fail(req, rc);
 	}
 	if (tokens)
-		nb_resp_json(&req->resp, 200, tokens);
+		tokens_answer(req, 200, tokens);
 	else
 		nb_resp_empty(&req->resp, 204);
 	return 0;

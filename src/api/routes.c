@@ -7,6 +7,7 @@
 
 #include "api/app.h"
 #include "api/openapi.h"
+#include "api/static.h"
 #include "core/config.h"
 
 nb_app_t nb_app;
@@ -19,6 +20,9 @@ static const nb_route_t routes[] = {
 	/* only on NOTEBOOKD_METRICS_LISTEN when that is set */
 	{"GET", "/metrics", nb_api_metrics, NB_ROUTE_ADMIN, NB_EXEC_DEFAULT},
 	{"GET", "/openapi.json", nb_api_openapi, 0, NB_EXEC_INLINE},
+	/* the web app, compiled in */
+	{"GET", "/", nb_api_static, 0, NB_EXEC_INLINE},
+	{"GET", "/assets/{version}/{file}", nb_api_static, 0, NB_EXEC_INLINE},
 
 	{"POST", "/v1/auth/register", nb_api_register, 0, NB_EXEC_HASH},
 	{"POST", "/v1/auth/login", nb_api_login, 0, NB_EXEC_HASH},

@@ -132,6 +132,8 @@ static const var_t vars[] = {
 	{"NOTEBOOKD_DEBUG_ROUTES", T_BOOL, OFF(debug_routes), "0", 0, 1,
 	 "1 adds GET /debug/sleep?ms=N (a handler that waits on PostgreSQL) and the job kinds noop and fail; "
 	 "tests and benchmarks only"},
+	{"NOTEBOOKD_COOKIE_SECURE", T_BOOL, OFF(cookie_secure), "0", 0, 1,
+	 "1 marks the web app's refresh cookie Secure: set it when clients reach notebookd over HTTPS"},
 };
 
 #define SERVE NB_CMD_SERVE
@@ -195,6 +197,7 @@ static const struct reader {
 	{"NOTEBOOKD_TRASH_RETENTION_DAYS", PURGE},
 	{"NOTEBOOKD_VAR_DIR", SERVE},
 	{"NOTEBOOKD_DEBUG_ROUTES", SERVE},
+	{"NOTEBOOKD_COOKIE_SECURE", SERVE},
 	{"NOTEBOOKD_MAX_JSON_BYTES", SERVE},
 	{"NOTEBOOKD_FIRST_REQUEST_TIMEOUT_MS", SERVE},
 	{"NOTEBOOKD_WRITE_TIMEOUT_MS", SERVE},

@@ -74,6 +74,7 @@ typedef struct nb_config {
 	/* dev */
 	char *var_dir;
 	bool debug_routes;
+	bool cookie_secure; /* the refresh cookie carries Secure (served over HTTPS) */
 } nb_config_t;
 
 /** The process-wide configuration, valid after nb_config_load. */

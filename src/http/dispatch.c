@@ -124,6 +124,7 @@ static const char *reason(int status)
 	case 201: return "Created";
 	case 202: return "Accepted";
 	case 204: return "No Content";
+	case 304: return "Not Modified";
 	case 400: return "Bad Request";
 	case 401: return "Unauthorized";
 	case 404: return "Not Found";
@@ -147,7 +148,11 @@ void nb_http__head_common(nb_buf_t *out, sreq_t *r, int status, const char *ctyp
 		nb_buf_printf(out, "Content-Type: %s\r\n", ctype);
 	nb_buf_printf(out, "X-Request-Id: %s\r\n", r->req.request_id);
 	nb_buf_puts(out, keep_alive ? "" : "Connection: close\r\n");
-	nb_buf_puts(out, "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n");
+	/* no-store unless the handler chose a caching policy (the web app's assets) */
+	const nb_buf_t *h = &r->req.resp.headers;
+	bool cached = h->len && memmem(h->data, h->len, "Cache-Control:", 14) != NULL;
+	nb_buf_puts(out, cached ? "X-Content-Type-Options: nosniff\r\n"
+				: "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n");
 }
 
 void nb_http__serialize(sreq_t *r, nb_buf_t *out, bool keep_alive)
