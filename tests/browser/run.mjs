@@ -11,7 +11,9 @@
 // notebook, sign out and in again with a one-time code from the mail folder.
 // Any console error, page error, failed request or HTTP error fails the run;
 // axe-core checks each main screen (no serious or critical violation), at
-// desktop and at 360 px. Screenshots go to docs/screenshots/.
+// desktop and at 360 px. Screenshots go to build/screenshots/, or to
+// NB_SCREENSHOTS_DIR (NB_SCREENSHOTS_DIR=docs/screenshots refreshes the
+// README's pictures), so that a test run leaves the tree as it was.
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -21,7 +23,7 @@ import puppeteer from 'puppeteer-core';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '../..');
-const shots = path.join(root, 'docs/screenshots');
+const shots = path.resolve(root, process.env.NB_SCREENSHOTS_DIR || 'build/screenshots');
 const BIN = process.env.NOTEBOOKD_BIN || path.join(root, 'build/release/notebookd');
 const TMP = process.env.NB_TEST_TMP || fs.mkdtempSync('/tmp/nb-browser-');
 const ADMIN = process.env.NB_TEST_ADMIN_URL;
