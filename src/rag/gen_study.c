@@ -1032,10 +1032,10 @@ static void centrality(ex_t *x)
 				if (pass == 0 && slot)
 					(*slot)++;
 				else if (slot)
-					sum += log((double)*slot);
+					sum += log(1.0 + (double)*slot);
 			}
 			if (pass == 1)
-				st->central = st->words >= 5 ? sum / sqrt((double)st->words + 4.0) : 0;
+				st->central = st->words >= 3 ? sum / sqrt((double)st->words + 4.0) : 0;
 		}
 	}
 }

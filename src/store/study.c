@@ -17,15 +17,16 @@
 #include "db/db.h"
 #include "store/shapes.h"
 
-/* A JSON array of ids (text parameter) as uuid[], NULL for NULL. */
+/* A JSON array of ids (text parameter) as uuid[], NULL for NULL; and as a set for IN. */
 #define IDS(p) "(SELECT array_agg(value::uuid) FROM json_array_elements_text(" p "::json))"
+#define IN_IDS(p) " IN (SELECT value::uuid FROM json_array_elements_text(" p "::json))"
 
 NB_STMT(st_check,
 	"SELECT (SELECT count(*) FROM json_array_elements_text($3::json) u"
 	"        WHERE NOT EXISTS (SELECT 1 FROM sources s WHERE s.id = u.value::uuid AND s.notebook_id = n.id"
 	"                          AND s.deleted_at IS NULL)),"
 	"       (SELECT count(*) FROM sources s WHERE s.notebook_id = n.id AND s.deleted_at IS NULL"
-	"        AND s.status = 'ready' AND ($3::json IS NULL OR s.id = ANY (" IDS("$3") ")))"
+	"        AND s.status = 'ready' AND ($3::json IS NULL OR s.id" IN_IDS("$3") "))"
 	" FROM notebooks n WHERE n.id = $1 AND n.owner_id = $2 AND n.deleted_at IS NULL FOR SHARE OF n");
 
 NB_STMT(st_quiz_create, "INSERT INTO quizzes (id, notebook_id, title, num_questions, source_ids)"
@@ -58,9 +59,9 @@ NB_STMT(st_chunks, "SELECT coalesce(json_agg(json_build_object('chunk_id', x.id,
 		   "       FROM chunks c JOIN sources s ON s.id = c.source_id AND s.deleted_at IS NULL"
 		   "       AND s.status = 'ready'"
 		   "       WHERE c.notebook_id = $1 AND c.deleted_at IS NULL"
-		   "       AND ($2::json IS NULL OR c.source_id = ANY (" IDS("$2") "))"
+		   "       AND ($2::json IS NULL OR c.source_id" IN_IDS("$2") ")"
 		   "       AND ($3::uuid IS NULL OR c.source_id = $3)"
-		   "       ORDER BY s.created_at, s.id, c.chunk_index LIMIT $4) x");
+		   "       ORDER BY c.chunk_index, s.created_at, s.id LIMIT $4) x");
 
 NB_STMT(st_quiz_lock, "SELECT 1 FROM quizzes WHERE id = $1 AND deleted_at IS NULL FOR UPDATE");
 NB_STMT(st_guide_lock, "SELECT 1 FROM study_guides WHERE id = $1 AND deleted_at IS NULL FOR UPDATE");
@@ -69,7 +70,7 @@ NB_STMT(st_source_lock,
 
 NB_STMT(st_cited_live, "SELECT count(*) FROM chunks c JOIN sources s ON s.id = c.source_id"
 		       " AND s.deleted_at IS NULL AND s.status = 'ready'"
-		       " WHERE c.id = ANY (" IDS("$1") ") AND c.deleted_at IS NULL");
+		       " WHERE c.id" IN_IDS("$1") " AND c.deleted_at IS NULL");
 
 NB_STMT(st_quiz_ready, "UPDATE quizzes SET status = 'ready', error = NULL, questions = $2::jsonb WHERE id = $1");
 NB_STMT(st_guide_ready, "UPDATE study_guides SET status = 'ready', error = NULL,"
