@@ -1245,6 +1245,9 @@ static json_t *make_summary(ex_t *x, int k)
 			break;
 		pick[np++] = best;
 	}
+	/* no whole sentence (a title, a list of words): the text's first pieces, so a short source still has a guide */
+	for (size_t i = 0; np == 0 && i < x->ns && i < (size_t)k; i++)
+		pick[np++] = (int)i;
 	/* source order: sentences are stored in chunk order, then position */
 	for (int i = 1; i < np; i++)
 		for (int j = i; j > 0 && pick[j] < pick[j - 1]; j--) {
