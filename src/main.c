@@ -27,6 +27,7 @@
 #include "jobs/queue.h"
 #include "jobs/worker.h"
 #include "rag/ingest.h"
+#include "rag/study_jobs.h"
 #include "store/notebooks.h"
 
 typedef struct command {
@@ -312,6 +313,7 @@ int main(int argc, char **argv)
 	}
 	nb_log_set_level(nb_cfg.log_level);
 	nb_ingest_register();
+	nb_study_register(); /* quizzes, study guides, source guides */
 	if (nb_cfg.debug_routes)
 		nb_jobs_register_test_kinds(); /* 'noop' and 'fail': tests and bench/bench_queue.sh */
 	return cmd->run(argc - 1, argv + 1);

@@ -64,6 +64,17 @@ int nb_api_conversation_get(nb_req_t *req);
 int nb_api_conversation_delete(nb_req_t *req);
 int nb_api_messages_list(nb_req_t *req);
 int nb_api_message_create(nb_req_t *req);
+/* src/api/quizzes.c (kind: nb_study_kind_t of store/study.h; the study-guide routes share them) */
+int nb_api_study_create(nb_req_t *req, int kind);
+int nb_api_study_get(nb_req_t *req, int kind);
+int nb_api_study_delete(nb_req_t *req, int kind);
+int nb_api_quiz_create(nb_req_t *req);
+int nb_api_quiz_get(nb_req_t *req);
+int nb_api_quiz_delete(nb_req_t *req);
+/* src/api/study_guides.c */
+int nb_api_study_guide_create(nb_req_t *req);
+int nb_api_study_guide_get(nb_req_t *req);
+int nb_api_study_guide_delete(nb_req_t *req);
 /* src/api/generations.c */
 int nb_api_generations_list(nb_req_t *req);
 /* src/api/debug.c (only with NOTEBOOKD_DEBUG_ROUTES=1) */

@@ -63,6 +63,12 @@ static const nb_route_t routes[] = {
 	/* asking ranks chunks and scores sentences (CPU) inside a transaction: a thread */
 	{"POST", "/v1/conversations/{id}/messages", nb_api_message_create, AUTH, NB_EXEC_THREAD},
 	{"GET", "/v1/generations", nb_api_generations_list, AUTH, NB_EXEC_DEFAULT},
+	{"POST", "/v1/notebooks/{id}/quizzes", nb_api_quiz_create, AUTH, NB_EXEC_DEFAULT},
+	{"GET", "/v1/quizzes/{id}", nb_api_quiz_get, AUTH, NB_EXEC_DEFAULT},
+	{"DELETE", "/v1/quizzes/{id}", nb_api_quiz_delete, AUTH, NB_EXEC_DEFAULT},
+	{"POST", "/v1/notebooks/{id}/study-guides", nb_api_study_guide_create, AUTH, NB_EXEC_DEFAULT},
+	{"GET", "/v1/study-guides/{id}", nb_api_study_guide_get, AUTH, NB_EXEC_DEFAULT},
+	{"DELETE", "/v1/study-guides/{id}", nb_api_study_guide_delete, AUTH, NB_EXEC_DEFAULT},
 };
 
 static const nb_route_t debug_routes[] = {

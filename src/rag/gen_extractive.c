@@ -25,6 +25,7 @@
 #include "core/alloc.h"
 #include "core/buf.h"
 #include "core/utf8.h"
+#include "rag/gen_study.h"
 #include "rag/generate.h"
 
 #define MAX_TERMS 64
@@ -394,6 +395,8 @@ static const char *previous_question(const nb_gen_request_t *req)
 
 int nb_gen__extractive_run(const nb_gen_request_t *req, nb_gen_result_t *res)
 {
+	if (req->kind != NB_GEN_CHAT) /* quizzes, study guides, source guides: rag/gen_study.c */
+		return nb_gen__study_extractive_run(req, res);
 	snprintf(res->model, sizeof res->model, "%s", "extractive-v1");
 	terms_t ts = {.n = 0};
 	nb_buf_t out = NB_BUF_INIT;

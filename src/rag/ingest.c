@@ -30,9 +30,11 @@
 #include "rag/chunk.h"
 #include "rag/extract.h"
 #include "rag/fetch.h"
+#include "rag/study_jobs.h"
 #include "rag/title.h"
 #include "store/notebooks.h"
 #include "store/sources.h"
+#include "store/study.h"
 
 /* A failure of the input: the source fails and the job is not retried. */
 static int input_failed(nb_conn_t *c, const char *source_id, const char *reason, char *err, size_t errlen)
@@ -148,6 +150,12 @@ static int ingest(const nb_job_t *job, nb_job_ctx_t *ctx, char *err, size_t errl
 		return rc;
 	}
 	nb_store_source_set_status(c, sid, "processing", NULL);
+	/* the source guide describes the chunks being replaced: it is made again once they are */
+	if ((rc = nb_store_source_guide_clear(c, sid)) < 0) {
+		snprintf(err, errlen, "could not reset the source guide");
+		nb_ingest_info_dispose(&info);
+		return rc;
+	}
 	char kind[16];
 	snprintf(kind, sizeof kind, "%s", nb_extract_kind_for_mime(info.mime, info.kind));
 	if (!strcmp(info.kind, "url") && !info.document_id[0])
@@ -167,7 +175,15 @@ static int ingest(const nb_job_t *job, nb_job_ctx_t *ctx, char *err, size_t errl
 		rc = input_failed(c, sid, "no text could be extracted", err, errlen);
 	if (rc == 0 && (rc = nb_store_chunks_replace(c, sid, info.notebook_id, ex.text, chunks, n, ex.page_count)) < 0)
 		snprintf(err, errlen, "could not store the chunks");
-	if (rc < 0 && rc != NB_JOB_PERMANENT && job->attempts >= job->max_attempts)
+	/*
+	 * The source guide's job follows the chunks' commit (nb_store_chunks_replace owns its transaction).
+	 * Should enqueueing fail, this job fails and runs again, which replaces the chunks and enqueues
+	 * again: at least one guide job follows every ready source; a second one only remakes the guide.
+	 */
+	bool ready = rc == 0;
+	if (ready && (rc = nb_study_enqueue_source_guide(c, job->user_id, sid)) < 0)
+		snprintf(err, errlen, "could not enqueue the source guide");
+	if (rc < 0 && !ready && rc != NB_JOB_PERMANENT && job->attempts >= job->max_attempts)
 		nb_store_source_set_status(c, sid, "failed", err);
 	else if (rc == 0)
 		nb_info("source %s ready: %zu chunks", sid, n);

@@ -12,7 +12,7 @@
 	"json_build_object('id', " s ".id, 'notebook_id', " s ".notebook_id, 'document_id', " s ".document_id," \
 	" 'kind', " s ".kind, 'title', " s ".title, 'url', " s ".url, 'status', " s ".status,"                  \
 	" 'error', " s ".error, 'byte_size', " s ".byte_size, 'chunk_count', " s ".chunk_count,"               \
-	" 'page_count', " s ".page_count, 'summary', NULL::json, 'topics', NULL::json,"                           \
+	" 'page_count', " s ".page_count, 'summary', " s ".summary, 'topics', " s ".topics,"                           \
 	" 'created_at', nb_ts(" s ".created_at), 'updated_at', nb_ts(" s ".updated_at))"
 
 /* Without source_count and sources: the callers add those. */
@@ -35,16 +35,31 @@
 	"                  ORDER BY m.created_at DESC, m.id DESC LIMIT 1),"                                    \
 	" 'created_at', nb_ts(" c ".created_at), 'updated_at', nb_ts(" c ".updated_at))"
 
+/*
+ * The reason of a quiz's or study guide's job that died without its handler
+ * recording it (a worker killed on the last attempt, buried by the reaper),
+ * or NULL: a pending resource whose job is dead shows as failed with it.
+ */
+#define NB_SQL_DEAD_JOB(col, t)                                                                       \
+	"(SELECT coalesce(j.last_error, 'the job gave up') FROM jobs j WHERE j." col " = " t ".id"    \
+	" AND j.status = 'dead' ORDER BY j.created_at DESC LIMIT 1)"
+
 #define NB_SQL_QUIZ_JSON(q)                                                                               \
 	"json_build_object('id', " q ".id, 'notebook_id', " q ".notebook_id, 'title', " q ".title,"         \
-	" 'status', " q ".status, 'error', " q ".error,"                                                      \
+	" 'status', CASE WHEN " q ".status = 'pending' AND " NB_SQL_DEAD_JOB("quiz_id", q) " IS NOT NULL"       \
+	"            THEN 'failed' ELSE " q ".status END,"                                                        \
+	" 'error', coalesce(" q ".error, CASE WHEN " q ".status = 'pending' THEN " NB_SQL_DEAD_JOB("quiz_id", q) \
+	"          END),"                                                                                          \
 	" 'job_id', (SELECT j.id FROM jobs j WHERE j.quiz_id = " q ".id ORDER BY j.created_at DESC LIMIT 1)," \
 	" 'questions', " q ".questions, 'created_at', nb_ts(" q ".created_at),"                              \
 	" 'updated_at', nb_ts(" q ".updated_at))"
 
 #define NB_SQL_STUDY_GUIDE_JSON(g)                                                                          \
 	"json_build_object('id', " g ".id, 'notebook_id', " g ".notebook_id, 'title', " g ".title,"           \
-	" 'status', " g ".status, 'error', " g ".error,"                                                        \
+	" 'status', CASE WHEN " g ".status = 'pending' AND " NB_SQL_DEAD_JOB("study_guide_id", g) " IS NOT NULL" \
+	"            THEN 'failed' ELSE " g ".status END,"                                                          \
+	" 'error', coalesce(" g ".error, CASE WHEN " g ".status = 'pending'"                                       \
+	"          THEN " NB_SQL_DEAD_JOB("study_guide_id", g) " END),"                                            \
 	" 'job_id', (SELECT j.id FROM jobs j WHERE j.study_guide_id = " g ".id"                                 \
 	"            ORDER BY j.created_at DESC LIMIT 1),"                                                       \
 	" 'summary', " g ".summary, 'key_terms', " g ".key_terms, 'review_questions', " g ".review_questions," \

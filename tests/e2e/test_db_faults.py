@@ -119,13 +119,14 @@ def check_survived_and_resumed(cluster, procs, sids, log_of):
                    cluster.url))
         print(log_of()[-5000:])
         raise
-    wait_until(lambda: psql("SELECT count(*) FROM jobs WHERE status = 'succeeded'", cluster.url) == str(len(sids)),
+    wait_until(lambda: psql("SELECT count(*) FROM jobs WHERE status = 'succeeded' AND kind = 'ingest_source'",
+                            cluster.url) == str(len(sids)),
                30, "every job to be recorded succeeded")
     for p in procs:
         check(p.poll() is None, "notebookd died:\n" + log_of()[-3000:])
-    eq(psql("SELECT count(*) FROM jobs", cluster.url), str(len(sids)))
+    eq(psql("SELECT count(*) FROM jobs WHERE kind = 'ingest_source'", cluster.url), str(len(sids)))
     # not charged an attempt for the database's absence
-    eq(psql("SELECT max(attempts) FROM jobs", cluster.url), "1")
+    eq(psql("SELECT max(attempts) FROM jobs WHERE kind = 'ingest_source'", cluster.url), "1")
     # each source chunked once: the same number of chunks everywhere, no duplicate index
     counts = psql("SELECT count(DISTINCT n) || ',' || min(n) FROM"
                   " (SELECT s.id, count(c.id) AS n FROM sources s LEFT JOIN chunks c ON c.source_id = s.id"
