@@ -18,12 +18,14 @@
 #include <string.h>
 #include <strings.h>
 
+#include "api/ratelimit.h"
 #include "api/util.h"
 #include "auth/service.h"
 #include "core/alloc.h"
 #include "core/config.h"
 #include "core/err.h"
 #include "core/sched.h"
+#include "db/breaker.h"
 
 typedef struct api_loop {
 	nb_pool_t *pool; /* async, for this loop's coroutines; NULL without one */
@@ -123,6 +125,11 @@ int nb_req_db(nb_req_t *req, nb_conn_t **out)
 		req->app = a;
 	}
 	if (!a->conn) {
+		int retry_s;
+		if (nb_breaker_rejects(&retry_s)) {
+			req->resp.retry_after = retry_s; /* fail fast: no connect is tried while open */
+			return NB_EUNAVAIL;
+		}
 		bool coro = nb_sched_in_coro();
 		api_loop_t *lp = req->loop_data;
 		nb_pool_t *p = coro ? (lp ? lp->pool : NULL) : mw.thread_pool;
@@ -196,12 +203,13 @@ static void loop_stop(void *arg, void *data)
 
 static int on_head(nb_req_t *req)
 {
+	nb_api_client_addr(req); /* the one place the client's address is decided */
 	if (!(req->route->flags & NB_ROUTE_AUTH))
-		return 0;
+		return nb_api_ratelimit_check(req, NULL);
 	char uid[37];
 	if (nb_auth_check_bearer(nb_req_header(req, "authorization"), uid) < 0)
 		return nb_resp_error(req, NB_EUNAUTH, "missing, invalid or expired access token", NULL);
-	return 0;
+	return nb_api_ratelimit_check(req, uid);
 }
 
 static int before(nb_req_t *req)

@@ -7,11 +7,15 @@
 
 #include "api/app.h"
 #include "api/openapi.h"
+#include "api/ratelimit.h"
 #include "core/config.h"
 
 nb_app_t nb_app;
 
 #define AUTH NB_ROUTE_AUTH
+/* rate-limit classes beyond read (GET) and write (others): src/api/ratelimit.h */
+#define UPLOAD NB_ROUTE_RL_UPLOAD
+#define GENERATE NB_ROUTE_RL_GENERATE
 
 static const nb_route_t routes[] = {
 	{"GET", "/healthz", nb_api_healthz, 0, NB_EXEC_INLINE},
@@ -40,7 +44,7 @@ static const nb_route_t routes[] = {
 	{"DELETE", "/v1/notebooks/{id}", nb_api_notebook_delete, AUTH, NB_EXEC_DEFAULT},
 	{"POST", "/v1/notebooks/{id}/restore", nb_api_notebook_restore, AUTH, NB_EXEC_DEFAULT},
 	/* uploads hash and parse tens of MB: a thread, not the loop */
-	{"POST", "/v1/notebooks/{id}/sources", nb_api_source_create, AUTH | NB_ROUTE_MULTIPART, NB_EXEC_THREAD},
+	{"POST", "/v1/notebooks/{id}/sources", nb_api_source_create, AUTH | NB_ROUTE_MULTIPART | UPLOAD, NB_EXEC_THREAD},
 	{"GET", "/v1/notebooks/{id}/sources", nb_api_sources_list, AUTH, NB_EXEC_DEFAULT},
 	{"GET", "/v1/notebooks/{id}/search", nb_api_search, AUTH, NB_EXEC_DEFAULT},
 	{"GET", "/v1/sources/{id}", nb_api_source_get, AUTH, NB_EXEC_DEFAULT},
@@ -57,7 +61,7 @@ static const nb_route_t routes[] = {
 	{"DELETE", "/v1/conversations/{id}", nb_api_conversation_delete, AUTH, NB_EXEC_DEFAULT},
 	{"GET", "/v1/conversations/{id}/messages", nb_api_messages_list, AUTH, NB_EXEC_DEFAULT},
 	/* asking ranks chunks and scores sentences (CPU) inside a transaction: a thread */
-	{"POST", "/v1/conversations/{id}/messages", nb_api_message_create, AUTH, NB_EXEC_THREAD},
+	{"POST", "/v1/conversations/{id}/messages", nb_api_message_create, AUTH | GENERATE, NB_EXEC_THREAD},
 	{"GET", "/v1/generations", nb_api_generations_list, AUTH, NB_EXEC_DEFAULT},
 };
 

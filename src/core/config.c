@@ -128,6 +128,23 @@ static const var_t vars[] = {
 	 "`notebookd purge` hard-deletes what has been in the trash longer"},
 	{"NOTEBOOKD_GENERATOR", T_STR, OFF(generator), "extractive", 0, 0,
 	 "extractive (offline, the default) or openai (accepted, not built yet: answers 503 generator not configured)"},
+	/* h10: the database breaker and API-wide limits */
+	{"NOTEBOOKD_DB_BREAKER_FAILURES", T_INT, OFF(db_breaker_failures), "3", 0, 1000,
+	 "consecutive failed connects that open the database circuit breaker (503 at once, no connect tried); 0: off"},
+	{"NOTEBOOKD_DB_BREAKER_OPEN_MS", T_INT, OFF(db_breaker_open_ms), "1000", 50, 600000,
+	 "how long the breaker stays open before one half-open connect probes the database"},
+	{"NOTEBOOKD_RATE_READ_PER_MIN", T_INT, OFF(rate_read_per_min), "1200", 0, 100000000,
+	 "GET requests per minute per user (burst as large); 0 turns the limit off"},
+	{"NOTEBOOKD_RATE_WRITE_PER_MIN", T_INT, OFF(rate_write_per_min), "300", 0, 100000000,
+	 "POST/PATCH/DELETE requests per minute per user (burst as large); 0: off"},
+	{"NOTEBOOKD_RATE_UPLOAD_PER_MIN", T_INT, OFF(rate_upload_per_min), "30", 0, 100000000,
+	 "source submissions (POST /v1/notebooks/{id}/sources) per minute per user; 0: off"},
+	{"NOTEBOOKD_RATE_GENERATE_PER_MIN", T_INT, OFF(rate_generate_per_min), "20", 0, 100000000,
+	 "generations (chat questions) per minute per user; 0: off"},
+	{"NOTEBOOKD_RATE_IP_MULTIPLIER", T_INT, OFF(rate_ip_multiplier), "4", 1, 100000,
+	 "a client address may make this many times a user's rate (users behind one NAT)"},
+	{"NOTEBOOKD_TRUSTED_PROXIES", T_STR, OFF(trusted_proxies), NULL, 0, 0,
+	 "comma-separated addresses or CIDRs whose X-Forwarded-For names the client; unset: the peer is the client"},
 	{"NOTEBOOKD_VAR_DIR", T_STR, OFF(var_dir), "var", 0, 0, "where dev-mode state lives (secret, mail)"},
 	{"NOTEBOOKD_DEBUG_ROUTES", T_BOOL, OFF(debug_routes), "0", 0, 1,
 	 "1 adds GET /debug/sleep?ms=N (a handler that waits on PostgreSQL) and the job kinds noop and fail; "
@@ -204,6 +221,14 @@ static const struct reader {
 	{"NOTEBOOKD_DB_PIPELINE_LOCK_TIMEOUT_MS", SERVE},
 	{"NOTEBOOKD_LISTEN_DATABASE_URL", JOBS},
 	{"NOTEBOOKD_GENERATOR", JOBS},
+	{"NOTEBOOKD_DB_BREAKER_FAILURES", POOLED},
+	{"NOTEBOOKD_DB_BREAKER_OPEN_MS", POOLED},
+	{"NOTEBOOKD_RATE_READ_PER_MIN", SERVE},
+	{"NOTEBOOKD_RATE_WRITE_PER_MIN", SERVE},
+	{"NOTEBOOKD_RATE_UPLOAD_PER_MIN", SERVE},
+	{"NOTEBOOKD_RATE_GENERATE_PER_MIN", SERVE},
+	{"NOTEBOOKD_RATE_IP_MULTIPLIER", SERVE},
+	{"NOTEBOOKD_TRUSTED_PROXIES", SERVE},
 };
 
 #define NVARS (sizeof vars / sizeof vars[0])

@@ -21,12 +21,13 @@
 #include "core/sched.h"
 #include "core/timeutil.h"
 #include "core/tpool.h"
+#include "db/breaker.h"
 #include "db/connect.h"
 #include "db/pool_internal.h"
 
 #define NB_MAX_STMTS 512
 #define BACKOFF_MIN_MS 100
-#define BACKOFF_MAX_MS 5000
+#define BACKOFF_MAX_MS 1000 /* short: the breaker (db/breaker.h) is what stops a storm process-wide */
 /* After a cancel at a request's deadline: how long the server may take to
  * answer it before the connection is given up as broken. */
 #define CANCEL_GRACE_MS 5000
@@ -80,6 +81,7 @@ void nb_pool_opts_from_config(nb_pool_opts_t *o, const char *conninfo)
 	o->idle_in_tx_timeout_ms = 60000;
 	o->connect_timeout_s = nb_cfg.db_connect_timeout_s;
 	o->pipe_lock_timeout_ms = nb_cfg.db_pipeline_lock_timeout_ms;
+	nb_breaker_configure(nb_cfg.db_breaker_failures, nb_cfg.db_breaker_open_ms);
 }
 
 nb_pool_t *nb_pool_create(const nb_pool_opts_t *o)
@@ -149,9 +151,15 @@ static PGconn *pg_open(nb_pool_t *p, nb_fdwait_t **fw_out, int lock_timeout_ms)
 	connect_opts(p, &co, lock_timeout_ms);
 	char err[256];
 	*fw_out = NULL;
+	if (!nb_breaker_allow_connect())
+		return NULL; /* the breaker is open: fail fast, no connect */
 	PGconn *pg = p->o.async ? nb_db_connect_async(&co, fw_out, err, sizeof err) : nb_db_connect(&co, err, sizeof err);
-	if (!pg)
+	if (!pg) {
+		nb_breaker_failure();
 		nb_warn("could not connect to database: %s", err);
+	} else {
+		nb_breaker_success();
+	}
 	return pg;
 }
 
