@@ -19,28 +19,38 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/alloc.h"
 #include "core/config.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "core/timeutil.h"
+#include "db/pool.h"
+#include "store/limits.h"
 #include "http/router.h"
 
 #define NSHARDS 64
 #define NSLOTS 2048
 #define PROBE 8
 #define MAX_PROXIES 64
+#define SYNC_BATCH 2048
+#define IDLE_PURGE_S 600
 
 typedef struct bucket {
 	uint64_t key; /* 0: free */
-	double tokens;
+	double tokens; /* this process's view of the balance (the deployment's, when shared) */
 	int64_t at_ms; /* monotonic time of the last refill */
+	float cap;
+	uint16_t pending; /* tokens spent here since the last sync snapshot */
+	uint8_t dirty;    /* listed in the shard's dirty list */
 } bucket_t;
 
 typedef struct shard {
 	pthread_mutex_t mu;
 	bucket_t *slots; /* NSLOTS, allocated on first use */
+	uint16_t *dirty; /* slots spent from since the last sync */
+	int ndirty;
 } shard_t;
 
 typedef struct cidr {
@@ -52,7 +62,9 @@ static struct {
 	pthread_once_t once;
 	int rate[NB_RL_CLASSES]; /* per user, per minute; 0: off */
 	int ip_mult;
+	int sync_ms; /* > 0: buckets shared through PostgreSQL */
 	uint64_t seed;
+	nb_pool_t *pool; /* the sync thread's own connection */
 	shard_t shards[NSHARDS];
 	cidr_t proxies[MAX_PROXIES];
 	int nproxies;
@@ -140,6 +152,8 @@ static void parse_proxies(const char *list)
 	}
 }
 
+static void start_sync(void);
+
 static void init(void)
 {
 	rl.rate[NB_RL_READ] = nb_cfg.rate_read_per_min;
@@ -147,10 +161,19 @@ static void init(void)
 	rl.rate[NB_RL_UPLOAD] = nb_cfg.rate_upload_per_min;
 	rl.rate[NB_RL_GENERATE] = nb_cfg.rate_generate_per_min;
 	rl.ip_mult = nb_cfg.rate_ip_multiplier;
-	rl.seed = (uint64_t)nb_mono_us() * 0x9E3779B97F4A7C15ull ^ (uint64_t)nb_now_ms();
 	for (int i = 0; i < NSHARDS; i++)
 		pthread_mutex_init(&rl.shards[i].mu, NULL);
 	parse_proxies(nb_cfg.trusted_proxies);
+	/* Every server must hash a key alike: the seed comes from the secret they share. */
+	uint64_t seed = 0xcbf29ce484222325ull;
+	for (const unsigned char *p = (const unsigned char *)(nb_cfg.jwt_secret ? nb_cfg.jwt_secret : ""); *p; p++)
+		seed = (seed ^ *p) * 0x100000001b3ull;
+	rl.seed = seed;
+	bool any = false;
+	for (int c = 0; c < NB_RL_CLASSES; c++)
+		any |= rl.rate[c] > 0;
+	if (any && nb_cfg.rate_sync_ms > 0 && nb_cfg.database_url)
+		start_sync();
 }
 
 bool nb_api_trusted_proxy(const char *addr)
@@ -194,6 +217,15 @@ void nb_api_client_addr(nb_req_t *req)
 }
 
 /* ------------------------------------------------------------- buckets */
+
+/* How many tokens a server may spend ahead of the deployment's count between two syncs. */
+static uint16_t lease_of(double cap)
+{
+	double l = cap / 4;
+	if (l < 1)
+		l = 1;
+	return l > 60000 ? 60000 : (uint16_t)(l + 0.999);
+}
 
 static uint64_t hash_key(int cls, char kind, const char *key)
 {
@@ -246,18 +278,147 @@ static bool bucket_take(uint64_t h, double cap, double take, int64_t now, int *l
 		b->key = h;
 		b->tokens = cap;
 		b->at_ms = now;
+		b->pending = 0; /* keeps `dirty`: the slot may already be listed */
 	}
+	b->cap = (float)cap;
 	refill(b, cap, now);
 	bool ok = b->tokens >= take;
-	if (ok)
+	/* Shared: spend at most a lease ahead of the deployment's count between syncs. */
+	if (ok && take > 0 && rl.sync_ms > 0 && b->pending >= lease_of(cap))
+		ok = false;
+	if (ok) {
 		b->tokens -= take;
+		if (rl.sync_ms > 0) {
+			if (take > 0 && b->pending < UINT16_MAX)
+				b->pending++;
+			else if (take < 0 && b->pending > 0)
+				b->pending--;
+			if (!b->dirty) {
+				if (!sh->dirty)
+					sh->dirty = nb_xcalloc(NSLOTS, sizeof *sh->dirty);
+				sh->dirty[sh->ndirty++] = (uint16_t)(b - sh->slots);
+				b->dirty = 1;
+			}
+		}
+	}
 	if (b->tokens > cap)
 		b->tokens = cap;
 	*left = b->tokens > 0 ? (int)b->tokens : 0;
 	double missing = 1.0 - b->tokens;
-	*wait_ms = missing > 0 ? (int64_t)(missing * 60000.0 / cap) + 1 : 0;
+	*wait_ms = missing > 0 ? (int64_t)(missing * 60000.0 / cap) + 1 : rl.sync_ms; /* else: the lease */
 	pthread_mutex_unlock(&sh->mu);
 	return ok;
+}
+
+/* ------------------------------------------------------------- sharing */
+
+/*
+ * The sync thread: every sync_ms, takes each shard's dirty buckets (key,
+ * tokens spent since the last snapshot), adds them to the deployment's
+ * buckets in one statement per batch, and sets each local balance to the
+ * deployment's, minus what was spent here meanwhile. A failed statement
+ * (database down) keeps the local views; that spending is not replayed.
+ */
+typedef struct sync_item {
+	int shard;
+	uint16_t slot;
+} sync_item_t;
+
+static void sync_batch(sync_item_t *items, int64_t *keys, double *spent, double *caps, double *tokens, int n)
+{
+	nb_conn_t *c = NULL;
+	if (nb_pool_acquire(rl.pool, &c) < 0)
+		return;
+	int rc = nb_store_limits_sync(c, n, keys, spent, caps, tokens);
+	nb_pool_release(rl.pool, c);
+	if (rc < 0)
+		return;
+	int64_t now = nb_mono_ms();
+	for (int i = 0; i < n; i++) {
+		shard_t *sh = &rl.shards[items[i].shard];
+		pthread_mutex_lock(&sh->mu);
+		bucket_t *b = &sh->slots[items[i].slot];
+		if (b->key == (uint64_t)keys[i]) {
+			b->tokens = tokens[i] - b->pending;
+			if (b->tokens > b->cap)
+				b->tokens = b->cap;
+			b->at_ms = now;
+		}
+		pthread_mutex_unlock(&sh->mu);
+	}
+}
+
+static void *sync_main(void *arg)
+{
+	(void)arg;
+	sync_item_t *items = nb_xcalloc(SYNC_BATCH, sizeof *items);
+	int64_t *keys = nb_xcalloc(SYNC_BATCH, sizeof *keys);
+	double *spent = nb_xcalloc(SYNC_BATCH, sizeof *spent);
+	double *caps = nb_xcalloc(SYNC_BATCH, sizeof *caps);
+	double *tokens = nb_xcalloc(SYNC_BATCH, sizeof *tokens);
+	int64_t last_purge = nb_mono_ms();
+	for (;;) {
+		struct timespec ts = {rl.sync_ms / 1000, (long)(rl.sync_ms % 1000) * 1000000L};
+		nanosleep(&ts, NULL);
+		int n = 0;
+		for (int si = 0; si < NSHARDS; si++) {
+			shard_t *sh = &rl.shards[si];
+			pthread_mutex_lock(&sh->mu);
+			int keep = 0;
+			for (int j = 0; j < sh->ndirty; j++) {
+				bucket_t *b = &sh->slots[sh->dirty[j]];
+				if (n == SYNC_BATCH) { /* the rest waits for the next round */
+					sh->dirty[keep++] = sh->dirty[j];
+					continue;
+				}
+				b->dirty = 0;
+				if (!b->key)
+					continue;
+				items[n] = (sync_item_t){si, sh->dirty[j]};
+				keys[n] = (int64_t)b->key;
+				spent[n] = b->pending;
+				caps[n] = b->cap;
+				b->pending = 0;
+				n++;
+			}
+			for (int j = 0; j < keep; j++)
+				sh->slots[sh->dirty[j]].dirty = 1;
+			sh->ndirty = keep;
+			pthread_mutex_unlock(&sh->mu);
+		}
+		if (n > 0)
+			sync_batch(items, keys, spent, caps, tokens, n);
+		if (nb_mono_ms() - last_purge > IDLE_PURGE_S * 1000) {
+			last_purge = nb_mono_ms();
+			nb_conn_t *c = NULL;
+			if (nb_pool_acquire(rl.pool, &c) == 0) {
+				nb_store_limits_purge(c, IDLE_PURGE_S);
+				nb_pool_release(rl.pool, c);
+			}
+		}
+	}
+	return NULL;
+}
+
+static void start_sync(void)
+{
+	nb_pool_opts_t po;
+	nb_pool_opts_from_config(&po, nb_cfg.database_url);
+	po.application_name = "notebookd ratelimit";
+	po.size = 1;
+	po.overflow = 0;
+	po.acquire_timeout_ms = 1000;
+	rl.pool = nb_pool_create(&po);
+	rl.sync_ms = nb_cfg.rate_sync_ms;
+	pthread_t t;
+	pthread_attr_t at;
+	pthread_attr_init(&at);
+	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&t, &at, sync_main, NULL) != 0) {
+		nb_warn("rate limits: could not start the sync thread; limits stay per process");
+		rl.sync_ms = 0;
+	}
+	pthread_attr_destroy(&at);
 }
 
 static int refuse(nb_req_t *req, nb_rl_class_t cls, const char *kind, int user_cap, int ip_cap, int64_t wait_ms)

@@ -143,6 +143,8 @@ static const var_t vars[] = {
 	 "generations (chat questions) per minute per user; 0: off"},
 	{"NOTEBOOKD_RATE_IP_MULTIPLIER", T_INT, OFF(rate_ip_multiplier), "4", 1, 100000,
 	 "a client address may make this many times a user's rate (users behind one NAT)"},
+	{"NOTEBOOKD_RATE_SYNC_MS", T_INT, OFF(rate_sync_ms), "200", 0, 60000,
+	 "how often a server adds its spending to the deployment's buckets in PostgreSQL (0: limits per process)"},
 	{"NOTEBOOKD_TRUSTED_PROXIES", T_STR, OFF(trusted_proxies), NULL, 0, 0,
 	 "comma-separated addresses or CIDRs whose X-Forwarded-For names the client; unset: the peer is the client"},
 	{"NOTEBOOKD_VAR_DIR", T_STR, OFF(var_dir), "var", 0, 0, "where dev-mode state lives (secret, mail)"},
@@ -228,6 +230,7 @@ static const struct reader {
 	{"NOTEBOOKD_RATE_UPLOAD_PER_MIN", SERVE},
 	{"NOTEBOOKD_RATE_GENERATE_PER_MIN", SERVE},
 	{"NOTEBOOKD_RATE_IP_MULTIPLIER", SERVE},
+	{"NOTEBOOKD_RATE_SYNC_MS", SERVE},
 	{"NOTEBOOKD_TRUSTED_PROXIES", SERVE},
 };
 

@@ -55,6 +55,7 @@ typedef struct nb_config {
 	int rate_upload_per_min;
 	int rate_generate_per_min;
 	int rate_ip_multiplier;
+	int rate_sync_ms;
 	char *trusted_proxies;
 	/* auth */
 	char *jwt_secret;

@@ -5,15 +5,17 @@ RateLimit-Policy, and the client address taken from X-Forwarded-For only
 when the peer is a trusted proxy — the same address the access log and the
 door limits of login use."""
 import re
+import time
 import uuid
 
-from harness import Server, check, eq
+from harness import Server, check, eq, wait_until
 
 LIMIT_OFF = {
     "NOTEBOOKD_RATE_READ_PER_MIN": "0",
     "NOTEBOOKD_RATE_WRITE_PER_MIN": "0",
     "NOTEBOOKD_RATE_UPLOAD_PER_MIN": "0",
     "NOTEBOOKD_RATE_GENERATE_PER_MIN": "0",
+    "NOTEBOOKD_RATE_SYNC_MS": "0",  # one server: its buckets need not be shared
 }
 
 
@@ -129,3 +131,49 @@ def test_door_limits_use_the_same_client_address():
         eq(s.stop(), 0)
     finally:
         s.stop()
+
+
+def test_a_limit_holds_for_the_deployment():
+    """Two servers on one database share a user's write bucket through
+    PostgreSQL (rate_buckets): the 201s of both together stay within the
+    limit plus the sync slack (each server may spend a lease, a quarter of
+    the bucket, ahead of the shared count), where two unshared servers would
+    each allow the whole limit."""
+    env = dict(LIMIT_OFF, NOTEBOOKD_RATE_WRITE_PER_MIN="20", NOTEBOOKD_RATE_IP_MULTIPLIER="1000",
+               NOTEBOOKD_RATE_SYNC_MS="100")
+    a = Server(env=env, isolated=True)
+    b = None
+    try:
+        b = Server(env=env, database_url=a.db_url)
+        tok = register(a)
+        t0 = time.time()
+        ok = {a.port: 0, b.port: 0}
+        refused = 0
+        for i in range(120):
+            s = (a, b)[i % 2]
+            r = s.post("/v1/notebooks", {"title": "shared %d" % i}, token=tok)
+            if r.status == 201:
+                ok[s.port] += 1
+            else:
+                check_429(r, "write-user", 20)
+                refused += 1
+            time.sleep(0.01)
+        elapsed = time.time() - t0
+        total = sum(ok.values())
+        refill = elapsed * 20 / 60
+        slack = 2 * 5  # two servers, a lease of 20/4 each
+        check(total <= 20 + refill + slack, "%d writes allowed across two servers in %.1f s (limit 20 + %.1f refill"
+              " + %d slack): %r" % (total, elapsed, refill, slack, ok))
+        check(total >= 15, "only %d writes allowed" % total)
+        check(ok[a.port] > 0 and ok[b.port] > 0, "one server served nothing: %r" % ok)
+        eq(a.psql("SELECT count(*) FROM notebooks WHERE title LIKE 'shared %'"), str(total))
+        # the shared row exists and is in debt or near empty
+        wait_until(lambda: float(a.psql("SELECT min(tokens) FROM rate_buckets WHERE cap = 20")) < 3, 5,
+                   "the shared bucket to be spent")
+        eq(b.stop(), 0)
+        b = None
+        eq(a.stop(), 0)
+    finally:
+        if b:
+            b.stop()
+        a.stop()
