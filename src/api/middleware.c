@@ -18,6 +18,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "api/idempotency.h"
 #include "api/ratelimit.h"
 #include "api/util.h"
 #include "auth/service.h"
@@ -35,7 +36,8 @@ typedef struct api_loop {
 
 typedef struct api_req {
 	nb_conn_t *conn;
-	nb_pool_t *pool; /* where conn came from */
+	nb_pool_t *pool;    /* where conn came from */
+	nb_api_idem_t idem; /* Idempotency-Key: its transaction around the handler */
 } api_req_t;
 
 static struct {
@@ -116,7 +118,7 @@ int nb_api_check_body(nb_req_t *req)
 
 /* ---------------------------------------------------------- the database */
 
-int nb_req_db(nb_req_t *req, nb_conn_t **out)
+static api_req_t *api_req(nb_req_t *req)
 {
 	api_req_t *a = req->app;
 	if (!a) {
@@ -124,6 +126,12 @@ int nb_req_db(nb_req_t *req, nb_conn_t **out)
 		memset(a, 0, sizeof *a);
 		req->app = a;
 	}
+	return a;
+}
+
+int nb_req_db(nb_req_t *req, nb_conn_t **out)
+{
+	api_req_t *a = api_req(req);
 	if (!a->conn) {
 		int retry_s;
 		if (nb_breaker_rejects(&retry_s)) {
@@ -217,6 +225,8 @@ static int before(nb_req_t *req)
 	int rc = nb_api_check_body(req);
 	if (rc == 0 && (req->route->flags & NB_ROUTE_AUTH))
 		rc = nb_api_authenticate(req);
+	if (rc == 0 && (req->route->flags & NB_ROUTE_IDEMPOTENT) && req->authed)
+		rc = nb_api_idem_begin(req, &api_req(req)->idem);
 	return rc;
 }
 
@@ -224,6 +234,8 @@ static void after(nb_req_t *req)
 {
 	api_req_t *a = req->app;
 	int stmts = 0;
+	if (a)
+		nb_api_idem_end(req, &a->idem); /* commits the answer with its effect */
 	if (a && a->conn) {
 		stmts = nb_conn_statements(a->conn);
 		nb_pool_release(a->pool, a->conn);

@@ -45,6 +45,8 @@ struct nb_conn {
 	struct nb_pipe *pipe;
 	struct nb_conn *excl;     /* virtual: the transaction's real connection */
 	int64_t deadline_ms;      /* the request's deadline (monotonic; 0: none) */
+	bool outer_tx;            /* its holder opened a transaction: BEGIN/COMMIT/ROLLBACK nest as savepoints */
+	int inner_depth;          /* savepoints opened by nb_db_begin inside it */
 	unsigned char prepared[NB_MAX_STMTS / 8];
 };
 
@@ -272,6 +274,25 @@ nb_conn_t *nb_pool_acquire_virtual(nb_pool_t *p, struct nb_pipe *pipe)
 struct nb_pipe *nb_conn__pipe(nb_conn_t *c)
 {
 	return c->is_virtual && !c->excl ? c->pipe : NULL;
+}
+
+void nb_conn_set_outer_tx(nb_conn_t *c, bool on)
+{
+	if (c) {
+		c->outer_tx = on;
+		c->inner_depth = 0;
+	}
+}
+
+bool nb_conn_outer_tx(const nb_conn_t *c)
+{
+	return c && c->outer_tx;
+}
+
+int nb_conn__inner_depth(nb_conn_t *c, int delta)
+{
+	c->inner_depth += delta;
+	return c->inner_depth;
 }
 
 bool nb_conn__is_virtual(nb_conn_t *c)
@@ -605,6 +626,8 @@ static int acquire_until(nb_pool_t *p, int64_t deadline, nb_conn_t **out)
 		}
 		c->uses = 0;
 		c->deadline_ms = 0;
+		c->outer_tx = false;
+		c->inner_depth = 0;
 		pthread_mutex_lock(&p->mu);
 		p->st.acquires++;
 		p->st.wait_us_total += (uint64_t)(nb_mono_us() - t0);
