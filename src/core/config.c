@@ -141,7 +141,7 @@ static const var_t vars[] = {
 	 "source submissions (POST /v1/notebooks/{id}/sources) per minute per user; 0: off"},
 	{"NOTEBOOKD_RATE_GENERATE_PER_MIN", T_INT, OFF(rate_generate_per_min), "20", 0, 100000000,
 	 "generations (chat questions) per minute per user; 0: off"},
-	{"NOTEBOOKD_RATE_IP_MULTIPLIER", T_INT, OFF(rate_ip_multiplier), "4", 1, 100000,
+	{"NOTEBOOKD_RATE_IP_MULTIPLIER", T_INT, OFF(rate_ip_multiplier), "25", 1, 100000,
 	 "a client address may make this many times a user's rate (users behind one NAT)"},
 	{"NOTEBOOKD_RATE_SYNC_MS", T_INT, OFF(rate_sync_ms), "200", 0, 60000,
 	 "how often a server adds its spending to the deployment's buckets in PostgreSQL (0: limits per process)"},

@@ -6,8 +6,12 @@ must never crash, answer 503 with Retry-After while the database is down
 state in /metrics, and serve 200s again within 5 s of the database's return
 with no restart; its job workers pause and resume, and no job is lost or run
 twice."""
+import os
+import socket
+import statistics
 import threading
 import time
+import urllib.parse
 
 from harness import Server, check, eq, psql, wait_until
 from test_db_faults import Cluster, migrate, register
@@ -126,4 +130,148 @@ def test_breaker_opens_fails_fast_and_closes():
         stop.set()
         if srv:
             srv.stop()
+        cluster.destroy()
+
+
+# ---- a database that hangs instead of refusing ------------------------------
+
+class Proxy:
+    """TCP on loopback in front of the private cluster's Unix socket. cut()
+    closes every relayed connection and makes new ones hang (accepted, never
+    answered: a connect waits for its timeout, as with a host that drops
+    packets); heal() relays again and drops the hanging ones."""
+
+    def __init__(self, unix_path):
+        self.path = unix_path
+        self.lsock = socket.socket()
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(256)
+        self.port = self.lsock.getsockname()[1]
+        self.mu = threading.Lock()
+        self.black = False
+        self.pairs = []
+        self.held = []
+        threading.Thread(target=self.accept_loop, daemon=True).start()
+
+    def accept_loop(self):
+        while True:
+            try:
+                c, _ = self.lsock.accept()
+            except OSError:
+                return
+            with self.mu:
+                if self.black:
+                    self.held.append(c)
+                    continue
+            up = socket.socket(socket.AF_UNIX)
+            try:
+                up.connect(self.path)
+            except OSError:
+                c.close()
+                continue
+            with self.mu:
+                self.pairs.append((c, up))
+            for a, b in ((c, up), (up, c)):
+                threading.Thread(target=self.pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def pump(a, b):
+        try:
+            while True:
+                d = a.recv(65536)
+                if not d:
+                    break
+                b.sendall(d)
+        except OSError:
+            pass
+        for x in (a, b):
+            try:
+                x.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def cut(self):
+        with self.mu:
+            self.black = True
+            pairs, self.pairs = self.pairs, []
+        for a, b in pairs:
+            for x in (a, b):
+                try:
+                    x.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def heal(self):
+        with self.mu:
+            self.black = False
+            held, self.held = self.held, []
+        for c in held:
+            c.close()
+
+    def close(self):
+        self.cut()
+        self.heal()
+        self.lsock.close()
+
+
+def test_breaker_answers_at_once_when_connects_hang():
+    """When the database does not refuse but hangs (connects wait their
+    5 s timeout), the open breaker answers 503 at once instead of making
+    each request wait for a connect or for the pool."""
+    cluster = Cluster()
+    srv = proxy = None
+    stop = threading.Event()
+    results = []
+    try:
+        migrate(cluster.url)
+        q = urllib.parse.parse_qs(urllib.parse.urlparse(cluster.url).query)
+        proxy = Proxy(os.path.join(q["host"][0], ".s.PGSQL.%s" % q["port"][0]))
+        url = "postgresql://notebookd@127.0.0.1:%d/notebookd?sslmode=disable" % proxy.port
+        srv = Server(database_url=url, env=dict(ENV, NOTEBOOKD_WORKERS="0", NOTEBOOKD_DB_ACQUIRE_TIMEOUT_MS="3000",
+                                                 NOTEBOOKD_REQUEST_TIMEOUT_MS="20000"))
+        tok = register(srv)
+        eq(srv.get("/v1/notebooks", token=tok).status, 200)
+
+        def stream():
+            while not stop.is_set():
+                t0 = time.time()
+                try:
+                    r = srv.get("/v1/notebooks", token=tok, timeout=30)
+                    results.append((t0, time.time() - t0, r.status, r.header("Retry-After")))
+                except OSError as e:
+                    results.append((t0, time.time() - t0, "error %s" % e, None))
+
+        threads = [threading.Thread(target=stream) for _ in range(4)]
+        for t in threads:
+            t.start()
+        wait_until(lambda: len(results) > 20, 10, "a stream of requests")
+        proxy.cut()
+        wait_until(lambda: metric(srv, "notebookd_db_breaker_state") != 0, 30, "the breaker to open")
+        t_open = time.time()
+        wait_until(lambda: sum(1 for r in results if r[0] > t_open) >= 100, 30, "requests while open")
+        while_open = [r for r in results if r[0] > t_open]
+        lat = [r[1] for r in while_open]
+        fast = sum(1 for x in lat if x < 0.5)
+        print("#   hanging database, breaker open: %d requests, median %.1f ms, %d under 0.5 s"
+              % (len(lat), statistics.median(lat) * 1000, fast))
+        eq({r[2] for r in while_open}, {503})
+        check(all(r[3] for r in while_open), "a 503 without Retry-After")
+        # only the half-open probes wait for the connect timeout
+        check(fast >= 0.9 * len(lat), "%d of %d answered at once" % (fast, len(lat)))
+        proxy.heal()
+        t_up = time.time()
+        wait_until(lambda: any(r[2] == 200 and r[0] > t_up for r in results), 5, "a 200 within 5 s of the return")
+        stop.set()
+        for t in threads:
+            t.join(30)
+        check(srv.proc.poll() is None, "notebookd died")
+        eq(metric(srv, "notebookd_db_breaker_state"), 0)
+        eq(srv.stop(), 0)
+        srv = None
+    finally:
+        stop.set()
+        if srv:
+            srv.stop()
+        if proxy:
+            proxy.close()
         cluster.destroy()
