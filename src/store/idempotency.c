@@ -74,7 +74,8 @@ int nb_store_idem_complete(nb_conn_t *c, const char *user_id, const char *key, i
 	nb_p_text(&p, key);
 	nb_p_int(&p, status);
 	nb_p_text(&p, content_type);
-	nb_p_textn(&p, body ? body : "", body ? body_len : 0);
+	(void)body_len; /* a JSON or text answer: NUL-terminated, no NUL inside */
+	nb_p_text(&p, body ? body : "");
 	return nb_db_exec(c, &st_complete, &p, NULL);
 }
 
