@@ -122,6 +122,8 @@ def test_breaker_opens_fails_fast_and_closes():
                    60, "every source ready")
         eq(psql("SELECT count(*) FROM jobs WHERE status = 'succeeded'", cluster.url), str(len(sids)))
         eq(psql("SELECT count(*) FROM jobs", cluster.url), str(len(sids)))
+        # a job the database's absence interrupted was handed back, not charged an attempt
+        eq(psql("SELECT max(attempts) FROM jobs", cluster.url), "1")
         eq(psql("SELECT count(*) FROM (SELECT source_id, chunk_index FROM chunks GROUP BY 1, 2"
                 " HAVING count(*) > 1) d", cluster.url), "0")
         eq(srv.stop(), 0)
