@@ -305,7 +305,7 @@ static bool bucket_take(uint64_t h, double cap, double take, int64_t now, int *l
 		b->tokens = cap;
 	*left = b->tokens > 0 ? (int)b->tokens : 0;
 	double missing = 1.0 - b->tokens;
-	*wait_ms = missing > 0 ? (int64_t)(missing * 60000.0 / cap) + 1 : rl.sync_ms; /* else: the lease */
+	*wait_ms = missing > 0 ? (int64_t)(missing * 60000.0 / cap + 0.999) : rl.sync_ms; /* else: the lease */
 	pthread_mutex_unlock(&sh->mu);
 	return ok;
 }
