@@ -28,6 +28,7 @@
 #include "jobs/worker.h"
 #include "rag/ingest.h"
 #include "rag/study_jobs.h"
+#include "store/idempotency.h"
 #include "store/notebooks.h"
 
 typedef struct command {
@@ -73,7 +74,8 @@ static const command_t commands[] = {
 	{"purge", cmd_purge, "hard-delete what has been in the trash past the retention period",
 	 "notebookd purge\n\nHard-deletes notebooks (with everything under them) and sources that have\n"
 	 "been in the trash longer than NOTEBOOKD_TRASH_RETENTION_DAYS, then stored documents\n"
-	 "older than that which no source uses any more. Run it from cron.\n",
+	 "older than that which no source uses any more, and Idempotency-Key records older\n"
+	 "than 24 hours. Run it from cron.\n",
 	 NB_CMD_PURGE, ""},
 };
 
@@ -192,10 +194,12 @@ static int cmd_purge(int argc, char **argv)
 	po.size = 1;
 	nb_pool_t *pool = nb_pool_create(&po);
 	nb_conn_t *c = NULL;
-	long notebooks = 0, sources = 0;
+	long notebooks = 0, sources = 0, idem_keys = 0;
 	int rc = nb_pool_acquire(pool, &c);
 	if (rc == 0)
 		rc = nb_store_purge_trash(c, nb_cfg.trash_retention_days, &notebooks, &sources);
+	if (rc == 0) /* Idempotency-Key records past their window */
+		rc = nb_store_idem_purge(c, &idem_keys);
 	nb_pool_release(pool, c);
 	nb_pool_destroy(pool);
 	if (rc < 0) {
@@ -204,6 +208,7 @@ static int cmd_purge(int argc, char **argv)
 	}
 	printf("purge: %ld notebooks and %ld sources older than %d days in the trash deleted\n", notebooks, sources,
 	       nb_cfg.trash_retention_days);
+	printf("purge: %ld idempotency keys older than %d hours deleted\n", idem_keys, NB_IDEM_WINDOW_H);
 	return 0;
 }
 

@@ -8,9 +8,11 @@
 #include <stdio.h>
 
 #include "api/app.h"
+#include "api/ratelimit.h"
 #include "core/buf.h"
 #include "core/err.h"
 #include "core/tpool.h"
+#include "db/breaker.h"
 #include "db/migrate.h"
 #include "db/pipe.h"
 #include "http/server.h"
@@ -140,6 +142,17 @@ int nb_api_metrics(nb_req_t *req)
 			nb_buf_printf(&b, "notebookd_http_responses_total{class=\"%dxx\"} %ld\n", i,
 				      s.responses_by_class[i]);
 	}
+	/* h10: the database circuit breaker and the API-wide limits */
+	family(&b, "notebookd_db_breaker_state", "gauge",
+	       "Database circuit breaker: 0 closed, 1 open (requests answered 503 at once), 2 half-open (probing).");
+	nb_buf_printf(&b, "notebookd_db_breaker_state %d\n", (int)nb_breaker_state());
+	family(&b, "notebookd_db_breaker_opens_total", "counter", "Times the database circuit breaker opened.");
+	nb_buf_printf(&b, "notebookd_db_breaker_opens_total %ld\n", nb_breaker_opens());
+	family(&b, "notebookd_ratelimit_rejections_total", "counter",
+	       "Requests answered 429 by the API-wide limits, by class.");
+	for (int c = 0; c < NB_RL_CLASSES; c++)
+		nb_buf_printf(&b, "notebookd_ratelimit_rejections_total{class=\"%s\"} %ld\n",
+			      nb_api_rl_class_name((nb_rl_class_t)c), nb_api_ratelimit_rejections((nb_rl_class_t)c));
 	nb_resp_raw(&req->resp, 200, "text/plain; version=0.0.4", b.data ? b.data : "", b.len);
 	nb_buf_dispose(&b);
 	return 0;

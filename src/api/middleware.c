@@ -18,12 +18,15 @@
 #include <string.h>
 #include <strings.h>
 
+#include "api/idempotency.h"
+#include "api/ratelimit.h"
 #include "api/util.h"
 #include "auth/service.h"
 #include "core/alloc.h"
 #include "core/config.h"
 #include "core/err.h"
 #include "core/sched.h"
+#include "db/breaker.h"
 
 typedef struct api_loop {
 	nb_pool_t *pool; /* async, for this loop's coroutines; NULL without one */
@@ -33,7 +36,8 @@ typedef struct api_loop {
 
 typedef struct api_req {
 	nb_conn_t *conn;
-	nb_pool_t *pool; /* where conn came from */
+	nb_pool_t *pool;    /* where conn came from */
+	nb_api_idem_t idem; /* Idempotency-Key: its transaction around the handler */
 } api_req_t;
 
 static struct {
@@ -114,7 +118,7 @@ int nb_api_check_body(nb_req_t *req)
 
 /* ---------------------------------------------------------- the database */
 
-int nb_req_db(nb_req_t *req, nb_conn_t **out)
+static api_req_t *api_req(nb_req_t *req)
 {
 	api_req_t *a = req->app;
 	if (!a) {
@@ -122,7 +126,18 @@ int nb_req_db(nb_req_t *req, nb_conn_t **out)
 		memset(a, 0, sizeof *a);
 		req->app = a;
 	}
+	return a;
+}
+
+int nb_req_db(nb_req_t *req, nb_conn_t **out)
+{
+	api_req_t *a = api_req(req);
 	if (!a->conn) {
+		int retry_s;
+		if (nb_breaker_rejects(&retry_s)) {
+			req->resp.retry_after = retry_s; /* fail fast: no connect is tried while open */
+			return NB_EUNAVAIL;
+		}
 		bool coro = nb_sched_in_coro();
 		api_loop_t *lp = req->loop_data;
 		nb_pool_t *p = coro ? (lp ? lp->pool : NULL) : mw.thread_pool;
@@ -197,12 +212,13 @@ static void loop_stop(void *arg, void *data)
 
 static int on_head(nb_req_t *req)
 {
+	nb_api_client_addr(req); /* the one place the client's address is decided */
 	if (!(req->route->flags & NB_ROUTE_AUTH))
-		return 0;
+		return nb_api_ratelimit_check(req, NULL);
 	char uid[37];
 	if (nb_auth_check_bearer(nb_req_header(req, "authorization"), uid) < 0)
 		return nb_resp_error(req, NB_EUNAUTH, "missing, invalid or expired access token", NULL);
-	return 0;
+	return nb_api_ratelimit_check(req, uid);
 }
 
 static int before(nb_req_t *req)
@@ -210,6 +226,8 @@ static int before(nb_req_t *req)
 	int rc = nb_api_check_body(req);
 	if (rc == 0 && (req->route->flags & NB_ROUTE_AUTH))
 		rc = nb_api_authenticate(req);
+	if (rc == 0 && (req->route->flags & NB_ROUTE_IDEMPOTENT) && req->authed)
+		rc = nb_api_idem_begin(req, &api_req(req)->idem);
 	return rc;
 }
 
@@ -217,6 +235,8 @@ static void after(nb_req_t *req)
 {
 	api_req_t *a = req->app;
 	int stmts = 0;
+	if (a)
+		nb_api_idem_end(req, &a->idem); /* commits the answer with its effect */
 	if (a && a->conn) {
 		stmts = nb_conn_statements(a->conn);
 		nb_pool_release(a->pool, a->conn);

@@ -6,13 +6,20 @@
 #include <string.h>
 
 #include "api/app.h"
+#include "api/idempotency.h"
 #include "api/openapi.h"
 #include "api/static.h"
+#include "api/ratelimit.h"
 #include "core/config.h"
 
 nb_app_t nb_app;
 
 #define AUTH NB_ROUTE_AUTH
+/* rate-limit classes beyond read (GET) and write (others): src/api/ratelimit.h */
+#define UPLOAD NB_ROUTE_RL_UPLOAD
+#define GENERATE NB_ROUTE_RL_GENERATE
+/* creates something: takes Idempotency-Key (src/api/idempotency.h) */
+#define IDEM NB_ROUTE_IDEMPOTENT
 
 static const nb_route_t routes[] = {
 	{"GET", "/healthz", nb_api_healthz, 0, NB_EXEC_INLINE},
@@ -37,14 +44,14 @@ static const nb_route_t routes[] = {
 	{"POST", "/v1/me/email/confirm", nb_api_me_email_confirm, AUTH, NB_EXEC_DEFAULT},
 	{"GET", "/v1/me/export", nb_api_me_export, AUTH, NB_EXEC_STREAM},
 
-	{"POST", "/v1/notebooks", nb_api_notebook_create, AUTH, NB_EXEC_DEFAULT},
+	{"POST", "/v1/notebooks", nb_api_notebook_create, AUTH | IDEM, NB_EXEC_DEFAULT},
 	{"GET", "/v1/notebooks", nb_api_notebooks_list, AUTH, NB_EXEC_DEFAULT},
 	{"GET", "/v1/notebooks/{id}", nb_api_notebook_get, AUTH, NB_EXEC_DEFAULT},
 	{"PATCH", "/v1/notebooks/{id}", nb_api_notebook_update, AUTH, NB_EXEC_DEFAULT},
 	{"DELETE", "/v1/notebooks/{id}", nb_api_notebook_delete, AUTH, NB_EXEC_DEFAULT},
 	{"POST", "/v1/notebooks/{id}/restore", nb_api_notebook_restore, AUTH, NB_EXEC_DEFAULT},
 	/* uploads hash and parse tens of MB: a thread, not the loop */
-	{"POST", "/v1/notebooks/{id}/sources", nb_api_source_create, AUTH | NB_ROUTE_MULTIPART, NB_EXEC_THREAD},
+	{"POST", "/v1/notebooks/{id}/sources", nb_api_source_create, AUTH | NB_ROUTE_MULTIPART | UPLOAD | IDEM, NB_EXEC_THREAD},
 	{"GET", "/v1/notebooks/{id}/sources", nb_api_sources_list, AUTH, NB_EXEC_DEFAULT},
 	{"GET", "/v1/notebooks/{id}/search", nb_api_search, AUTH, NB_EXEC_DEFAULT},
 	{"GET", "/v1/sources/{id}", nb_api_source_get, AUTH, NB_EXEC_DEFAULT},
@@ -55,18 +62,18 @@ static const nb_route_t routes[] = {
 	{"GET", "/v1/sources/{id}/chunks", nb_api_chunks_list, AUTH, NB_EXEC_DEFAULT},
 	{"GET", "/v1/jobs", nb_api_jobs_list, AUTH, NB_EXEC_DEFAULT},
 	{"GET", "/v1/jobs/{id}", nb_api_job_get, AUTH, NB_EXEC_DEFAULT},
-	{"POST", "/v1/notebooks/{id}/conversations", nb_api_conversation_create, AUTH, NB_EXEC_DEFAULT},
+	{"POST", "/v1/notebooks/{id}/conversations", nb_api_conversation_create, AUTH | IDEM, NB_EXEC_DEFAULT},
 	{"GET", "/v1/notebooks/{id}/conversations", nb_api_conversations_list, AUTH, NB_EXEC_DEFAULT},
 	{"GET", "/v1/conversations/{id}", nb_api_conversation_get, AUTH, NB_EXEC_DEFAULT},
 	{"DELETE", "/v1/conversations/{id}", nb_api_conversation_delete, AUTH, NB_EXEC_DEFAULT},
 	{"GET", "/v1/conversations/{id}/messages", nb_api_messages_list, AUTH, NB_EXEC_DEFAULT},
 	/* asking ranks chunks and scores sentences (CPU) inside a transaction: a thread */
-	{"POST", "/v1/conversations/{id}/messages", nb_api_message_create, AUTH, NB_EXEC_THREAD},
+	{"POST", "/v1/conversations/{id}/messages", nb_api_message_create, AUTH | GENERATE | IDEM, NB_EXEC_THREAD},
 	{"GET", "/v1/generations", nb_api_generations_list, AUTH, NB_EXEC_DEFAULT},
-	{"POST", "/v1/notebooks/{id}/quizzes", nb_api_quiz_create, AUTH, NB_EXEC_DEFAULT},
+	{"POST", "/v1/notebooks/{id}/quizzes", nb_api_quiz_create, AUTH | GENERATE | IDEM, NB_EXEC_DEFAULT},
 	{"GET", "/v1/quizzes/{id}", nb_api_quiz_get, AUTH, NB_EXEC_DEFAULT},
 	{"DELETE", "/v1/quizzes/{id}", nb_api_quiz_delete, AUTH, NB_EXEC_DEFAULT},
-	{"POST", "/v1/notebooks/{id}/study-guides", nb_api_study_guide_create, AUTH, NB_EXEC_DEFAULT},
+	{"POST", "/v1/notebooks/{id}/study-guides", nb_api_study_guide_create, AUTH | GENERATE | IDEM, NB_EXEC_DEFAULT},
 	{"GET", "/v1/study-guides/{id}", nb_api_study_guide_get, AUTH, NB_EXEC_DEFAULT},
 	{"DELETE", "/v1/study-guides/{id}", nb_api_study_guide_delete, AUTH, NB_EXEC_DEFAULT},
 };

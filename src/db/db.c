@@ -380,7 +380,7 @@ static int command_real(nb_conn_t *c, const char *sql);
 static int command_virtual(nb_conn_t *c, const char *sql)
 {
 	nb_conn__count_use(c);
-	bool ends = !strncmp(sql, "COMMIT", 6) || !strncmp(sql, "ROLLBACK", 8);
+	bool ends = !strncmp(sql, "COMMIT", 6) || (!strncmp(sql, "ROLLBACK", 8) && strncmp(sql, "ROLLBACK TO", 11));
 	if (ends && !nb_conn__real(c))
 		return 0; /* no transaction open */
 	int rc = nb_conn__begin_exclusive(c);
@@ -436,18 +436,38 @@ static int command_real(nb_conn_t *c, const char *sql)
 	return NB_EUNAVAIL;
 }
 
+/* Inside a transaction the holder opened (nb_conn_set_outer_tx), a handler's
+ * transaction is a savepoint of it. */
 int nb_db_begin(nb_conn_t *c)
 {
+	if (nb_conn_outer_tx(c)) {
+		nb_conn__inner_depth(c, 1);
+		return nb_db_command(c, "SAVEPOINT nb_inner");
+	}
 	return nb_db_command(c, "BEGIN");
 }
 
 int nb_db_commit(nb_conn_t *c)
 {
+	if (nb_conn_outer_tx(c)) {
+		if (nb_conn__inner_depth(c, 0) <= 0)
+			return 0;
+		nb_conn__inner_depth(c, -1);
+		return nb_db_command(c, "RELEASE SAVEPOINT nb_inner");
+	}
 	return nb_db_command(c, "COMMIT");
 }
 
 void nb_db_rollback(nb_conn_t *c)
 {
+	if (nb_conn_outer_tx(c)) {
+		if (nb_conn__inner_depth(c, 0) > 0) {
+			nb_conn__inner_depth(c, -1);
+			if (nb_db_command(c, "ROLLBACK TO SAVEPOINT nb_inner") == 0)
+				nb_db_command(c, "RELEASE SAVEPOINT nb_inner");
+		}
+		return;
+	}
 	if (nb_conn__is_virtual(c)) {
 		if (nb_conn__real(c))
 			nb_db_command(c, "ROLLBACK");

@@ -21,12 +21,13 @@
 #include "core/sched.h"
 #include "core/timeutil.h"
 #include "core/tpool.h"
+#include "db/breaker.h"
 #include "db/connect.h"
 #include "db/pool_internal.h"
 
 #define NB_MAX_STMTS 512
 #define BACKOFF_MIN_MS 100
-#define BACKOFF_MAX_MS 5000
+#define BACKOFF_MAX_MS 1000 /* short: the breaker (db/breaker.h) is what stops a storm process-wide */
 /* After a cancel at a request's deadline: how long the server may take to
  * answer it before the connection is given up as broken. */
 #define CANCEL_GRACE_MS 5000
@@ -44,6 +45,8 @@ struct nb_conn {
 	struct nb_pipe *pipe;
 	struct nb_conn *excl;     /* virtual: the transaction's real connection */
 	int64_t deadline_ms;      /* the request's deadline (monotonic; 0: none) */
+	bool outer_tx;            /* its holder opened a transaction: BEGIN/COMMIT/ROLLBACK nest as savepoints */
+	int inner_depth;          /* savepoints opened by nb_db_begin inside it */
 	unsigned char prepared[NB_MAX_STMTS / 8];
 };
 
@@ -80,6 +83,7 @@ void nb_pool_opts_from_config(nb_pool_opts_t *o, const char *conninfo)
 	o->idle_in_tx_timeout_ms = 60000;
 	o->connect_timeout_s = nb_cfg.db_connect_timeout_s;
 	o->pipe_lock_timeout_ms = nb_cfg.db_pipeline_lock_timeout_ms;
+	nb_breaker_configure(nb_cfg.db_breaker_failures, nb_cfg.db_breaker_open_ms);
 }
 
 nb_pool_t *nb_pool_create(const nb_pool_opts_t *o)
@@ -149,9 +153,15 @@ static PGconn *pg_open(nb_pool_t *p, nb_fdwait_t **fw_out, int lock_timeout_ms)
 	connect_opts(p, &co, lock_timeout_ms);
 	char err[256];
 	*fw_out = NULL;
+	if (!nb_breaker_allow_connect())
+		return NULL; /* the breaker is open: fail fast, no connect */
 	PGconn *pg = p->o.async ? nb_db_connect_async(&co, fw_out, err, sizeof err) : nb_db_connect(&co, err, sizeof err);
-	if (!pg)
+	if (!pg) {
+		nb_breaker_failure();
 		nb_warn("could not connect to database: %s", err);
+	} else {
+		nb_breaker_success();
+	}
 	return pg;
 }
 
@@ -264,6 +274,25 @@ nb_conn_t *nb_pool_acquire_virtual(nb_pool_t *p, struct nb_pipe *pipe)
 struct nb_pipe *nb_conn__pipe(nb_conn_t *c)
 {
 	return c->is_virtual && !c->excl ? c->pipe : NULL;
+}
+
+void nb_conn_set_outer_tx(nb_conn_t *c, bool on)
+{
+	if (c) {
+		c->outer_tx = on;
+		c->inner_depth = 0;
+	}
+}
+
+bool nb_conn_outer_tx(const nb_conn_t *c)
+{
+	return c && c->outer_tx;
+}
+
+int nb_conn__inner_depth(nb_conn_t *c, int delta)
+{
+	c->inner_depth += delta;
+	return c->inner_depth;
 }
 
 bool nb_conn__is_virtual(nb_conn_t *c)
@@ -597,6 +626,8 @@ static int acquire_until(nb_pool_t *p, int64_t deadline, nb_conn_t **out)
 		}
 		c->uses = 0;
 		c->deadline_ms = 0;
+		c->outer_tx = false;
+		c->inner_depth = 0;
 		pthread_mutex_lock(&p->mu);
 		p->st.acquires++;
 		p->st.wait_us_total += (uint64_t)(nb_mono_us() - t0);

@@ -118,6 +118,17 @@ bool nb_conn_is_broken(nb_conn_t *c);
 /** Statements run through c since it was acquired (the X-DB-Statements count). Accepts NULL (0). */
 int nb_conn_statements(nb_conn_t *c);
 
+/**
+ * Marks c as inside a transaction its holder opened (the API's idempotency
+ * record wraps a handler's writes): while set, nb_db_begin / nb_db_commit /
+ * nb_db_rollback become SAVEPOINT / RELEASE / ROLLBACK TO, so a handler's own
+ * transaction nests inside the holder's, which commits or rolls back the
+ * whole. The holder clears it before its own COMMIT or ROLLBACK. Accepts NULL.
+ */
+void nb_conn_set_outer_tx(nb_conn_t *c, bool on);
+/** True while c is marked by nb_conn_set_outer_tx. Accepts NULL (false). */
+bool nb_conn_outer_tx(const nb_conn_t *c);
+
 struct nb_pipe;
 /**
  * A request's handle on an async pool with pipelining: statements outside a

@@ -56,6 +56,8 @@ bool nb_conn__expired(nb_conn_t *c);
 struct nb_pipe *nb_conn__pipe(nb_conn_t *c);
 /** True for a virtual handle. */
 bool nb_conn__is_virtual(nb_conn_t *c);
+/** Adds delta to the savepoint depth of an outer transaction (nb_conn_set_outer_tx); returns the new depth. */
+int nb_conn__inner_depth(nb_conn_t *c, int delta);
 /** The real connection a statement on c runs on now (NULL: the pipe). */
 nb_conn_t *nb_conn__real(nb_conn_t *c);
 /** Virtual handles: takes a connection of the pool until nb_conn__end_exclusive. 0 or NB_EUNAVAIL. */

@@ -201,6 +201,11 @@ class Server:
             "NOTEBOOKD_ALLOW_PRIVATE_URLS": "1",
             "NOTEBOOKD_AUTH_RATE_PER_MIN": "0",
             "NOTEBOOKD_AUTH_IP_RATE_PER_MIN": "0",
+            # API-wide limits off for every suite but the one that tests them (test_limits.py)
+            "NOTEBOOKD_RATE_READ_PER_MIN": "0",
+            "NOTEBOOKD_RATE_WRITE_PER_MIN": "0",
+            "NOTEBOOKD_RATE_UPLOAD_PER_MIN": "0",
+            "NOTEBOOKD_RATE_GENERATE_PER_MIN": "0",
             "NOTEBOOKD_DB_ACQUIRE_TIMEOUT_MS": "3000",
         })
         if not (primary or isolated):
