@@ -99,7 +99,7 @@ def test_sources_json_and_multipart_conversations_and_messages():
                     headers={"Content-Type": ctype, "Idempotency-Key": k2})
     eq(r.status, 422, r.body)
     eq(srv.psql("SELECT count(*) FROM sources WHERE notebook_id = '%s'" % nb), "2")
-    eq(srv.psql("SELECT count(*) FROM jobs j JOIN sources s ON s.id = j.source_id WHERE s.notebook_id = '%s'" % nb),
+    eq(srv.psql("SELECT count(*) FROM jobs j JOIN sources s ON s.id = j.source_id WHERE j.kind = 'ingest_source' AND s.notebook_id = '%s'" % nb),
        "2")
     sid = r1.json["source"]["id"]
     wait_until(lambda: srv.get("/v1/sources/" + sid, token=tok).json["status"] == "ready", 30, "the source ready")
@@ -229,7 +229,7 @@ def test_kill_9_with_posts_in_flight_then_retries_leave_no_extra_source():
             if s1 == 202:
                 eq(j2, j1)
         eq(a.psql("SELECT count(*) FROM sources WHERE notebook_id = '%s'" % nb), "32")
-        eq(a.psql("SELECT count(*) FROM jobs j JOIN sources s ON s.id = j.source_id WHERE s.notebook_id = '%s'" % nb),
+        eq(a.psql("SELECT count(*) FROM jobs j JOIN sources s ON s.id = j.source_id WHERE j.kind = 'ingest_source' AND s.notebook_id = '%s'" % nb),
            "32")
         eq(b.stop(), 0)
         b = None

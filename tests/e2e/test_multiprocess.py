@@ -176,7 +176,7 @@ def check_all_done(db, results, max_attempts):
     eq(db.psql("SELECT count(*) FROM sources WHERE notebook_id IN (%s)" % nbs), str(expected))
     eq(sorted(db.psql("SELECT id FROM sources WHERE notebook_id IN (%s)" % nbs).split()), sorted(sids))
     # one job per source, each succeeded
-    q = "FROM jobs j JOIN sources s ON s.id = j.source_id WHERE s.notebook_id IN (%s)" % nbs
+    q = "FROM jobs j JOIN sources s ON s.id = j.source_id WHERE j.kind = 'ingest_source' AND s.notebook_id IN (%s)" % nbs
     eq(db.psql("SELECT count(*) %s" % q), str(expected))
     wait_until(lambda: db.psql("SELECT count(*) %s AND j.status = 'succeeded'" % q) == str(expected), 30,
                "every job succeeded")
