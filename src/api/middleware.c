@@ -24,6 +24,7 @@
 #include "core/config.h"
 #include "core/err.h"
 #include "core/sched.h"
+#include "rag/generate.h"
 
 typedef struct api_loop {
 	nb_pool_t *pool; /* async, for this loop's coroutines; NULL without one */
@@ -191,6 +192,7 @@ static void loop_stop(void *arg, void *data)
 	pthread_mutex_unlock(&mw.mu);
 	nb_pipe_destroy(lp->pipe);
 	nb_pool_destroy(lp->pool); /* closes its socket watchers on the loop */
+	nb_gen_loop_cleanup();	   /* the loop's libcurl multi handle (streamed model answers) */
 	free(lp);
 }
 
