@@ -34,6 +34,7 @@
 #include "core/timeutil.h"
 #include "core/utf8.h"
 #include "core/uuid.h"
+#include "db/pool.h"
 #include "rag/citations.h"
 #include "rag/generate.h"
 #include "rag/retrieve.h"
@@ -290,6 +291,18 @@ static void sse_error(nb_req_t *req, int err, const char *message)
 		sse_event(req, "error", env);
 }
 
+/* Plain answers: a request the deadline already answered (503) stops its generation. */
+static int plain_delta(void *ud, const char *text, size_t len)
+{
+	(void)text, (void)len;
+	return nb_req_gone(ud) ? 1 : 0;
+}
+
+static int plain_idle(void *ud)
+{
+	return nb_req_gone(ud) ? 1 : 0;
+}
+
 static bool blank(const char *s)
 {
 	for (; *s; s++)
@@ -354,9 +367,20 @@ int nb_api_message_create(nb_req_t *req)
 		gr.ud = &sse;
 		gr.on_idle = sse_keepalive;
 		gr.idle_ms = nb_cfg.chat_keepalive_ms;
+	} else {
+		gr.on_delta = plain_delta;
+		gr.ud = req;
+		gr.on_idle = plain_idle;
+		gr.idle_ms = 1000;
 	}
 	int64_t t0 = nb_mono_ms();
 	nb_gen_run(generator(), &gr, &res);
+	if (!streamed && res.error_code == NB_GEN_OK && nb_req_gone(req)) { /* the deadline answered 503 meanwhile */
+		res.error_code = NB_GEN_ECANCELLED;
+		snprintf(res.error, sizeof res.error, "cancelled: the request passed its deadline");
+	}
+	/* a streamed answer may outlive the request deadline; the record (and the answer) get a fresh window */
+	nb_conn_set_deadline(c, nb_mono_ms() + nb_cfg.request_timeout_ms);
 	nb_generation_rec_t rec = {.kind = "chat",
 				   .provider = res.provider,
 				   .model = res.model,
