@@ -311,12 +311,12 @@ def test_context_budget_trims_instead_of_failing():
 
 
 def test_notebook_language_is_used_for_retrieval():
-    # German stemming matches "Kerze" in the question with "Kerzen" in the text; English would not
+    # German stemming matches "Häuser" in the question with "Haus" in the text; English would not
     fake.mode = "ok"
     tok = user()
-    nb = notebook_with_text(tok, "Die Kerzen brannten die ganze lange Nacht im alten Haus. " * 3, language="de")
+    nb = notebook_with_text(tok, "Das alte Haus stand lange am Fluss. " * 3, language="de")
     r = srv.post("/v1/notebooks/%s/conversations" % nb, {}, token=tok)
     conv = r.json["id"]
-    r = srv.post("/v1/conversations/%s/messages" % conv, {"content": "Kerze"}, token=tok)
+    r = srv.post("/v1/conversations/%s/messages" % conv, {"content": "Häuser"}, token=tok)
     eq(r.status, 201, r.body)
-    check("[1] Die Kerzen" in fake.requests[-1]["messages"][0]["content"], fake.requests[-1]["messages"][0])
+    check("[1] Das alte Haus" in fake.requests[-1]["messages"][0]["content"], fake.requests[-1]["messages"][0])
