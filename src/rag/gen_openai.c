@@ -581,11 +581,14 @@ static void transfer(run_t *r, call_t *c, const char *url)
 	curl_multi_add_handle(multi, c->easy);
 	int tick = r->req->on_idle && r->req->idle_ms > 0 ? r->req->idle_ms : 0;
 	int64_t last_event = nb_mono_ms();
+	size_t seen = r->out.len;
 	for (;;) {
 		if (pump(r, c) < 0)
 			break;
-		if (r->out.len)
+		if (r->out.len != seen) { /* text went out: the keep-alive clock starts over */
+			seen = r->out.len;
 			last_event = nb_mono_ms();
+		}
 		if (c->finished)
 			break;
 		int64_t now = nb_mono_ms();
