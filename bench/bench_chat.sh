@@ -95,8 +95,10 @@ async def load():
     await asyncio.gather(*(asker(c, k, lat, bad, t0 + 20) for k, c in enumerate(convs)))
     wall = time.monotonic() - t0
     lat.sort()
-    print("100 concurrent askers, 20 s: %.1f answers/s, p50 %.0f ms, p95 %.0f ms, %d not 201" % (
-        len(lat) / wall, lat[len(lat) // 2], lat[int(len(lat) * 0.95)], len(bad)))
+    import collections
+    print("100 concurrent askers, 20 s: %.1f answers/s, p50 %.0f ms, p95 %.0f ms, %d not 201 %s" % (
+        len(lat) / wall, lat[len(lat) // 2], lat[int(len(lat) * 0.95)], len(bad),
+        dict(collections.Counter(b.split(b"\r\n")[0].decode() for b in bad))))
 asyncio.run(load())
 PY
 echo "notebookd RSS: $(awk '/VmRSS/ {print $2 / 1024 " MiB"}' /proc/$serve_pid/status)"
