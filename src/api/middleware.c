@@ -192,7 +192,7 @@ static void loop_stop(void *arg, void *data)
 	pthread_mutex_unlock(&mw.mu);
 	nb_pipe_destroy(lp->pipe);
 	nb_pool_destroy(lp->pool); /* closes its socket watchers on the loop */
-	nb_gen_loop_cleanup();	   /* the loop's libcurl multi handle (streamed model answers) */
+	nb_gen_loop_cleanup();	   /* the loops' libcurl multi handles (streamed model answers) */
 	free(lp);
 }
 

@@ -187,6 +187,7 @@ typedef struct uvcurl {
 	CURLM *multi;
 	uv_loop_t *loop;
 	uv_timer_t timer;
+	struct uvcurl *next; /* every loop's, for nb_gen_loop_cleanup */
 } uvcurl_t;
 
 typedef struct uvsock {
@@ -196,6 +197,8 @@ typedef struct uvsock {
 } uvsock_t;
 
 static _Thread_local uvcurl_t *t_uvc;
+static pthread_mutex_t g_uvcs_mu = PTHREAD_MUTEX_INITIALIZER;
+static uvcurl_t *g_uvcs;
 static pthread_once_t g_curl_once = PTHREAD_ONCE_INIT;
 
 static void curl_init_once(void)
@@ -306,6 +309,10 @@ static uvcurl_t *loop_curl(void)
 	curl_multi_setopt(u->multi, CURLMOPT_SOCKETDATA, u);
 	curl_multi_setopt(u->multi, CURLMOPT_TIMERFUNCTION, start_timeout);
 	curl_multi_setopt(u->multi, CURLMOPT_TIMERDATA, u);
+	pthread_mutex_lock(&g_uvcs_mu);
+	u->next = g_uvcs;
+	g_uvcs = u;
+	pthread_mutex_unlock(&g_uvcs_mu);
 	t_uvc = u;
 	return u;
 }
@@ -317,13 +324,18 @@ static void free_uvc(uv_handle_t *h)
 
 void nb_gen_loop_cleanup(void)
 {
-	uvcurl_t *u = t_uvc;
-	if (!u)
-		return;
-	t_uvc = NULL;
-	curl_multi_cleanup(u->multi); /* closes its sockets: handle_socket closes their polls */
-	uv_timer_stop(&u->timer);
-	uv_close((uv_handle_t *)&u->timer, free_uvc);
+	/* the server stops its loops before this runs (on whichever thread): every loop's state goes */
+	pthread_mutex_lock(&g_uvcs_mu);
+	uvcurl_t *list = g_uvcs;
+	g_uvcs = NULL;
+	pthread_mutex_unlock(&g_uvcs_mu);
+	while (list) {
+		uvcurl_t *u = list;
+		list = u->next;
+		curl_multi_cleanup(u->multi); /* closes its sockets: handle_socket closes their polls */
+		uv_timer_stop(&u->timer);
+		uv_close((uv_handle_t *)&u->timer, free_uvc);
+	}
 }
 
 /* ------------------------------------------------------------- running one */

@@ -145,9 +145,9 @@ int nb_gen__extractive_run(const nb_gen_request_t *req, nb_gen_result_t *res);
  */
 int nb_gen__openai_run(const nb_gen_request_t *req, nb_gen_result_t *res);
 /**
- * Frees the calling event-loop thread's libcurl multi handle and its libuv
- * handles (call from the loop's stop hook, before the loop closes; a no-op
- * on a thread that never ran a generation).
+ * Frees every event loop's libcurl multi handle and closes its libuv handles
+ * (call once the loops stopped serving, before they close — the server's
+ * loop_stop hook; later calls do nothing).
  */
 void nb_gen_loop_cleanup(void);
 

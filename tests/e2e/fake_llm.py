@@ -31,7 +31,9 @@ client went away before the answer ended.
 import argparse
 import asyncio
 import json
+import os
 import re
+import signal
 import sys
 import threading
 import time
@@ -114,6 +116,9 @@ class FakeLLM:
                 self.cancelled += 1
         except (asyncio.IncompleteReadError, ConnectionError, ValueError):
             pass
+        except Exception:  # a bug here must show, not look like a flaky model server
+            import traceback
+            traceback.print_exc()
         finally:
             self.active -= 1
             try:
@@ -255,16 +260,21 @@ def main():
         ready = asyncio.Event()
         t = asyncio.ensure_future(f._serve(a.port, ready))
         await ready.wait()
-        print(f.port, flush=True)
+        try:  # one write, so a reader that takes the line and closes never half-reads it
+            sys.stdout.write("%d\n" % f.port)
+            sys.stdout.flush()
+        except BrokenPipeError:
+            pass
         while True:
             await asyncio.sleep(5)
             print(json.dumps({"t": time.time(), "active": f.active, "completed": f.completed,
                               "cancelled": f.cancelled}), file=sys.stderr, flush=True)
         await t
 
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
     try:
         asyncio.run(run())
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemExit):
         pass
 
 

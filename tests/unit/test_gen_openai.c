@@ -130,6 +130,8 @@ static void test_context_budget(void)
 	free(big);
 }
 
+static int g_fake_out = -1; /* the fake's stdout, kept open while it runs */
+
 /* Starts the fake server in a mode; returns its pid, *port set. */
 static pid_t fake_start(const char *mode, int *port)
 {
@@ -145,9 +147,15 @@ static pid_t fake_start(const char *mode, int *port)
 	}
 	close(fds[1]);
 	char buf[32] = "";
-	ssize_t n = read(fds[0], buf, sizeof buf - 1);
-	close(fds[0]);
-	*port = n > 0 ? atoi(buf) : 0;
+	size_t got = 0;
+	while (got < sizeof buf - 1 && !memchr(buf, '\n', got)) {
+		ssize_t n = read(fds[0], buf + got, sizeof buf - 1 - got);
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	g_fake_out = fds[0];
+	*port = atoi(buf);
 	return pid;
 }
 
@@ -157,6 +165,9 @@ static void fake_stop(pid_t pid)
 		kill(pid, SIGTERM);
 		waitpid(pid, NULL, 0);
 	}
+	if (g_fake_out >= 0)
+		close(g_fake_out);
+	g_fake_out = -1;
 }
 
 static void test_thread_driver_streams_and_structured_output(void)
@@ -178,7 +189,8 @@ static void test_thread_driver_streams_and_structured_output(void)
 				.on_delta = collect};
 	nb_gen_result_t res = {0};
 	nb_buf_reset(&g_streamed);
-	CHECK_INT(nb_gen__openai_run(&req, &res), NB_GEN_OK);
+	nb_gen__openai_run(&req, &res);
+	CHECK_MSG(res.error_code == NB_GEN_OK, "%s", res.error);
 	CHECK(res.text && strstr(res.text, "[1]"));
 	CHECK_INT(res.nclaims, 1);
 	CHECK_INT(res.input_tokens, 321); /* the server's usage */
@@ -196,7 +208,8 @@ static void test_thread_driver_streams_and_structured_output(void)
 
 	pid = fake_start("badjson", &port); /* invalid twice: asked once more, then NB_GEN_EINVALID */
 	snprintf(url, sizeof url, "http://127.0.0.1:%d/v1", port);
-	CHECK_INT(nb_gen__openai_run(&sreq, &res), NB_GEN_EINVALID);
+	nb_gen__openai_run(&sreq, &res);
+	CHECK_MSG(res.error_code == NB_GEN_EINVALID, "%d %s", res.error_code, res.error);
 	CHECK(strstr(res.error, "invalid") != NULL);
 	nb_gen_result_dispose(&res);
 	fake_stop(pid);
