@@ -187,14 +187,27 @@ typedef struct uvcurl {
 	CURLM *multi;
 	uv_loop_t *loop;
 	uv_timer_t timer;
-	struct uvcurl *next; /* every loop's, for nb_gen_loop_cleanup */
+	struct uvsock *socks; /* watched sockets (closed at cleanup if curl did not remove them) */
+	struct uvcurl *next;  /* every loop's, for nb_gen_loop_cleanup */
 } uvcurl_t;
 
 typedef struct uvsock {
 	uv_poll_t poll;
 	curl_socket_t fd;
 	uvcurl_t *u;
+	struct uvsock *prev, *next;
 } uvsock_t;
+
+static void sock_unlink(uvsock_t *s)
+{
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		s->u->socks = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	s->prev = s->next = NULL;
+}
 
 static _Thread_local uvcurl_t *t_uvc;
 static pthread_mutex_t g_uvcs_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -270,6 +283,7 @@ static int handle_socket(CURL *easy, curl_socket_t fd, int action, void *ud, voi
 	uvsock_t *s = sockp;
 	if (action == CURL_POLL_REMOVE) {
 		if (s) {
+			sock_unlink(s);
 			uv_poll_stop(&s->poll);
 			uv_close((uv_handle_t *)&s->poll, free_sock);
 			curl_multi_assign(u->multi, fd, NULL);
@@ -285,6 +299,10 @@ static int handle_socket(CURL *easy, curl_socket_t fd, int action, void *ud, voi
 			return -1;
 		}
 		s->poll.data = s;
+		s->next = u->socks;
+		if (u->socks)
+			u->socks->prev = s;
+		u->socks = s;
 		curl_multi_assign(u->multi, fd, s);
 	}
 	int ev = 0;
@@ -333,6 +351,12 @@ void nb_gen_loop_cleanup(void)
 		uvcurl_t *u = list;
 		list = u->next;
 		curl_multi_cleanup(u->multi); /* closes its sockets: handle_socket closes their polls */
+		while (u->socks) {	      /* any it did not announce */
+			uvsock_t *sk = u->socks;
+			sock_unlink(sk);
+			uv_poll_stop(&sk->poll);
+			uv_close((uv_handle_t *)&sk->poll, free_sock);
+		}
 		uv_timer_stop(&u->timer);
 		uv_close((uv_handle_t *)&u->timer, free_uvc);
 	}
