@@ -41,7 +41,7 @@ UNIT_BINS := $(patsubst tests/%.c,$(OUT)/tests/%,$(UNIT_SRCS))
 INTEG_BINS := $(patsubst tests/%.c,$(OUT)/tests/%,$(INTEG_SRCS))
 MIGRATIONS := $(sort $(wildcard sql/migrations/*.sql))
 
-.PHONY: all run stop test asan bench fuzz clean deps tests-build
+.PHONY: all run stop test asan bench fuzz clean deps tests-build FORCE
 
 all: build/notebookd
 
@@ -59,7 +59,13 @@ $(OUT)/obj/%.o: src/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
 
-build/gen/migrations.c: $(MIGRATIONS) tools/embed_sql.sh
+# The list of migrations is a prerequisite too: a renamed or removed file
+# changes it, and the compiled-in set must follow.
+build/gen/migrations.list: FORCE
+	@mkdir -p build/gen
+	@echo '$(MIGRATIONS)' | cmp -s - $@ || echo '$(MIGRATIONS)' > $@
+
+build/gen/migrations.c: $(MIGRATIONS) build/gen/migrations.list tools/embed_sql.sh
 	@mkdir -p build/gen
 	sh tools/embed_sql.sh $(MIGRATIONS) > $@.tmp && mv $@.tmp $@
 
@@ -108,3 +114,5 @@ clean:
 	rm -rf build
 
 -include $(shell find build -name '*.d' 2>/dev/null)
+
+FORCE:

@@ -68,5 +68,6 @@ int nb_api_message_create(nb_req_t *req);
 int nb_api_generations_list(nb_req_t *req);
 /* src/api/debug.c (only with NOTEBOOKD_DEBUG_ROUTES=1) */
 int nb_api_debug_sleep(nb_req_t *req);
+int nb_api_debug_stream(nb_req_t *req);
 
 #endif

@@ -132,7 +132,8 @@ int nb_req_db(nb_req_t *req, nb_conn_t **out)
 		if (coro && lp->pipe) {
 			a->conn = nb_pool_acquire_virtual(p, lp->pipe);
 		} else {
-			int rc = nb_pool_acquire(p, &a->conn);
+			/* a thread's wait for a connection never outlives the request */
+			int rc = nb_pool_acquire_by(p, req->deadline_ms, &a->conn);
 			if (rc < 0)
 				return rc;
 		}

@@ -63,6 +63,7 @@ static const nb_route_t routes[] = {
 
 static const nb_route_t debug_routes[] = {
 	{"GET", "/debug/sleep", nb_api_debug_sleep, 0, NB_EXEC_DEFAULT},
+	{"GET", "/debug/stream", nb_api_debug_stream, 0, NB_EXEC_DEFAULT},
 	/* the same as /readyz on the thread pool: the two concurrency models side by side */
 	{"GET", "/debug/readyz-thread", nb_api_readyz, 0, NB_EXEC_THREAD},
 };

@@ -182,26 +182,17 @@ static int from_multipart(nb_req_t *req, nb_multipart_t *m, new_source_t *s)
 	return 0;
 }
 
-/* Document, source and job in one transaction. */
-static int create(nb_req_t *req, nb_conn_t *c, const char *notebook_id, new_source_t *s, json_t **out)
+/*
+ * The end of a transaction that made or reset a source (rc so far): its
+ * ingestion job, then COMMIT, and the answer {source, job}. On any failure
+ * everything is rolled back and source is released. Takes ownership of source.
+ */
+static int enqueue_ingest(nb_req_t *req, nb_conn_t *c, int rc, const char *sid, const char *doc, json_t *source,
+			  json_t **out)
 {
-	char doc[37] = "", sid[37], jid[37];
-	bool has_text = false;
-	int rc = nb_db_begin(c);
-	if (rc == 0)
-		rc = nb_store_notebook_check(c, req->user_id, notebook_id);
-	if (rc == 0 && s->data) {
-		unsigned char sha[32];
-		crypto_hash_sha256(sha, (const unsigned char *)s->data, s->len);
-		rc = nb_store_document_upsert(c, req->user_id, sha, nb_extract_mime_for_kind(s->kind), s->data, s->len, doc, &has_text);
-	}
-	json_t *source = NULL, *job = NULL;
-	nb_uuid_v7_str(sid);
-	if (rc == 0)
-		rc = nb_store_source_create(c, sid, notebook_id, s->data ? doc : NULL, s->title, s->title_derived,
-					    s->kind, s->url, s->data ? (long)s->len : -1, &source);
-	nb_job_spec_t spec = {.kind = "ingest_source", .user_id = req->user_id, .source_id = sid,
-			      .document_id = s->data ? doc : NULL};
+	char jid[37];
+	json_t *job = NULL;
+	nb_job_spec_t spec = {.kind = "ingest_source", .user_id = req->user_id, .source_id = sid, .document_id = doc};
 	if (rc == 0)
 		rc = nb_jobs_enqueue(c, &spec, jid);
 	if (rc == 0)
@@ -216,6 +207,27 @@ static int create(nb_req_t *req, nb_conn_t *c, const char *notebook_id, new_sour
 	}
 	*out = json_pack("{s:o, s:o}", "source", source, "job", job);
 	return 0;
+}
+
+/* Document, source and job in one transaction. */
+static int create(nb_req_t *req, nb_conn_t *c, const char *notebook_id, new_source_t *s, json_t **out)
+{
+	char doc[37] = "", sid[37];
+	bool has_text = false;
+	int rc = nb_db_begin(c);
+	if (rc == 0)
+		rc = nb_store_notebook_check(c, req->user_id, notebook_id);
+	if (rc == 0 && s->data) {
+		unsigned char sha[32];
+		crypto_hash_sha256(sha, (const unsigned char *)s->data, s->len);
+		rc = nb_store_document_upsert(c, req->user_id, sha, nb_extract_mime_for_kind(s->kind), s->data, s->len, doc, &has_text);
+	}
+	json_t *source = NULL;
+	nb_uuid_v7_str(sid);
+	if (rc == 0)
+		rc = nb_store_source_create(c, sid, notebook_id, s->data ? doc : NULL, s->title, s->title_derived,
+					    s->kind, s->url, s->data ? (long)s->len : -1, &source);
+	return enqueue_ingest(req, c, rc, sid, s->data ? doc : NULL, source, out);
 }
 
 int nb_api_source_create(nb_req_t *req)
@@ -313,27 +325,12 @@ int nb_api_source_restore(nb_req_t *req)
 /* The status change and the new job: one transaction. */
 static int retry(nb_req_t *req, nb_conn_t *c, const char *sid, json_t **out)
 {
-	char doc[37], jid[37];
-	json_t *source = NULL, *job = NULL;
+	char doc[37] = "";
+	json_t *source = NULL;
 	int rc = nb_db_begin(c);
 	if (rc == 0)
 		rc = nb_store_source_retry(c, req->user_id, sid, &source, doc);
-	nb_job_spec_t spec = {.kind = "ingest_source", .user_id = req->user_id, .source_id = sid,
-			      .document_id = doc[0] ? doc : NULL};
-	if (rc == 0)
-		rc = nb_jobs_enqueue(c, &spec, jid);
-	if (rc == 0)
-		rc = nb_store_job_get(c, req->user_id, jid, &job);
-	if (rc == 0)
-		rc = nb_db_commit(c);
-	if (rc < 0) {
-		nb_db_rollback(c);
-		json_decref(source);
-		json_decref(job);
-		return rc;
-	}
-	*out = json_pack("{s:o, s:o}", "source", source, "job", job);
-	return 0;
+	return enqueue_ingest(req, c, rc, sid, doc[0] ? doc : NULL, source, out);
 }
 
 int nb_api_source_retry(nb_req_t *req)

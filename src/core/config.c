@@ -60,7 +60,7 @@ static const var_t vars[] = {
 	{"NOTEBOOKD_METRICS_LISTEN", T_STR, OFF(metrics_listen), NULL, 0, 0,
 	 "host:port serving /metrics (only there, 404 on the API port); unset: /metrics on the API port"},
 	{"NOTEBOOKD_SHUTDOWN_TIMEOUT_MS", T_INT, OFF(shutdown_timeout_ms), "30000", 0, 3600000,
-	 "on SIGTERM, how long in-flight requests and jobs may take to finish"},
+	 "on SIGTERM, one deadline from the signal for in-flight requests, running jobs and their hand-back"},
 	{"NOTEBOOKD_ACCESS_LOG", T_BOOL, OFF(access_log), "1", 0, 1, "1 writes one JSON access-log line per request"},
 	{"NOTEBOOKD_EXPOSE_STATEMENT_COUNT", T_BOOL, OFF(expose_statement_count), "0", 0, 1,
 	 "1 adds X-DB-Statements (SQL statements the request ran) to responses; for tests"},
@@ -89,9 +89,9 @@ static const var_t vars[] = {
 	{"NOTEBOOKD_LISTEN_DATABASE_URL", T_STR, OFF(listen_database_url), NULL, 0, 0,
 	 "connection string of the job workers' LISTEN connection (default DATABASE_URL); behind a "
 	 "transaction-pooling PgBouncer point it straight at PostgreSQL"},
-	{"NOTEBOOKD_DB_PIPELINE_LOCK_TIMEOUT_MS", T_INT, OFF(db_pipeline_lock_timeout_ms), "1000", 0, 600000,
+	{"NOTEBOOKD_DB_PIPELINE_LOCK_TIMEOUT_MS", T_INT, OFF(db_pipeline_lock_timeout_ms), "500", 0, 600000,
 	 "lock_timeout of the pipelined connections: a statement waiting longer for a lock is run again on a "
-	 "connection of its own (0: no limit)"},
+	 "connection of its own, and kept off the pipelines for 5 s (0: no limit)"},
 	{"NOTEBOOKD_JWT_SECRET", T_STR, OFF(jwt_secret), NULL, 0, 0,
 	 "HMAC-SHA256 key for access tokens, at least 32 bytes (dev: made once under var/)"},
 	{"NOTEBOOKD_JWT_ISSUER", T_STR, OFF(jwt_issuer), "notebookd", 0, 0, "the iss claim"},

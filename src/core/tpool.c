@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/alloc.h"
 #include "core/log.h"
@@ -86,10 +87,11 @@ void nb_tpool_submit(nb_tpool_t *p, nb_task_fn fn, void *arg)
 		pthread_attr_t attr;
 		pthread_attr_init(&attr);
 		pthread_attr_setstacksize(&attr, 1024 * 1024);
-		if (pthread_create(&p->threads[p->nthreads], &attr, worker, p) == 0)
+		int rc = pthread_create(&p->threads[p->nthreads], &attr, worker, p);
+		if (rc == 0)
 			p->nthreads++;
-		else
-			nb_warn("%s: could not start a thread", p->name);
+		else /* the task waits for a running thread; the next submit tries again */
+			nb_warn("%s: could not start a thread (%d running): %s", p->name, p->nthreads, strerror(rc));
 		pthread_attr_destroy(&attr);
 	}
 	pthread_cond_signal(&p->cv);

@@ -17,8 +17,12 @@
 
 #include "core/err.h"
 #include "core/log.h"
+#include "core/timeutil.h"
 #include "db/pipe.h"
 #include "db/pool_internal.h"
+
+/* How long a statement that waited for a lock on a pipeline keeps off them. */
+#define PIPE_HOLDOFF_MS 5000
 
 static atomic_int next_stmt_id = 1;
 static _Thread_local long tl_stmt_count;
@@ -43,14 +47,6 @@ void nb_p_text(nb_params_t *p, const char *s)
 	int i = add(p);
 	p->v[i] = s;
 	p->len[i] = 0;
-	p->fmt[i] = 0;
-}
-
-void nb_p_textn(nb_params_t *p, const char *s, size_t n)
-{
-	int i = add(p);
-	p->v[i] = s;
-	p->len[i] = (int)n;
 	p->fmt[i] = 0;
 }
 
@@ -235,7 +231,7 @@ static int pipe_result(PGresult *r, const char *what, PGresult **res)
 		nb_warn("statement %s cancelled (statement_timeout): %s", what, msg);
 		return NB_ETIMEOUT;
 	}
-	if (strcmp(tl_sqlstate, NB_SQLSTATE_LOCK_NOT_AVAILABLE) == 0) {
+	if (strcmp(tl_sqlstate, NB_SQLSTATE_LOCK_NOT_AVAILABLE) == 0 || strcmp(tl_sqlstate, "26000") == 0) {
 		/* the pipelines' lock_timeout: the caller runs it on a connection of its own */
 		nb_debug("pipelined statement %s waited too long for a lock: %s", what, msg);
 		return NB_EDB;
@@ -287,10 +283,18 @@ static int exec_fmt(nb_conn_t *c, nb_stmt_t *st, const nb_params_t *p, PGresult 
 	if (nb_conn__is_virtual(c)) {
 		nb_conn__count_use(c);
 		struct nb_pipe *pipe = nb_conn__pipe(c);
-		if (pipe && !st->slow) {
+		int64_t now = nb_mono_ms();
+		if (pipe && !st->slow && now >= __atomic_load_n(&st->pipe_holdoff_until, __ATOMIC_RELAXED)) {
 			rc = exec_pipe(c, pipe, st, p, res, rfmt);
-			bool lock_wait = rc == NB_EDB && !strcmp(tl_sqlstate, NB_SQLSTATE_LOCK_NOT_AVAILABLE);
-			if (rc != NB_EBUSY && !lock_wait)
+			if (rc == NB_ETIMEOUT ||
+			    (rc == NB_EDB && !strcmp(tl_sqlstate, NB_SQLSTATE_LOCK_NOT_AVAILABLE)))
+				__atomic_store_n(&st->pipe_holdoff_until, nb_mono_ms() + PIPE_HOLDOFF_MS,
+						 __ATOMIC_RELAXED);
+			/* 26000: sent behind its own PREPARE, which failed (a lock wait):
+			 * it never ran, like the one that waited for the lock */
+			bool retry = rc == NB_EDB && (!strcmp(tl_sqlstate, NB_SQLSTATE_LOCK_NOT_AVAILABLE) ||
+						      !strcmp(tl_sqlstate, "26000"));
+			if (rc != NB_EBUSY && !retry)
 				return rc;
 			/* every pipelined connection is held up, or the statement waited
 			 * for a lock: run it on a connection of its own */
@@ -312,7 +316,7 @@ static int exec_fmt_real(nb_conn_t *c, nb_stmt_t *st, const nb_params_t *p, PGre
 	int id = stmt_id(st);
 	bool first = nb_conn__uses(c) == 0 && PQtransactionStatus(nb_conn_pg(c)) == PQTRANS_IDLE;
 	int rc = exec_once(c, st, id, p, res, rfmt);
-	if (rc == NB_EUNAVAIL && first) {
+	if (rc == NB_EUNAVAIL && first && !nb_conn__expired(c)) {
 		/* The connection died while idle; nothing ran. Retry on a new one. */
 		if (nb_conn__reconnect(c) == 0)
 			rc = exec_once(c, st, id, p, res, rfmt);

@@ -2,10 +2,18 @@
  * db.h — running SQL: prepared statements, parameters, transactions.
  *
  * Every statement of the store layer is a static nb_stmt_t, prepared once per
- * connection on first use (PQprepare) and then run with PQexecPrepared —
- * parameters only, never SQL built from input. Each executed statement is
- * counted in a thread-local counter so that a request can report how many
- * statements it ran (the no-N+1 tests read it).
+ * connection on first use and then executed by name — parameters only, never
+ * SQL built from input. Blocking connections use PQprepare/PQexecPrepared;
+ * async and pipelined ones send the same and yield for the results. Each
+ * executed statement is counted on the request's handle (nb_conn_statements,
+ * which X-DB-Statements reports; the no-N+1 tests read it) and in a
+ * thread-local counter (nb_db_stmt_count, for code on one thread).
+ *
+ * On an event loop a statement normally shares a pipelined connection
+ * (pipe.h). One that waited there for a lock longer than the pipelines'
+ * lock_timeout, or was abandoned at its request's deadline, runs again on a
+ * connection of its own and keeps off the pipelines for a few seconds, so
+ * that a locked table holds up only the requests that read it.
  *
  * The first statement on a freshly acquired connection, outside a
  * transaction, is retried once on a fresh connection if the old one turned
@@ -27,16 +35,17 @@ typedef struct nb_stmt {
 	const char *sql;
 	int id;    /* assigned on first use; 0 = not yet */
 	bool slow; /* may take long: never pipelined behind other requests' statements */
+	int64_t pipe_holdoff_until; /* monotonic ms: kept off the pipelines until then (it waited for a lock) */
 } nb_stmt_t;
 
 /** Declares a statement: NB_STMT(st_user_by_id, "SELECT … WHERE id = $1"). */
-#define NB_STMT(var, text) static nb_stmt_t var = {#var, text, 0, false}
+#define NB_STMT(var, text) static nb_stmt_t var = {#var, text, 0, false, 0}
 /**
  * Declares a statement that may run long (ranking, sleeping): on an event
  * loop it takes a pool connection of its own instead of the shared pipeline,
  * where it would hold up every statement queued behind it.
  */
-#define NB_STMT_SLOW(var, text) static nb_stmt_t var = {#var, text, 0, true}
+#define NB_STMT_SLOW(var, text) static nb_stmt_t var = {#var, text, 0, true, 0}
 
 /** SQLSTATE lock_not_available (lock_timeout, NOWAIT). */
 #define NB_SQLSTATE_LOCK_NOT_AVAILABLE "55P03"
@@ -56,8 +65,6 @@ typedef struct nb_params {
 void nb_params_init(nb_params_t *p);
 /** Adds a text parameter (NULL adds SQL NULL). The string must outlive the call. */
 void nb_p_text(nb_params_t *p, const char *s);
-/** Adds a text parameter of explicit length (need not be NUL-terminated? it must be). */
-void nb_p_textn(nb_params_t *p, const char *s, size_t n);
 /** Adds an integer parameter. */
 void nb_p_int(nb_params_t *p, int64_t v);
 /** Adds a boolean parameter. */

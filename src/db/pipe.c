@@ -204,7 +204,9 @@ static void update_poll(pconn_t *pc)
 	if (!pc->pg || !pc->poll)
 		return;
 	int ev = UV_READABLE | (pc->want_write ? UV_WRITABLE : 0);
-	uv_poll_start(pc->poll, ev, on_io);
+	int rc = uv_poll_start(pc->poll, ev, on_io);
+	if (rc < 0)
+		conn_fail(pc, uv_strerror(rc));
 }
 
 /* Once per loop iteration: flush what was queued. */
@@ -240,7 +242,11 @@ nb_pipe_t *nb_pipe_create(nb_pool_t *pool, int nconns)
 		pp->conns[i].pp = pp;
 	pp->loop = s ? nb_sched_loop(s) : uv_default_loop();
 	pp->prep = nb_xmalloc(sizeof(uv_prepare_t));
-	uv_prepare_init(pp->loop, pp->prep);
+	int rc = uv_prepare_init(pp->loop, pp->prep);
+	if (rc < 0) { /* cannot fail on Linux; a loop without it could never flush */
+		nb_error("could not set up the database pipeline: %s", uv_strerror(rc));
+		abort();
+	}
 	pp->prep->data = pp;
 	return pp;
 }
@@ -381,7 +387,8 @@ int nb_pipe_exec(nb_pipe_t *pp, int stmt_id, const char *name, const char *sql, 
 	pc->dirty = true;
 	if (!pp->prep_active) {
 		pp->prep_active = true;
-		uv_prepare_start(pp->prep, on_prepare);
+		if (uv_prepare_start(pp->prep, on_prepare) < 0) /* only fails on a closing handle */
+			pp->prep_active = false;
 	}
 	nb_wait_t w;
 	nb_wait_init(&w);

@@ -615,6 +615,17 @@ int nb_pool_acquire_timeout(nb_pool_t *p, int timeout_ms, nb_conn_t **out)
 	return acquire_until(p, deadline_after(timeout_ms), out);
 }
 
+int nb_pool_acquire_by(nb_pool_t *p, int64_t deadline_mono_ms, nb_conn_t **out)
+{
+	int64_t until = deadline_after(p->o.acquire_timeout_ms);
+	if (deadline_mono_ms > 0 && deadline_mono_ms < until)
+		until = deadline_mono_ms;
+	int rc = acquire_until(p, until, out);
+	if (rc == 0)
+		nb_conn_set_deadline(*out, deadline_mono_ms);
+	return rc;
+}
+
 int nb_pool_acquire(nb_pool_t *p, nb_conn_t **out)
 {
 	return nb_pool_acquire_timeout(p, p->o.acquire_timeout_ms, out);

@@ -82,6 +82,12 @@ int nb_pool_acquire(nb_pool_t *p, nb_conn_t **out);
 /** Same with an explicit timeout (ms). */
 int nb_pool_acquire_timeout(nb_pool_t *p, int timeout_ms, nb_conn_t **out);
 /**
+ * Same, waiting no longer than the acquire timeout nor past deadline_mono_ms
+ * (a request's deadline; 0: none), and setting that deadline on the
+ * connection (nb_conn_set_deadline).
+ */
+int nb_pool_acquire_by(nb_pool_t *p, int64_t deadline_mono_ms, nb_conn_t **out);
+/**
  * Gives a connection back. A connection left inside a transaction is rolled
  * back; a broken or expired one is closed. Accepts NULL.
  */

@@ -526,6 +526,8 @@ static void on_spool_opened(uv_fs_t *req)
 {
 	spool_t *sp = req->data;
 	ssize_t fd = req->result;
+	if (fd >= 0 && req->path) /* the name made from the template; cleanup frees it */
+		snprintf(sp->path, sizeof sp->path, "%s", req->path);
 	uv_fs_req_cleanup(req);
 	if (fd < 0) {
 		spool_done(sp, (int)fd);
@@ -534,7 +536,7 @@ static void on_spool_opened(uv_fs_t *req)
 	sp->r->body_fd = (int)fd;
 	/* the name is not needed: the open descriptor keeps the file until it is closed */
 	uv_fs_t *u = nb_xcalloc(1, sizeof *u);
-	if (uv_fs_unlink(&sp->r->lp->loop, u, sp->fs.path ? sp->fs.path : sp->path, on_unlinked) < 0)
+	if (uv_fs_unlink(&sp->r->lp->loop, u, sp->path, on_unlinked) < 0)
 		free(u);
 	spool_write(sp);
 }

@@ -285,12 +285,18 @@ void nb_http__on_wake(loop_t *lp)
 	pthread_mutex_lock(&lp->mu);
 	sreq_t *list = lp->mail_head;
 	lp->mail_head = lp->mail_tail = NULL;
-	for (sreq_t *r = list; r; r = r->mail_next)
-		r->in_mailbox = false;
 	pthread_mutex_unlock(&lp->mu);
 	while (list) {
+		/* Unlink each one under the lock just before handling it: a request
+		 * still marked in_mailbox is not queued again by its worker (its new
+		 * bytes are flushed when we reach it), so the links of the taken list
+		 * are never rewritten under us (that lost the rest of the list). */
 		sreq_t *r = list;
-		list = r->mail_next; /* read before r may be freed */
+		pthread_mutex_lock(&lp->mu);
+		list = r->mail_next;
+		r->mail_next = NULL;
+		r->in_mailbox = false;
+		pthread_mutex_unlock(&lp->mu);
 		if (r->conn && r->conn->state == S_PROCESSING && r->streaming && r->conn->tmode == T_DEADLINE)
 			nb_http__arm(r->conn, T_NONE, 0); /* a stream has begun: the write timeout watches it now */
 		nb_http__flush(r);

@@ -173,9 +173,11 @@ sreq_t *nb_http__cur(conn_t *c);
 int nb_http__finish_body(sreq_t *r);
 
 /* dispatch.c */
+/** A request for c (recycled from the loop's cache when it can be); counted in flight. */
 sreq_t *nb_http__sreq_new(conn_t *c);
 /** Releases what the request holds and recycles its shell. */
 void nb_http__sreq_free(sreq_t *r);
+/** Frees a request shell for good (its buffers, arena, mutex). */
 void nb_http__sreq_destroy(sreq_t *r);
 /** Runs the request's handler where its route says (the request is complete). */
 void nb_http__dispatch(sreq_t *r);
@@ -183,7 +185,9 @@ void nb_http__dispatch(sreq_t *r);
 void nb_http__serialize(sreq_t *r, nb_buf_t *out, bool keep_alive);
 /** Appends the status line and the common headers. */
 void nb_http__head_common(nb_buf_t *out, sreq_t *r, int status, const char *ctype, bool keep_alive);
+/** Counts an answer in /metrics' responses by class. */
 void nb_http__count_status(nb_server_t *s, int status);
+/** Writes the request's access-log line once (NOTEBOOKD_ACCESS_LOG). */
 void nb_http__access_log(sreq_t *r);
 /** Queues r on its loop's mailbox and wakes the loop (any thread). */
 void nb_http__post(sreq_t *r);
@@ -191,8 +195,10 @@ void nb_http__post(sreq_t *r);
 void nb_http__on_wake(loop_t *lp);
 
 /* conn.c */
+/** libuv's connection callbacks of the main and the admin listener. */
 void nb_http__on_connection(uv_stream_t *server, int status);
 void nb_http__on_admin_connection(uv_stream_t *server, int status);
+/** Closes c; it is freed once its handles are closed and no request holds it. Idempotent. */
 void nb_http__conn_close(conn_t *c);
 /** Writes what r->out holds (loop thread). */
 void nb_http__flush(sreq_t *r);

@@ -97,7 +97,11 @@ int nb_jobs_cmd_worker(int argc, char **argv)
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	int err = pthread_sigmask(SIG_BLOCK, &set, NULL);
+	if (err != 0) {
+		fprintf(stderr, "notebookd worker: could not block signals: %s\n", strerror(err));
+		return 1;
+	}
 
 	nb_pool_opts_t po;
 	nb_pool_opts_from_config(&po, nb_cfg.database_url);

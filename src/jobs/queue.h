@@ -24,7 +24,8 @@
  *    job was rescued and re-claimed cannot overwrite the new attempt.
  *  - Failed attempts are retried with exponential backoff and jitter until
  *    max_attempts; a crash counts as an attempt (a job that kills its worker
- *    every time ends dead); a graceful hand-back does not.
+ *    every time ends dead); a graceful hand-back does not, nor an attempt
+ *    cut short by the database going away (see nb_job_ctx_conn).
  * There is no ordering guarantee beyond "roughly by run_at".
  */
 #ifndef NB_JOBS_QUEUE_H
@@ -47,7 +48,12 @@ typedef struct nb_job_ctx nb_job_ctx_t;
  * A connection for the handler, acquired from the workers' pool on first
  * call (blocking, up to the pool's acquire timeout) and released by the
  * worker after the handler returns (a transaction left open is rolled back).
- * NULL when the database is unavailable: return a (retryable) failure then.
+ * NULL when the database is unavailable (the pool is in its reconnect
+ * backoff): return a failure then (e.g. NB_EUNAVAIL). A failure while the
+ * database was away — no connection, a broken one, or SQLSTATE class 08/57P —
+ * is not charged to the job: it is handed back (attempt not counted) to run
+ * again a second after the database answers, and the worker set pauses until
+ * then.
  */
 nb_conn_t *nb_job_ctx_conn(nb_job_ctx_t *ctx);
 /**

@@ -58,9 +58,11 @@
 void nb_workers__cv_init(pthread_cond_t *cv)
 {
 	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(cv, &ca);
+	if (pthread_condattr_init(&ca) != 0 || pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) != 0 ||
+	    pthread_cond_init(cv, &ca) != 0) {
+		nb_error("could not initialise a condition variable of the job workers");
+		abort();
+	}
 	pthread_condattr_destroy(&ca);
 }
 
@@ -182,7 +184,7 @@ static void spawn(pthread_t *t, void *(*fn)(void *), void *arg, const char *name
 		nb_error("could not start job worker thread: %s", strerror(err));
 		abort();
 	}
-	pthread_setname_np(*t, name);
+	(void)pthread_setname_np(*t, name); /* a name is a debugging aid: failing to set it is harmless */
 }
 
 static void make_name(nb_workers_t *w, const char *prefix)
@@ -224,7 +226,10 @@ nb_workers_t *nb_workers_start_opts(nb_pool_t *pool, const char *conninfo_for_li
 	if (!w->rng)
 		w->rng = 1;
 
-	pthread_mutex_init(&w->mu, NULL);
+	if (pthread_mutex_init(&w->mu, NULL) != 0) {
+		nb_error("could not initialise the job workers' lock");
+		abort();
+	}
 	nb_workers__cv_init(&w->work_cv);
 	nb_workers__cv_init(&w->fetch_cv);
 	nb_workers__cv_init(&w->done_cv);
@@ -273,6 +278,23 @@ static void take_queued_locked(nb_workers_t *w, idlist_t *ids)
 	}
 	w->q_tail = NULL;
 	w->queued = 0;
+}
+
+/*
+ * The deadline passed with handlers still running (their jobs are handed
+ * back): cancel the statements they wait on, so that they return now rather
+ * than at statement_timeout. A handler busy outside the database is only
+ * told (nb_job_ctx_stopping).
+ */
+static void cancel_running(nb_workers_t *w)
+{
+	pthread_mutex_lock(&w->mu);
+	for (slot_t *s = w->held.hnext; s != &w->held; s = s->hnext) {
+		char why[256];
+		if (s->state == SLOT_RUNNING && s->cancel && !PQcancel(s->cancel, why, sizeof why))
+			nb_info("job %s: could not cancel its statement: %s", s->job.id, why);
+	}
+	pthread_mutex_unlock(&w->mu);
 }
 
 void nb_workers_begin_stop(nb_workers_t *w)
@@ -328,6 +350,7 @@ void nb_workers_stop_by(nb_workers_t *w, int64_t deadline)
 	if (ids.n > 0) {
 		atomic_store(&w->hard_stop, true);
 		nb_workers__handback(w, &ids, deadline);
+		cancel_running(w);
 	}
 	nb_workers__idl_dispose(&ids);
 	for (int i = 0; i < w->o.concurrency; i++)

@@ -18,6 +18,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <libpq-fe.h>
+
 #include "jobs/queue.h"
 #include "jobs/worker.h"
 
@@ -38,6 +40,7 @@ typedef struct slot {
 	int rc;
 	bool handed_back;	    /* stop re-queued it: its outcome is discarded */
 	bool db_lost;		    /* the handler lost the database: re-queue, attempt not counted */
+	PGcancel *cancel;	    /* running with a connection: cancels its statement at a stop's deadline */
 	struct slot *next;	    /* in the local queue or the done list */
 	struct slot *hprev, *hnext; /* in the held list */
 	char err[512];
@@ -45,6 +48,7 @@ typedef struct slot {
 
 struct nb_job_ctx {
 	nb_workers_t *w;
+	slot_t *slot;
 	nb_conn_t *conn;
 	bool unavailable; /* nb_job_ctx_conn found no connection */
 };

@@ -138,10 +138,18 @@ void *nb_workers__fetch_main(void *arg)
 
 nb_conn_t *nb_job_ctx_conn(nb_job_ctx_t *ctx)
 {
-	if (!ctx->conn && nb_pool_acquire(ctx->w->pool, &ctx->conn) < 0) {
+	if (ctx->conn)
+		return ctx->conn;
+	if (nb_pool_acquire(ctx->w->pool, &ctx->conn) < 0) {
 		ctx->conn = NULL;
 		ctx->unavailable = true;
+		return NULL;
 	}
+	/* so that a stop past its deadline can cancel what the handler waits on */
+	PGcancel *cn = PQgetCancel(nb_conn_pg(ctx->conn));
+	pthread_mutex_lock(&ctx->w->mu);
+	ctx->slot->cancel = cn;
+	pthread_mutex_unlock(&ctx->w->mu);
 	return ctx->conn;
 }
 
@@ -155,7 +163,7 @@ static void run_job(nb_workers_t *w, slot_t *s)
 	char rid[48];
 	snprintf(rid, sizeof rid, "job:%s", s->job.id);
 	nb_log_set_request_id(rid);
-	nb_job_ctx_t ctx = {w, NULL, false};
+	nb_job_ctx_t ctx = {w, s, NULL, false};
 	s->err[0] = '\0';
 	if (s->fn) {
 		s->rc = s->fn(&s->job, &ctx, s->err, sizeof s->err);
@@ -168,6 +176,12 @@ static void run_job(nb_workers_t *w, slot_t *s)
 	bool conn_error = !strncmp(state, "08", 2) || !strncmp(state, "57P", 3);
 	s->db_lost = s->rc < 0 && s->rc != NB_JOB_PERMANENT &&
 		     (ctx.unavailable || conn_error || nb_conn_is_broken(ctx.conn));
+	pthread_mutex_lock(&w->mu);
+	PGcancel *cn = s->cancel;
+	s->cancel = NULL;
+	pthread_mutex_unlock(&w->mu);
+	if (cn)
+		PQfreeCancel(cn);
 	if (ctx.conn)
 		nb_pool_release(w->pool, ctx.conn);
 	if (s->rc > 0)

@@ -23,7 +23,9 @@ static nb_sched_t *sched;
 
 NB_STMT(st_pid, "SELECT pg_backend_pid()");
 NB_STMT(st_sleep, "SELECT pg_sleep($1::float8)");
-NB_STMT(st_kill, "SELECT pg_terminate_backend($1::int)");
+/* With a timeout, pg_terminate_backend waits until the backend has exited
+ * (its FATAL message sent): no sleep needed after it. */
+NB_STMT(st_kill, "SELECT pg_terminate_backend($1::int, 5000)");
 NB_STMT(st_bad, "SELECT 1 / $1::int");
 
 static nb_pool_t *make_pool(int size, int timeout_ms)
@@ -164,7 +166,6 @@ static void kill_and_reuse(void *arg)
 	nb_p_int(&p, k->pid_before);
 	nb_db_exec(a, &st_kill, &p, NULL);
 	nb_pool_release(k->admin, a);
-	usleep(100 * 1000); /* the FATAL message reaches the idle socket */
 	k->rc = nb_pool_acquire(k->pool, &c);
 	if (k->rc < 0)
 		return;
@@ -227,7 +228,7 @@ static void test_sql_error_then_next_statement_works(void)
 static void slow_square(void *arg)
 {
 	int *v = arg;
-	usleep(50 * 1000);
+	usleep(50 * 1000); /* stands for blocking work, not a wait */
 	*v = *v * *v;
 }
 
@@ -440,6 +441,8 @@ typedef struct hol {
 	int rc;
 	int64_t took_ms;
 	bool finished;
+	int deadline_ms; /* > 0: the handle's deadline, from the start of the statement */
+	bool in_tx;	 /* run it inside a transaction: on a connection of its own */
 } hol_t;
 
 NB_STMT(st_pipe_sleep, "SELECT pg_sleep($1::float8)"); /* not declared slow: goes into the pipeline */
@@ -458,9 +461,19 @@ static void hol_job(void *arg)
 	char s[16];
 	snprintf(s, sizeof s, "%.3f", h->sleep_s);
 	nb_p_text(&p, s);
+	if (h->in_tx && nb_db_begin(c) < 0) {
+		h->rc = -1000;
+		nb_pool_release(h->pool, c);
+		h->finished = true;
+		return;
+	}
 	int64_t t0 = nb_mono_ms();
+	if (h->deadline_ms > 0)
+		nb_conn_set_deadline(c, t0 + h->deadline_ms);
 	h->rc = nb_db_exec(c, &st_pipe_sleep, &p, NULL);
 	h->took_ms = nb_mono_ms() - t0;
+	if (h->in_tx)
+		nb_db_rollback(c);
 	nb_pool_release(h->pool, c);
 	h->finished = true;
 }
@@ -469,8 +482,8 @@ static void test_pipeline_routes_around_a_slow_statement(void)
 {
 	nb_pool_t *pool = make_pool(2, 2000);
 	nb_pipe_t *pipe = nb_pipe_create(pool, 1);
-	hol_t slow = {pool, pipe, 1.0, 0, -99, 0, false};
-	hol_t quick = {pool, pipe, 0.0, 200, -99, 0, false};
+	hol_t slow = {pool, pipe, 1.0, 0, -99, 0, false, 0, false};
+	hol_t quick = {pool, pipe, 0.0, 200, -99, 0, false, 0, false};
 	nb_sched_spawn(sched, hol_job, &slow, NULL);
 	nb_sched_spawn(sched, hol_job, &quick, NULL);
 	run_until_flag(&quick.finished);
@@ -483,6 +496,164 @@ static void test_pipeline_routes_around_a_slow_statement(void)
 	nb_pipe_destroy(pipe);
 	uv_run(&loop, UV_RUN_NOWAIT);
 	nb_pool_destroy(pool);
+}
+
+/* A pipelined statement whose request passes its deadline is abandoned; the
+ * shared connection stays up for the statements of others. */
+static void test_pipeline_deadline_abandons_without_failing_the_connection(void)
+{
+	nb_pool_t *pool = make_pool(2, 2000);
+	nb_pipe_t *pipe = nb_pipe_create(pool, 1);
+	hol_t late = {pool, pipe, 1.0, 0, -99, 0, false, 300, false};
+	hol_t next = {pool, pipe, 0.0, 50, -99, 0, false, 0, false};
+	nb_sched_spawn(sched, hol_job, &late, NULL);
+	nb_sched_spawn(sched, hol_job, &next, NULL);
+	run_until_flag(&late.finished);
+	CHECK_INT(late.rc, NB_ETIMEOUT);
+	CHECK_MSG(late.took_ms >= 250 && late.took_ms < 900, "abandoned after %lld ms", (long long)late.took_ms);
+	run_until_flag(&next.finished);
+	CHECK_INT(next.rc, 0);
+	/* once the abandoned statement's answer came, the connection serves on */
+	hol_t after = {pool, pipe, 0.0, 900, -99, 0, false, 0, false};
+	nb_sched_spawn(sched, hol_job, &after, NULL);
+	run_until_flag(&after.finished);
+	CHECK_INT(after.rc, 0);
+	nb_pipe_stats_t ps;
+	nb_pipe_stats(pipe, &ps);
+	CHECK_INT(ps.failures, 0);
+	CHECK_INT(ps.abandoned, 1);
+	CHECK_INT(ps.connections, 1);
+	CHECK_INT(ps.pending, 0);
+	nb_pipe_destroy(pipe);
+	uv_run(&loop, UV_RUN_NOWAIT);
+	nb_pool_destroy(pool);
+}
+
+/* A statement on a connection of its own is cancelled at its deadline, and
+ * the connection goes back to the pool clean (not closed). */
+static void test_deadline_cancels_a_statement_on_its_own_connection(void)
+{
+	nb_pool_t *pool = make_pool(1, 2000);
+	nb_pipe_t *pipe = nb_pipe_create(pool, 1);
+	hol_t late = {pool, pipe, 5.0, 0, -99, 0, false, 300, true};
+	nb_sched_spawn(sched, hol_job, &late, NULL);
+	run_until_flag(&late.finished);
+	CHECK_INT(late.rc, NB_ETIMEOUT);
+	CHECK_MSG(late.took_ms >= 250 && late.took_ms < 2000, "cancelled after %lld ms", (long long)late.took_ms);
+	nb_pool_stats_t st;
+	nb_pool_stats(pool, &st);
+	CHECK_INT((int)st.cancels, 1);
+	CHECK_INT(st.idle, 1);
+	CHECK_INT((int)st.closed, 0);
+	/* the same connection serves the next transaction at once */
+	hol_t next = {pool, pipe, 0.0, 0, -99, 0, false, 0, true};
+	nb_sched_spawn(sched, hol_job, &next, NULL);
+	run_until_flag(&next.finished);
+	CHECK_INT(next.rc, 0);
+	CHECK_MSG(next.took_ms < 500, "next statement took %lld ms", (long long)next.took_ms);
+	nb_pool_stats(pool, &st);
+	CHECK_INT((int)st.created, 1);
+	nb_pipe_destroy(pipe);
+	uv_run(&loop, UV_RUN_NOWAIT);
+	nb_pool_destroy(pool);
+}
+
+NB_STMT(st_locked_count, "SELECT count(*) FROM async_lock_test");
+NB_STMT(st_lock_timeout, "SELECT current_setting('lock_timeout')");
+
+typedef struct lockjob {
+	nb_pool_t *pool;
+	nb_pipe_t *pipe;
+	nb_stmt_t *st;
+	int delay_ms, deadline_ms;
+	int rc;
+	int64_t took_ms;
+	char value[32];
+	bool finished;
+} lockjob_t;
+
+static void lock_job(void *arg)
+{
+	lockjob_t *j = arg;
+	if (j->delay_ms) {
+		nb_wait_t w;
+		nb_wait_init(&w);
+		nb_wait_park(&w, j->delay_ms);
+	}
+	nb_conn_t *c = nb_pool_acquire_virtual(j->pool, j->pipe);
+	int64_t t0 = nb_mono_ms();
+	if (j->deadline_ms)
+		nb_conn_set_deadline(c, t0 + j->deadline_ms);
+	PGresult *r = NULL;
+	j->rc = nb_db_exec(c, j->st, NULL, &r);
+	j->took_ms = nb_mono_ms() - t0;
+	if (j->rc == 0) {
+		snprintf(j->value, sizeof j->value, "%s", PQgetvalue(r, 0, 0));
+		PQclear(r);
+	}
+	nb_pool_release(j->pool, c);
+	j->finished = true;
+}
+
+/* A locked table holds up only the statements that read it: on the pipeline
+ * such a statement gives up after lock_timeout and runs again on a
+ * connection of its own (cancelled at its deadline), while a statement
+ * pipelined behind it answers at once. */
+static void test_lock_wait_leaves_the_pipeline(void)
+{
+	PGconn *locker = PQconnectdb(url);
+	PGresult *r = PQexec(locker, "CREATE TABLE IF NOT EXISTS async_lock_test (x int)");
+	PQclear(r);
+	r = PQexec(locker, "BEGIN; LOCK TABLE async_lock_test IN ACCESS EXCLUSIVE MODE");
+	CHECK_INT(PQresultStatus(r), PGRES_COMMAND_OK);
+	PQclear(r);
+	nb_pool_opts_t o = {0};
+	o.conninfo = url;
+	o.application_name = "nb-test-async";
+	o.size = 2;
+	o.acquire_timeout_ms = 2000;
+	o.preping_idle_ms = 60000;
+	o.max_age_ms = 600000;
+	o.overflow_idle_ms = 60000;
+	o.statement_timeout_ms = 5000;
+	o.idle_in_tx_timeout_ms = 60000;
+	o.connect_timeout_s = 5;
+	o.pipe_lock_timeout_ms = 200;
+	o.async = true;
+	nb_pool_t *pool = nb_pool_create(&o);
+	nb_pipe_t *pipe = nb_pipe_create(pool, 1);
+	lockjob_t blocked = {pool, pipe, &st_locked_count, 0, 1500, -99, 0, "", false};
+	lockjob_t quick = {pool, pipe, &st_lock_timeout, 50, 0, -99, 0, "", false};
+	nb_sched_spawn(sched, lock_job, &blocked, NULL);
+	nb_sched_spawn(sched, lock_job, &quick, NULL);
+	run_until_flag(&quick.finished);
+	CHECK_INT(quick.rc, 0);
+	CHECK_STR(quick.value, "200ms"); /* the pipelined connections' lock_timeout */
+	CHECK_MSG(quick.took_ms < 600, "the statement behind the lock wait took %lld ms", (long long)quick.took_ms);
+	run_until_flag(&blocked.finished);
+	CHECK_INT(blocked.rc, NB_ETIMEOUT); /* waited on its own connection until its deadline */
+	CHECK_MSG(blocked.took_ms >= 1400 && blocked.took_ms < 3000, "blocked statement took %lld ms",
+		  (long long)blocked.took_ms);
+	nb_pool_stats_t st;
+	nb_pool_stats(pool, &st);
+	CHECK_INT((int)st.cancels, 1);
+	nb_pipe_stats_t ps;
+	nb_pipe_stats(pipe, &ps);
+	CHECK_INT(ps.failures, 0);
+	/* the lock goes: the statement (kept off the pipeline a while) answers */
+	r = PQexec(locker, "ROLLBACK");
+	PQclear(r);
+	lockjob_t after = {pool, pipe, &st_locked_count, 0, 2000, -99, 0, "", false};
+	nb_sched_spawn(sched, lock_job, &after, NULL);
+	run_until_flag(&after.finished);
+	CHECK_INT(after.rc, 0);
+	CHECK_STR(after.value, "0");
+	nb_pipe_destroy(pipe);
+	uv_run(&loop, UV_RUN_NOWAIT);
+	nb_pool_destroy(pool);
+	r = PQexec(locker, "DROP TABLE async_lock_test");
+	PQclear(r);
+	PQfinish(locker);
 }
 
 int main(void)
@@ -503,6 +674,9 @@ int main(void)
 	T_RUN(test_pipeline_transactions_take_their_own_connection);
 	T_RUN(test_pipeline_reconnects_after_killed_backend);
 	T_RUN(test_pipeline_routes_around_a_slow_statement);
+	T_RUN(test_pipeline_deadline_abandons_without_failing_the_connection);
+	T_RUN(test_deadline_cancels_a_statement_on_its_own_connection);
+	T_RUN(test_lock_wait_leaves_the_pipeline);
 	nb_sched_destroy(sched);
 	uv_run(&loop, UV_RUN_DEFAULT);
 	uv_loop_close(&loop);

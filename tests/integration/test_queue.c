@@ -6,8 +6,10 @@
  * until dead, the reaper on back-dated rows, graceful stop and hand-back,
  * heartbeats, the worker command, and the API's job reads.
  *
- * Handlers registered here (the jobs table's CHECK constraint allows only
- * the product's kinds, so tests borrow two of them):
+ * 'noop' and 'fail' come from nb_jobs_register_test_kinds (the production
+ * binary registers them only with NOTEBOOKD_DEBUG_ROUTES=1). Handlers of the
+ * tests' own (the jobs table's CHECK constraint allows only the kinds it
+ * names, so tests borrow two product kinds for them):
  *   generate_quiz        records each run in queue_test_runs; its payload may
  *                        ask it to sleep ({"sleep_ms"}), to ignore shutdown
  *                        ({"ignore_stop"}) or to fail for good ({"permanent"});
@@ -68,6 +70,8 @@ NB_STMT(st_insert_running,
 	" now() - interval '2 minutes')");
 NB_STMT(st_listener_pid, "SELECT coalesce(max(pid), 0) FROM pg_stat_activity"
 			 " WHERE application_name = 'notebookd-listen' AND $1::text IS NULL");
+NB_STMT(st_count_listeners, "SELECT count(*) FROM pg_stat_activity"
+			    " WHERE application_name = 'notebookd-listen' AND $1::text IS NULL");
 NB_STMT(st_kill_listener, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
 			  " WHERE application_name = 'notebookd-listen' AND $1::text IS NULL");
 NB_STMT(st_backdate_created, "UPDATE jobs SET created_at = created_at - $2::int * interval '1 second' WHERE id = $1");
@@ -519,7 +523,8 @@ static void test_four_processes_run_each_job_exactly_once(void)
 	pid_t pids[PROCS];
 	for (int i = 0; i < PROCS; i++)
 		pids[i] = spawn_worker_process(&wc);
-	usleep(300 * 1000); /* let them reach their idle wait */
+	/* every process listening: from now on only NOTIFY brings the jobs in time */
+	CHECK(wait_until(&st_count_listeners, NULL, PROCS, true, 10000));
 	int64_t t0 = nb_mono_ms();
 	CHECK_INT(enqueue_n(N, 100, "generate_quiz", NULL, 0, NULL), 0);
 	bool all_done = wait_for(&st_count_status, "succeeded", N, 30000);
@@ -554,7 +559,7 @@ static void test_killed_worker_jobs_are_rescued(void)
 	pid_t v = spawn_worker_process(&victim);
 	CHECK_MSG(wait_until(&st_count_running_by, "victim", 8, true, 5000), "the victim never held 8 jobs");
 	pid_t s = spawn_worker_process(&survivor);
-	usleep(100 * 1000);
+	CHECK(wait_until(&st_count_listeners, NULL, 2, true, 5000)); /* the survivor is up */
 	long long held = scalar(&st_count_running_by, "victim");
 	kill(v, SIGKILL);
 	int st = 0;
@@ -735,7 +740,7 @@ static void test_stop_drains_then_hands_back(void)
 	reset();
 	char b[37], c[37];
 	CHECK_INT(enqueue1("generate_quiz", "{\"sleep_ms\": 1200}", 0, b), 0);
-	usleep(2000); /* c's run_at is later: b runs first */
+	usleep(2000); /* not a wait for a state: c's run_at must be later, so that b runs first */
 	CHECK_INT(enqueue1("generate_quiz", NULL, 0, c), 0);
 	atomic_store(&handler_starts, 0);
 	w = start_workers(wp, &wc);
@@ -827,7 +832,7 @@ static void test_heartbeats_keep_a_long_job(void)
 	while (atomic_load(&handler_starts) < 1 && nb_mono_ms() < until)
 		usleep(5000);
 	nb_workers_t *w2 = start_workers(p2, &rival);
-	usleep(2000 * 1000); /* twice the lease */
+	usleep(2000 * 1000); /* not a wait for a state: the job must outlive twice its lease */
 	double left = lease_left_ms(e);
 	CHECK_MSG(left > 0, "lease left %.0f ms at 2 s", left);
 	bool done = wait_for(&st_count_status, "succeeded", 1, 5000);
@@ -871,7 +876,9 @@ static void test_listener_reconnects(void)
 	while (nb_mono_ms() < until && ((pid2 = scalar(&st_listener_pid, NULL)) == 0 || pid2 == pid))
 		usleep(20 * 1000);
 	CHECK_MSG(pid2 != 0 && pid2 != pid, "listener pid %lld -> %lld", pid, pid2);
-	usleep(100 * 1000); /* let the reconnect's own wake-up pass */
+	/* the reconnect wakes the fetcher once by itself; let that claim pass (it
+	 * leaves no trace to poll for), so that the next job must come by NOTIFY */
+	usleep(100 * 1000);
 	CHECK_INT(enqueue1("noop", NULL, 0, id), 0);
 	CHECK(wait_for(&st_count_status, "succeeded", 2, 3000));
 	nb_workers_stop(w, 1000);
