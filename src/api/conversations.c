@@ -9,6 +9,16 @@
  * the answer and the generation record (rag/citations). A claim that does
  * not check out is dropped and counted, never shown. A generator that fails
  * stores nothing but a failed generation record and answers 503.
+ *
+ * With `Accept: text/event-stream` the same work streams: the checks that
+ * can fail with 404/422 (and retrieval) run first and answer plainly; then
+ * the stream begins and the generator's deltas go out as `event: delta`, a
+ * `: keep-alive` comment after NOTEBOOKD_CHAT_KEEPALIVE_MS of silence, and
+ * the stored messages as `event: done` (or the error envelope as `event:
+ * error`, with only a failed generation record stored). A write that fails
+ * (the client left) cancels the generation, which drops its upstream
+ * request. The route runs as a coroutine: the openai generator parks it on
+ * the loop's libcurl multi handle while tokens arrive (rag/gen_openai.c).
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -24,6 +34,7 @@
 #include "core/timeutil.h"
 #include "core/utf8.h"
 #include "core/uuid.h"
+#include "db/pool.h"
 #include "rag/citations.h"
 #include "rag/generate.h"
 #include "rag/retrieve.h"
@@ -207,6 +218,91 @@ static json_t *claimed_ids(const nb_retrieved_t *ret, const nb_gen_result_t *res
 	return ids;
 }
 
+/* ---- streaming (server-sent events) ----------------------------------------- */
+
+typedef struct sse {
+	nb_req_t *req;
+	nb_buf_t pending; /* delta bytes that end inside a UTF-8 sequence */
+} sse_t;
+
+static bool wants_sse(nb_req_t *req)
+{
+	const char *a = nb_req_header(req, "accept");
+	return a && strstr(a, "text/event-stream") != NULL;
+}
+
+/* Sends `event: name` with data (stolen). 0, or -1 when the client is gone. */
+static int sse_event(nb_req_t *req, const char *name, json_t *data)
+{
+	char *d = json_dumps(data, JSON_COMPACT);
+	json_decref(data);
+	if (!d)
+		return 0;
+	nb_buf_t b = NB_BUF_INIT;
+	nb_buf_printf(&b, "event: %s\ndata: %s\n\n", name, d);
+	free(d);
+	int rc = nb_stream_write(req, b.data, b.len);
+	nb_buf_dispose(&b);
+	return rc;
+}
+
+/* Bytes of s[0..n) that end on a whole UTF-8 sequence. */
+static size_t utf8_whole(const char *s, size_t n)
+{
+	size_t i = n, back = 0;
+	while (i > 0 && back < 4 && ((unsigned char)s[i - 1] & 0xC0) == 0x80)
+		i--, back++;
+	if (i == 0)
+		return n;
+	unsigned char lead = (unsigned char)s[i - 1];
+	size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+	return need == back + 1 || lead < 0x80 ? n : i - 1;
+}
+
+/* nb_gen_delta_fn: each piece of text as an `event: delta`; a client that left cancels the generation. */
+static int sse_delta(void *ud, const char *text, size_t len)
+{
+	sse_t *s = ud;
+	nb_buf_append(&s->pending, text, len);
+	size_t whole = utf8_whole(s->pending.data, s->pending.len);
+	if (whole == 0)
+		return 0;
+	json_t *d = json_pack("{s:s%}", "text", s->pending.data, whole);
+	memmove(s->pending.data, s->pending.data + whole, s->pending.len - whole);
+	s->pending.len -= whole;
+	if (!d) /* not UTF-8 after all: dropped from the stream (the stored answer is what `done` carries) */
+		return 0;
+	return sse_event(s->req, "delta", d) < 0 ? 1 : 0;
+}
+
+/* on_idle: a comment line keeps proxies from cutting a slow stream, and finds a client that left. */
+static int sse_keepalive(void *ud)
+{
+	sse_t *s = ud;
+	return nb_stream_write(s->req, ": keep-alive\n\n", 14) < 0 ? 1 : 0;
+}
+
+/* An error after the stream began: the usual envelope as `event: error`. */
+static void sse_error(nb_req_t *req, int err, const char *message)
+{
+	nb_resp_error(req, err, message, NULL); /* builds the envelope in resp.body; a stream never sends resp */
+	json_t *env = json_loadb(req->resp.body.data, req->resp.body.len, 0, NULL);
+	if (env)
+		sse_event(req, "error", env);
+}
+
+/* Plain answers: a request the deadline already answered (503) stops its generation. */
+static int plain_delta(void *ud, const char *text, size_t len)
+{
+	(void)text, (void)len;
+	return nb_req_gone(ud) ? 1 : 0;
+}
+
+static int plain_idle(void *ud)
+{
+	return nb_req_gone(ud) ? 1 : 0;
+}
+
 static bool blank(const char *s)
 {
 	for (; *s; s++)
@@ -233,6 +329,9 @@ int nb_api_message_create(nb_req_t *req)
 	nb_gen_result_t res = {0};
 	nb_gen_turn_t *turns = NULL;
 	ask_t a = {.ret = &ret, .res = &res, .rewritten = NULL};
+	bool streamed = wants_sse(req);
+	sse_t sse = {.req = req, .pending = NB_BUF_INIT};
+	bool begun = false;
 	if ((rc = nb_req_db(req, &c)) < 0 ||
 	    (rc = nb_store_chat_context(c, req->user_id, conv, HISTORY_TURNS, nb, &history)) < 0)
 		goto out;
@@ -246,8 +345,8 @@ int nb_api_message_create(nb_req_t *req)
 		if (turns[i].role && !strcmp(turns[i].role, "user"))
 			prev = turns[i].content;
 	}
-	/* language: the notebook's */
-	if ((rc = nb_rag_retrieve(c, nb, "english", content, prev, RETRIEVE_CHUNKS, &ret)) < 0)
+	/* language: the notebook's (NULL: the configuration its chunks were indexed with) */
+	if ((rc = nb_rag_retrieve(c, nb, NULL, content, prev, RETRIEVE_CHUNKS, &ret)) < 0)
 		goto out;
 
 	nb_gen_request_t gr = {.kind = NB_GEN_CHAT,
@@ -256,8 +355,32 @@ int nb_api_message_create(nb_req_t *req)
 			       .question = content,
 			       .history = turns,
 			       .nhistory = nturns};
+	if (streamed) { /* from here on errors are `event: error`: 404 and 422 came as plain answers above */
+		nb_resp_header(&req->resp, "Cache-Control", "no-cache");
+		nb_resp_header(&req->resp, "X-Accel-Buffering", "no");
+		if (nb_stream_begin(req, 200, "text/event-stream") < 0) {
+			rc = NB_EUNAVAIL;
+			goto out;
+		}
+		begun = true;
+		gr.on_delta = sse_delta;
+		gr.ud = &sse;
+		gr.on_idle = sse_keepalive;
+		gr.idle_ms = nb_cfg.chat_keepalive_ms;
+	} else {
+		gr.on_delta = plain_delta;
+		gr.ud = req;
+		gr.on_idle = plain_idle;
+		gr.idle_ms = 1000;
+	}
 	int64_t t0 = nb_mono_ms();
 	nb_gen_run(generator(), &gr, &res);
+	if (!streamed && res.error_code == NB_GEN_OK && nb_req_gone(req)) { /* the deadline answered 503 meanwhile */
+		res.error_code = NB_GEN_ECANCELLED;
+		snprintf(res.error, sizeof res.error, "cancelled: the request passed its deadline");
+	}
+	/* a streamed answer may outlive the request deadline; the record (and the answer) get a fresh window */
+	nb_conn_set_deadline(c, nb_mono_ms() + nb_cfg.request_timeout_ms);
 	nb_generation_rec_t rec = {.kind = "chat",
 				   .provider = res.provider,
 				   .model = res.model,
@@ -267,25 +390,36 @@ int nb_api_message_create(nb_req_t *req)
 	if (res.error_code != NB_GEN_OK) {
 		rec.failed = true;
 		rec.error = res.error;
-		if ((rc = nb_store_generation_insert(c, req->user_id, nb, conv, &rec)) < 0)
-			goto out;
-		rc = nb_resp_error(req, NB_EUNAVAIL,
-				   res.error_code == NB_GEN_EUNCONFIGURED ? "generator not configured"
-									  : "the generator failed; try again",
-				   NULL);
+		rc = nb_store_generation_insert(c, req->user_id, nb, conv, &rec);
+		const char *why = res.error_code == NB_GEN_EUNCONFIGURED ? "generator not configured"
+									 : "the generator failed; try again";
+		if (streamed) {
+			if (res.error_code != NB_GEN_ECANCELLED)
+				sse_error(req, rc < 0 ? rc : NB_EUNAVAIL, rc < 0 ? NULL : why);
+			rc = 0;
+		} else if (rc == 0) {
+			rc = nb_resp_error(req, NB_EUNAVAIL, why, NULL);
+		}
 		goto out;
 	}
 	ids = claimed_ids(&ret, &res);
 	rc = nb_store_chat_save(c, req->user_id, conv, nb, content, res.text, ids, verify_claims, &a, &rec, &user_msg,
 				&asst_msg);
 	if (rc == 0) {
-		nb_resp_json(&req->resp, 201,
-			     json_pack("{s:o, s:o}", "user_message", user_msg, "assistant_message", asst_msg));
+		json_t *both = json_pack("{s:o, s:o}", "user_message", user_msg, "assistant_message", asst_msg);
 		user_msg = asst_msg = NULL;
+		if (streamed)
+			sse_event(req, "done", both);
+		else
+			nb_resp_json(&req->resp, 201, both);
+	} else if (streamed) {
+		sse_error(req, rc, NULL);
+		rc = 0;
 	}
 out:
-	if (rc < 0 && req->resp.status == 0)
+	if (rc < 0 && req->resp.status == 0 && !begun)
 		nb_fail(req, rc);
+	nb_buf_dispose(&sse.pending);
 	free(a.rewritten);
 	json_decref(history);
 	json_decref(ids);

@@ -87,6 +87,12 @@ int nb_api_idem_begin(nb_req_t *req, nb_api_idem_t *st)
 	const char *h = nb_req_header(req, "idempotency-key");
 	if (!h)
 		return 0;
+	/* A streamed answer is not a stored body to replay, and its transaction
+	 * would stay open for the whole generation: refuse rather than ignore. */
+	const char *accept = nb_req_header(req, "accept");
+	if (accept && strstr(accept, "text/event-stream"))
+		return nb_resp_error(req, NB_EINVALID, "Idempotency-Key: not supported on a streamed answer",
+				     "Idempotency-Key");
 	if (!parse_key(h, st->key))
 		return nb_resp_error(req, NB_EINVALID, "Idempotency-Key: 1 to 255 visible ASCII characters",
 				     "Idempotency-Key");

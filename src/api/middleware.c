@@ -27,6 +27,7 @@
 #include "core/err.h"
 #include "core/sched.h"
 #include "db/breaker.h"
+#include "rag/generate.h"
 
 typedef struct api_loop {
 	nb_pool_t *pool; /* async, for this loop's coroutines; NULL without one */
@@ -207,6 +208,7 @@ static void loop_stop(void *arg, void *data)
 	pthread_mutex_unlock(&mw.mu);
 	nb_pipe_destroy(lp->pipe);
 	nb_pool_destroy(lp->pool); /* closes its socket watchers on the loop */
+	nb_gen_loop_cleanup();	   /* the loops' libcurl multi handles (streamed model answers) */
 	free(lp);
 }
 

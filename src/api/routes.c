@@ -67,8 +67,8 @@ static const nb_route_t routes[] = {
 	{"GET", "/v1/conversations/{id}", nb_api_conversation_get, AUTH, NB_EXEC_DEFAULT},
 	{"DELETE", "/v1/conversations/{id}", nb_api_conversation_delete, AUTH, NB_EXEC_DEFAULT},
 	{"GET", "/v1/conversations/{id}/messages", nb_api_messages_list, AUTH, NB_EXEC_DEFAULT},
-	/* asking ranks chunks and scores sentences (CPU) inside a transaction: a thread */
-	{"POST", "/v1/conversations/{id}/messages", nb_api_message_create, AUTH | GENERATE | IDEM, NB_EXEC_THREAD},
+	/* asking: a coroutine (the extractive generator is fast; the openai one parks on the loop's curl multi) */
+	{"POST", "/v1/conversations/{id}/messages", nb_api_message_create, AUTH | GENERATE | IDEM, NB_EXEC_DEFAULT},
 	{"GET", "/v1/generations", nb_api_generations_list, AUTH, NB_EXEC_DEFAULT},
 	{"POST", "/v1/notebooks/{id}/quizzes", nb_api_quiz_create, AUTH | GENERATE | IDEM, NB_EXEC_DEFAULT},
 	{"GET", "/v1/quizzes/{id}", nb_api_quiz_get, AUTH, NB_EXEC_DEFAULT},

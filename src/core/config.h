@@ -81,6 +81,9 @@ typedef struct nb_config {
 	int trash_retention_days;
 	/* chat */
 	char *generator;
+	char *llm_url, *llm_model, *llm_api_key;
+	int llm_context_tokens, llm_max_tokens, llm_connect_timeout_ms, llm_idle_timeout_ms, llm_retries;
+	int chat_keepalive_ms;
 	/* dev */
 	char *var_dir;
 	bool debug_routes;

@@ -109,5 +109,11 @@ int nb_stream_write(nb_req_t *r, const char *data, size_t len);
  * truncated answer rather than a complete-looking one.
  */
 void nb_stream_abort(nb_req_t *r);
+/**
+ * True once nobody will read this request's answer: the client went away (a
+ * stream's write failed) or the deadline already answered 503. Lets a
+ * long handler stop early. Any thread.
+ */
+bool nb_req_gone(const nb_req_t *r);
 
 #endif

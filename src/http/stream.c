@@ -88,3 +88,9 @@ void nb_stream_abort(nb_req_t *req)
 	sreq_t *r = (sreq_t *)req;
 	r->aborted = true;
 }
+
+bool nb_req_gone(const nb_req_t *req)
+{
+	const sreq_t *r = (const sreq_t *)req;
+	return atomic_load(&r->gone);
+}

@@ -2,10 +2,10 @@
  * generate.c — choosing and running a generator (see generate.h).
  *
  * A generator is a provider name and a run function; the implementations
- * live in rag/gen_*.c. The OpenAI-compatible client is not built yet: the
- * setting accepts "openai" so that deployments can name it, and every
- * generation then fails with NB_GEN_EUNCONFIGURED, which the API answers as
- * 503 "generator not configured" (and records as a failed generation).
+ * live in rag/gen_*.c: gen_extractive.c (offline) and gen_openai.c (an
+ * OpenAI-compatible server; without NOTEBOOKD_LLM_URL/MODEL its generations
+ * fail with NB_GEN_EUNCONFIGURED, which the API answers as 503 "generator
+ * not configured" and records as a failed generation).
  */
 #include "rag/generate.h"
 
@@ -21,15 +21,6 @@ struct nb_generator {
 	int (*run)(const nb_gen_request_t *req, nb_gen_result_t *res);
 };
 
-static int openai_run(const nb_gen_request_t *req, nb_gen_result_t *res)
-{
-	(void)req;
-	snprintf(res->model, sizeof res->model, "%s", "unconfigured");
-	res->error_code = NB_GEN_EUNCONFIGURED;
-	snprintf(res->error, sizeof res->error, "generator not configured: the openai generator is not built yet");
-	return res->error_code;
-}
-
 int nb_gen_create(const char *name, nb_generator_t **out, char *err, size_t errlen)
 {
 	*out = NULL;
@@ -39,7 +30,7 @@ int nb_gen_create(const char *name, nb_generator_t **out, char *err, size_t errl
 		g->run = nb_gen__extractive_run;
 	} else if (!strcmp(name, "openai")) {
 		g->provider = "openai";
-		g->run = openai_run;
+		g->run = nb_gen__openai_run;
 	} else {
 		snprintf(err, errlen, "NOTEBOOKD_GENERATOR: must be extractive or openai, got \"%s\"", name);
 		free(g);

@@ -62,6 +62,20 @@ typedef struct nb_gen_request {
 	int max_output_tokens;	  /* 0: the generator's default */
 	nb_gen_delta_fn on_delta; /* may be NULL */
 	void *ud;
+	/* Additions (a zero-initialised field keeps the earlier behaviour). */
+	/**
+	 * While waiting on a model server: called after idle_ms without text
+	 * (a streamed answer sends its keep-alive). Non-zero cancels. May be NULL.
+	 */
+	int (*on_idle)(void *ud);
+	int idle_ms;
+	/**
+	 * Structured output: checks the parsed JSON against what the caller needs
+	 * (the schema's meaning). 0 accepts; non-zero rejects with a reason in err,
+	 * and the generator asks once more before failing with NB_GEN_EINVALID.
+	 * May be NULL (then any JSON object or array is accepted).
+	 */
+	int (*validate)(void *ud, const json_t *out, char *err, size_t errlen);
 } nb_gen_request_t;
 
 /** A citation as the generator claims it: unverified until checked. */
@@ -99,8 +113,8 @@ typedef struct nb_generator nb_generator_t;
 /**
  * Makes the generator named `name` ("extractive" or "openai"). 0 and *out
  * (destroy with nb_gen_destroy), or -1 with a one-line reason in err for an
- * unknown name. "openai" is accepted but not built yet: its generate fails
- * with NB_GEN_EUNCONFIGURED.
+ * unknown name. "openai" reads NOTEBOOKD_LLM_* (core/config.h); without a URL
+ * and a model its generations fail with NB_GEN_EUNCONFIGURED.
  */
 int nb_gen_create(const char *name, nb_generator_t **out, char *err, size_t errlen);
 /** Frees a generator (NULL is fine). */
@@ -124,5 +138,17 @@ int nb_gen_estimate_tokens(const char *text);
 /* Implementations (rag/gen_*.c). */
 /** The extractive generator's run function (offline, deterministic). */
 int nb_gen__extractive_run(const nb_gen_request_t *req, nb_gen_result_t *res);
+/**
+ * The OpenAI-compatible generator's run function (rag/gen_openai.c). In a
+ * coroutine it parks while the answer streams in (the loop's libcurl multi
+ * handle); on a plain thread it blocks.
+ */
+int nb_gen__openai_run(const nb_gen_request_t *req, nb_gen_result_t *res);
+/**
+ * Frees every event loop's libcurl multi handle and closes its libuv handles
+ * (call once the loops stopped serving, before they close — the server's
+ * loop_stop hook; later calls do nothing).
+ */
+void nb_gen_loop_cleanup(void);
 
 #endif

@@ -34,7 +34,7 @@ char *nb_rag_or_query(const char *text);
 
 /**
  * Retrieves up to limit chunks of the notebook's live, ready sources for
- * question (and prev_question, may be NULL) with the text-search config.
+ * question (and prev_question, may be NULL) with the text-search config (NULL: the notebook's language).
  * 0 and *out (dispose with nb_retrieved_dispose), or a negative nb_err_t.
  */
 int nb_rag_retrieve(nb_conn_t *c, const char *notebook_id, const char *config, const char *question,

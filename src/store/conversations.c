@@ -68,7 +68,8 @@ NB_STMT(st_chat_context,
 	    "c") "         ORDER BY m.created_at DESC, m.id DESC LIMIT $3) t), '[]')::text"
 		 " FROM conversations c" VISIBLE("c", "n") " AND c.id = $1 AND c.user_id = $2");
 /*
- * language: the config is a parameter; chunks.tsv is built with 'english' until the notebook's language lands.
+ * language: the config is a parameter; NULL means the notebook's (nb_ts_config(notebooks.language), the
+ * configuration its chunks' tsv were built with), so the question is stemmed as the chunks were.
  * Ranking reads every candidate's vector, so candidates are bounded: first the chunks holding all of the
  * question's words (plainto: the precise matches), then any chunk holding any word of the question or of
  * the previous one, each arm capped at CANDIDATES; a notebook of a million chunks costs what 2 × CANDIDATES do.
@@ -76,8 +77,10 @@ NB_STMT(st_chat_context,
 #define CANDIDATES "2500"
 NB_STMT_SLOW(
     st_chat_retrieve,
-    "WITH q AS (SELECT websearch_to_tsquery($2::regconfig, $3) AS q, websearch_to_tsquery($2::regconfig, $4) AS h,"
-    "                  plainto_tsquery($2::regconfig, $6) AS a),"
+    "WITH l AS (SELECT coalesce($2::regconfig, (SELECT nb_ts_config(n.language) FROM notebooks n WHERE n.id = $1),"
+    "                           'english'::regconfig) AS cfg),"
+    " q AS (SELECT websearch_to_tsquery(l.cfg, $3) AS q, websearch_to_tsquery(l.cfg, $4) AS h,"
+    "              plainto_tsquery(l.cfg, $6) AS a FROM l),"
     " cand AS ((SELECT c.id FROM chunks c, q WHERE c.notebook_id = $1 AND c.deleted_at IS NULL AND c.tsv @@ q.a"
     "           LIMIT " CANDIDATES ")"
     "   UNION (SELECT c.id FROM chunks c, q WHERE c.notebook_id = $1 AND c.deleted_at IS NULL"

@@ -59,7 +59,7 @@ int nb_store_chat_context(nb_conn_t *c, const char *owner, const char *conversat
  * matches counting half. `question` (plain text) finds the chunks holding
  * all its words first, so that capping the candidates (2 × 2,500, to bound
  * the cost on large notebooks) keeps the precise matches. `config` is the
- * text-search configuration. *items: array of {chunk_id, source_id, text,
+ * text-search configuration, or NULL for the notebook's (nb_ts_config of its language). *items: array of {chunk_id, source_id, text,
  * score}, best first, at most limit.
  */
 int nb_store_chat_retrieve(nb_conn_t *c, const char *notebook_id, const char *config, const char *query,

@@ -3,7 +3,7 @@ fixed number of statements, the trash, another user's conversation), asking
 with the extractive generator against a fixture corpus (the answer cites the
 chunk holding the known sentence for at least 80 % of the questions; every
 citation is an exact span of a live chunk), follow-ups, bad input, the
-generation history, the openai setting before its client exists, export and
+generation history, the openai generator without a URL, export and
 erasure."""
 import json
 import os
@@ -519,8 +519,8 @@ def test_generations_history():
     eq(srv.get("/v1/generations").status, 401)
 
 
-def test_openai_generator_not_built_yet():
-    # the setting accepts openai; asking answers 503 and stores only a failed generation record
+def test_openai_generator_without_url():
+    # openai without NOTEBOOKD_LLM_URL: asking answers 503 and stores only a failed generation record
     tok, _ = user()
     nb = notebook(tok)
     conv = conversation(tok, nb)
@@ -571,3 +571,33 @@ def test_export_includes_chat_and_erasure_removes_it():
     eq(psql("SELECT count(*) FROM conversations WHERE id = '%s'" % conv["id"]), "0")
     eq(psql("SELECT count(*) FROM messages WHERE conversation_id = '%s'" % conv["id"]), "0")
     eq(psql("SELECT count(*) FROM generation_history WHERE user_id = '%s'" % uid), "0")
+
+
+def test_streamed_answer_with_the_extractive_generator():
+    # Accept: text/event-stream: deltas, then one done equal to what GET messages returns
+    fx = fixture_notebook()
+    conv = conversation(fx["tok"], fx["nb"])
+    r = srv.post("/v1/conversations/%s/messages" % conv["id"], {"content": "How does a candle burn?"},
+                 token=fx["tok"], headers={"Accept": "text/event-stream"})
+    eq(r.status, 200, r.body)
+    events = []
+    for block in r.body.split("\n\n"):
+        lines = [ln for ln in block.split("\n") if ln and not ln.startswith(":")]
+        if lines:
+            eq(lines[0][:7], "event: ")
+            eq(lines[1][:6], "data: ")
+            events.append((lines[0][7:], json.loads(lines[1][6:])))
+    names = [e for e, _ in events]
+    check(len(names) >= 2 and set(names[:-1]) == {"delta"} and names[-1] == "done", names)
+    done = events[-1][1]
+    eq("".join(d["text"] for e, d in events[:-1]), done["assistant_message"]["content"])
+    items = srv.get("/v1/conversations/%s/messages" % conv["id"], token=fx["tok"]).json["items"]
+    eq(items, [done["user_message"], done["assistant_message"]])
+    check_citations(done["assistant_message"], fx["chunks"], set(fx["sids"].values()))
+    # errors before the stream begins are plain JSON
+    r = srv.post("/v1/conversations/%s/messages" % uuid.uuid4(), {"content": "x"}, token=fx["tok"],
+                 headers={"Accept": "text/event-stream"})
+    eq((r.status, r.json["error"]["code"]), (404, "not_found"))
+    r = srv.post("/v1/conversations/%s/messages" % conv["id"], {"content": ""}, token=fx["tok"],
+                 headers={"Accept": "text/event-stream"})
+    eq((r.status, r.json["error"]["field"]), (422, "content"))
