@@ -14,6 +14,7 @@
 #include "core/err.h"
 #include "core/utf8.h"
 #include "core/uuid.h"
+#include "store/usercache.h"
 #include "store/users.h"
 
 int nb_api_authenticate(nb_req_t *req)
@@ -21,15 +22,19 @@ int nb_api_authenticate(nb_req_t *req)
 	char uid[37];
 	if (nb_auth_check_bearer(nb_req_header(req, "authorization"), uid) < 0)
 		return nb_resp_error(req, NB_EUNAUTH, "missing, invalid or expired access token", NULL);
-	nb_conn_t *c;
-	int rc = nb_req_db(req, &c);
-	if (rc < 0)
-		return nb_fail(req, rc);
-	rc = nb_store_user_exists(c, uid);
-	if (rc < 0)
-		return nb_fail(req, rc);
-	if (rc == 0)
-		return nb_resp_error(req, NB_EUNAUTH, "missing, invalid or expired access token", NULL);
+	uint64_t gen;
+	if (!nb_usercache_has(uid, &gen)) { /* not known live (or the cache is not listening): ask */
+		nb_conn_t *c;
+		int rc = nb_req_db(req, &c);
+		if (rc < 0)
+			return nb_fail(req, rc);
+		rc = nb_store_user_exists(c, uid);
+		if (rc < 0)
+			return nb_fail(req, rc);
+		if (rc == 0)
+			return nb_resp_error(req, NB_EUNAUTH, "missing, invalid or expired access token", NULL);
+		nb_usercache_put(uid, gen);
+	}
 	memcpy(req->user_id, uid, sizeof uid);
 	req->authed = true;
 	return 0;

@@ -47,6 +47,8 @@ typedef struct nb_config {
 	int db_connect_timeout_s;
 	char *listen_database_url;	  /* h2-db: the job listener's LISTEN connection (NULL: database_url) */
 	int db_pipeline_lock_timeout_ms; /* h2-db: lock_timeout of the pipelined connections */
+	int user_cache_size;		  /* h12: live user ids cached per process (0: off) */
+	int user_cache_ttl_ms;		  /* h12: how long one serves */
 	/* auth */
 	char *jwt_secret;
 	char *jwt_issuer;
