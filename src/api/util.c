@@ -280,3 +280,31 @@ void nb_resp_list_rows(nb_req_t *req, PGresult *r, int limit)
 	nb_buf_putc(&resp->body, '}');
 	PQclear(r);
 }
+
+void nb_resp_list_write(nb_req_t *req, PGresult *r, int limit, nb_row_writer_fn fn)
+{
+	int n = PQntuples(r);
+	bool more = n > limit;
+	if (more)
+		n = limit;
+	nb_resp_t *resp = &req->resp;
+	resp->status = 200;
+	resp->content_type = "application/json";
+	nb_buf_reset(&resp->body);
+	nb_jsonw_t w;
+	nb_jsonw_init(&w, &resp->body);
+	nb_jsonw_obj(&w);
+	nb_jsonw_key(&w, "items");
+	nb_jsonw_arr(&w);
+	char key[40] = "", id[37] = "";
+	for (int i = 0; i < n; i++)
+		fn(&w, r, i, key, id);
+	nb_jsonw_arr_end(&w);
+	nb_jsonw_key(&w, "next_cursor");
+	if (more)
+		nb_jsonw_strz(&w, nb_cursor_make(req, key, id));
+	else
+		nb_jsonw_null(&w);
+	nb_jsonw_obj_end(&w);
+	PQclear(r);
+}

@@ -13,6 +13,7 @@
 #include <libpq-fe.h>
 
 #include "api/middleware.h"
+#include "core/jsonw.h"
 #include "http/request.h"
 
 /**
@@ -59,6 +60,15 @@ const char *nb_cursor_make(nb_req_t *req, const char *ts, const char *id);
  * exists). Takes ownership of r.
  */
 void nb_resp_list_rows(nb_req_t *req, PGresult *r, int limit);
+
+/** Writes the item of `row` as JSON and gives its cursor key and id (a store's *_write function). */
+typedef void (*nb_row_writer_fn)(nb_jsonw_t *w, const PGresult *r, int row, char key_out[40], char id_out[37]);
+/**
+ * Answers a list from binary rows, one item per row, written by fn straight
+ * into the response (no JSON built by PostgreSQL, no tree): up to limit + 1
+ * rows, the extra one only tells that a next page exists. Takes ownership of r.
+ */
+void nb_resp_list_write(nb_req_t *req, PGresult *r, int limit, nb_row_writer_fn fn);
 
 /** Answers an error code with its default message (for `return nb_fail(req, rc)`). */
 int nb_fail(nb_req_t *req, int err);

@@ -17,6 +17,7 @@
 #include "core/uuid.h"
 #include "db/bin.h"
 #include "db/db.h"
+#include "store/rows.h"
 #include "store/shapes.h"
 
 #define NB_EMBED "50"
@@ -50,26 +51,18 @@ NB_STMT(st_nb_reindex, "UPDATE chunks c SET tsv = to_tsvector(nb_ts_config(n.lan
  * format and nb_store_notebook_write renders them (no JSON built by
  * PostgreSQL, no to_char per timestamp): one row per embedded source, the
  * notebook's columns repeated, a notebook without sources once with NULL
- * source columns. Column order: ROW_* below. summary and topics are the
- * same expressions as in NB_SQL_SOURCE_JSON (shapes.h), cast to json.
+ * source columns. Column order: ROW_* below, then NB_SQL_SOURCE_COLS.
  */
-#define ROWS_SELECT                                                                                            \
-	"SELECT n.id, n.title, n.description, n.language, n.created_at, n.updated_at, n.deleted_at,"         \
-	" n.source_count, s.id, s.document_id, s.kind, s.title, s.url, s.status, s.error, s.byte_size,"      \
-	" s.chunk_count, s.page_count, s.summary, s.topics, s.created_at, s.updated_at"                      \
-	" FROM (SELECT n.id, n.title, n.description, n.language, n.created_at, n.updated_at, n.deleted_at,"  \
-	"       (SELECT count(*) FROM sources s WHERE s.notebook_id = n.id AND s.deleted_at IS NULL)"       \
+#define ROWS_SELECT                                                                                           \
+	"SELECT n.id, n.title, n.description, n.language, n.created_at, n.updated_at, n.deleted_at,"        \
+	" n.source_count, " NB_SQL_SOURCE_COLS("s")                                                          \
+	" FROM (SELECT n.id, n.title, n.description, n.language, n.created_at, n.updated_at, n.deleted_at," \
+	"       (SELECT count(*) FROM sources s WHERE s.notebook_id = n.id AND s.deleted_at IS NULL)"      \
 	"        AS source_count FROM notebooks n WHERE "
-#define ROWS_SOURCES                                                                                            \
-	") n LEFT JOIN LATERAL (SELECT s.id, s.document_id, s.kind, s.title, s.url, s.status, s.error,"        \
-	"  s.byte_size, s.chunk_count, s.page_count, NULL::json AS summary, NULL::json AS topics,"             \
-	"  s.created_at, s.updated_at FROM sources s WHERE s.notebook_id = n.id AND s.deleted_at IS NULL"     \
+#define ROWS_SOURCES                                                                                  \
+	") n LEFT JOIN LATERAL (SELECT * FROM sources s WHERE s.notebook_id = n.id AND s.deleted_at IS NULL" \
 	"  ORDER BY s.created_at, s.id LIMIT " NB_EMBED ") s ON true"
-enum {
-	ROW_ID, ROW_TITLE, ROW_DESCRIPTION, ROW_LANGUAGE, ROW_CREATED, ROW_UPDATED, ROW_DELETED, ROW_SOURCE_COUNT,
-	ROW_S_ID, ROW_S_DOCUMENT, ROW_S_KIND, ROW_S_TITLE, ROW_S_URL, ROW_S_STATUS, ROW_S_ERROR, ROW_S_BYTES,
-	ROW_S_CHUNKS, ROW_S_PAGES, ROW_S_SUMMARY, ROW_S_TOPICS, ROW_S_CREATED, ROW_S_UPDATED
-};
+enum { ROW_ID, ROW_TITLE, ROW_DESCRIPTION, ROW_LANGUAGE, ROW_CREATED, ROW_UPDATED, ROW_DELETED, ROW_SOURCE_COUNT, ROW_S };
 
 NB_STMT(st_nb_get_rows, ROWS_SELECT "n.id = $1 AND n.owner_id = $2 AND n.deleted_at IS NULL"
 	ROWS_SOURCES " ORDER BY s.created_at, s.id");
@@ -191,49 +184,6 @@ int nb_store_notebooks_list(nb_conn_t *c, const char *owner, bool trashed, int l
 	return nb_db_exec_binary(c, st, &p, rows);
 }
 
-/* A timestamptz column (binary) as JSON: null for NULL and for ±infinity (as nb_ts gave). */
-static void ts(nb_jsonw_t *w, const PGresult *r, int row, int col)
-{
-	int64_t v = nb_bin_int(r, row, col);
-	if (nb_bin_null(r, row, col) || v == INT64_MAX || v == INT64_MIN)
-		nb_jsonw_null(w);
-	else
-		nb_jsonw_ts(w, v + NB_PG_EPOCH_US);
-}
-
-static void text(nb_jsonw_t *w, const PGresult *r, int row, int col)
-{
-	if (nb_bin_null(r, row, col))
-		nb_jsonw_null(w);
-	else
-		nb_jsonw_str(w, PQgetvalue(r, row, col), (size_t)PQgetlength(r, row, col));
-}
-
-static void uuid(nb_jsonw_t *w, const PGresult *r, int row, int col)
-{
-	const unsigned char *u = nb_bin_uuid(r, row, col);
-	if (u)
-		nb_jsonw_uuid(w, u);
-	else
-		nb_jsonw_null(w);
-}
-
-static void integer(nb_jsonw_t *w, const PGresult *r, int row, int col)
-{
-	if (nb_bin_null(r, row, col))
-		nb_jsonw_null(w);
-	else
-		nb_jsonw_int(w, nb_bin_int(r, row, col));
-}
-
-static void raw(nb_jsonw_t *w, const PGresult *r, int row, int col)
-{
-	if (nb_bin_null(r, row, col))
-		nb_jsonw_null(w);
-	else
-		nb_jsonw_raw(w, PQgetvalue(r, row, col), (size_t)PQgetlength(r, row, col));
-}
-
 /* The same notebook as the row before? (its rows are consecutive) */
 static bool same_notebook(const PGresult *r, int a, int b)
 {
@@ -245,60 +195,27 @@ int nb_store_notebook_write(nb_jsonw_t *w, const PGresult *r, int row)
 	int n = PQntuples(r);
 	nb_jsonw_obj(w);
 	nb_jsonw_key(w, "id");
-	uuid(w, r, row, ROW_ID);
+	nb_row_uuid(w, r, row, ROW_ID);
 	nb_jsonw_key(w, "title");
-	text(w, r, row, ROW_TITLE);
+	nb_row_text(w, r, row, ROW_TITLE);
 	nb_jsonw_key(w, "description");
-	text(w, r, row, ROW_DESCRIPTION);
+	nb_row_text(w, r, row, ROW_DESCRIPTION);
 	nb_jsonw_key(w, "language");
-	text(w, r, row, ROW_LANGUAGE);
+	nb_row_text(w, r, row, ROW_LANGUAGE);
 	nb_jsonw_key(w, "created_at");
-	ts(w, r, row, ROW_CREATED);
+	nb_row_ts(w, r, row, ROW_CREATED);
 	nb_jsonw_key(w, "updated_at");
-	ts(w, r, row, ROW_UPDATED);
+	nb_row_ts(w, r, row, ROW_UPDATED);
 	nb_jsonw_key(w, "deleted_at");
-	ts(w, r, row, ROW_DELETED);
+	nb_row_ts(w, r, row, ROW_DELETED);
 	nb_jsonw_key(w, "source_count");
-	integer(w, r, row, ROW_SOURCE_COUNT);
+	nb_row_int(w, r, row, ROW_SOURCE_COUNT);
 	nb_jsonw_key(w, "sources");
 	nb_jsonw_arr(w);
 	int i = row;
-	for (; i < n && (i == row || same_notebook(r, row, i)); i++) {
-		if (nb_bin_null(r, i, ROW_S_ID))
-			continue; /* no sources: the one row of the LEFT JOIN */
-		nb_jsonw_obj(w);
-		nb_jsonw_key(w, "id");
-		uuid(w, r, i, ROW_S_ID);
-		nb_jsonw_key(w, "notebook_id");
-		uuid(w, r, i, ROW_ID);
-		nb_jsonw_key(w, "document_id");
-		uuid(w, r, i, ROW_S_DOCUMENT);
-		nb_jsonw_key(w, "kind");
-		text(w, r, i, ROW_S_KIND);
-		nb_jsonw_key(w, "title");
-		text(w, r, i, ROW_S_TITLE);
-		nb_jsonw_key(w, "url");
-		text(w, r, i, ROW_S_URL);
-		nb_jsonw_key(w, "status");
-		text(w, r, i, ROW_S_STATUS);
-		nb_jsonw_key(w, "error");
-		text(w, r, i, ROW_S_ERROR);
-		nb_jsonw_key(w, "byte_size");
-		integer(w, r, i, ROW_S_BYTES);
-		nb_jsonw_key(w, "chunk_count");
-		integer(w, r, i, ROW_S_CHUNKS);
-		nb_jsonw_key(w, "page_count");
-		integer(w, r, i, ROW_S_PAGES);
-		nb_jsonw_key(w, "summary");
-		raw(w, r, i, ROW_S_SUMMARY);
-		nb_jsonw_key(w, "topics");
-		raw(w, r, i, ROW_S_TOPICS);
-		nb_jsonw_key(w, "created_at");
-		ts(w, r, i, ROW_S_CREATED);
-		nb_jsonw_key(w, "updated_at");
-		ts(w, r, i, ROW_S_UPDATED);
-		nb_jsonw_obj_end(w);
-	}
+	for (; i < n && (i == row || same_notebook(r, row, i)); i++)
+		if (!nb_bin_null(r, i, ROW_S)) /* a notebook without sources: one row of NULLs */
+			nb_store_source_row(w, r, i, ROW_S);
 	nb_jsonw_arr_end(w);
 	nb_jsonw_obj_end(w);
 	return i;
@@ -306,8 +223,8 @@ int nb_store_notebook_write(nb_jsonw_t *w, const PGresult *r, int row)
 
 void nb_store_notebook_key(const PGresult *r, int row, bool trashed, char ts_out[40], char id_out[37])
 {
-	nb_ts_pg_fmt(nb_bin_ts(r, row, trashed ? ROW_DELETED : ROW_CREATED), ts_out);
-	nb_uuid_fmt((const unsigned char *)PQgetvalue(r, row, ROW_ID), id_out);
+	nb_row_ts_text(r, row, trashed ? ROW_DELETED : ROW_CREATED, ts_out);
+	nb_row_uuid_text(r, row, ROW_ID, id_out);
 }
 
 int nb_store_notebook_trash(nb_conn_t *c, const char *owner, const char *id)

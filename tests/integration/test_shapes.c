@@ -23,7 +23,9 @@
 #include "db/bin.h"
 #include "db/db.h"
 #include "db/pool.h"
+#include "api/util.h"
 #include "store/notebooks.h"
+#include "store/sources.h"
 #include "store/shapes.h"
 #include "t.h"
 
@@ -45,6 +47,13 @@ static const char *owner = "0190a000-0000-7000-8000-00000000aa01";
 NB_STMT(st_old_list, "SELECT " OLD_NOTEBOOK_JSON("n") ", n.created_at::text, n.deleted_at::text, n.id::text"
 		     " FROM notebooks n WHERE n.owner_id = $1 AND (n.deleted_at IS NOT NULL) = $2"
 		     " ORDER BY CASE WHEN $2 THEN n.deleted_at ELSE n.created_at END DESC, n.id DESC");
+NB_STMT(st_old_sources, "SELECT " NB_SQL_SOURCE_JSON("s") ", s.created_at::text, s.id::text FROM sources s"
+			"  WHERE s.notebook_id = $1 AND s.deleted_at IS NULL ORDER BY s.created_at, s.id");
+NB_STMT(st_old_chunks,
+	"SELECT json_build_object('id', c.id, 'source_id', c.source_id, 'index', c.chunk_index, 'text', c.text,"
+	" 'char_start', c.char_start, 'char_end', c.char_end, 'page', c.page, 'token_count', c.token_count),"
+	" c.chunk_index::text, c.id::text"
+	" FROM chunks c WHERE c.source_id = $1 AND c.deleted_at IS NULL ORDER BY c.chunk_index");
 NB_STMT(st_ts_sample, "SELECT t, nb_ts(t), t::text FROM (SELECT timestamptz '1900-01-01 00:00:00+00'"
 		      " + (random() * 300 * 365.25 * 86400) * interval '1 second' AS t"
 		      " FROM generate_series(1, 20000) UNION ALL SELECT unnest(ARRAY["
@@ -91,7 +100,11 @@ static const char *setup_sql =
     "  NULL, 'pending', NULL, NULL, 0, NULL, '2020-05-05 05:05:06+00', '2020-05-05 05:05:06+00', NULL);"
     "INSERT INTO sources (id, notebook_id, title, kind, status, created_at)"
     " SELECT gen_random_uuid(), '0190a000-0000-7000-8000-0000000000b3', 's' || i, 'text', 'processing',"
-    "  '2026-01-01 00:00:00+00'::timestamptz + i * interval '1.0001 second' FROM generate_series(1, 55) i;";
+    "  '2026-01-01 00:00:00+00'::timestamptz + i * interval '1.0001 second' FROM generate_series(1, 55) i;"
+    "INSERT INTO chunks (id, source_id, notebook_id, chunk_index, text, char_start, char_end, page, token_count)"
+    " SELECT gen_random_uuid(), '0190a000-0000-7000-8000-0000000000c2', '0190a000-0000-7000-8000-0000000000b1',"
+    "  i, 'chunk ' || i || ' ' || chr(i) || ' \"q\" \\ é 😀', i * 10, i * 10 + 9, CASE WHEN i % 2 = 0 THEN i END, i"
+    "  FROM generate_series(1, 40) i;";
 
 static void test_timestamps_match_nb_ts_and_timestamptz_text(void)
 {
@@ -207,6 +220,65 @@ static void test_get_bytes_match_the_old_jansson_answer(void)
 	PQclear(old);
 }
 
+/* A whole list's item bytes: the old rows (JSON, key, id) against a writer over the new rows. */
+static void compare_items(PGresult *old, PGresult *rows, nb_row_writer_fn fn, int expect)
+{
+	CHECK(old && rows);
+	if (!old || !rows)
+		return;
+	CHECK_MSG(PQntuples(old) == expect && PQntuples(rows) == expect, "%d / %d rows", PQntuples(old),
+		  PQntuples(rows));
+	nb_buf_t want = NB_BUF_INIT, got = NB_BUF_INIT;
+	for (int i = 0; i < PQntuples(old) && i < PQntuples(rows); i++) {
+		nb_buf_reset(&want);
+		nb_buf_reset(&got);
+		nb_buf_json_compact(&want, PQgetvalue(old, i, 0), (size_t)PQgetlength(old, i, 0));
+		nb_jsonw_t w;
+		nb_jsonw_init(&w, &got);
+		char key[40], id[37];
+		fn(&w, rows, i, key, id);
+		CHECK_MSG(got.len == want.len && !memcmp(got.data, want.data, got.len), "item %d:\n#  got  %.300s\n#  want %.300s",
+			  i, got.data, want.data);
+		CHECK_MSG(!strcmp(key, PQgetvalue(old, i, 1)), "key %s vs %s", key, PQgetvalue(old, i, 1));
+		CHECK(!strcmp(id, PQgetvalue(old, i, 2)));
+	}
+	nb_buf_dispose(&want);
+	nb_buf_dispose(&got);
+}
+
+static PGresult *old_of(nb_stmt_t *st, const char *id)
+{
+	nb_params_t p;
+	nb_params_init(&p);
+	nb_p_text(&p, id);
+	PGresult *r = NULL;
+	CHECK(nb_db_exec(conn, st, &p, &r) == 0);
+	return r;
+}
+
+static void test_sources_list_bytes_match_the_old_sql(void)
+{
+	const char *nbs[] = {"0190a000-0000-7000-8000-0000000000b1", "0190a000-0000-7000-8000-0000000000b3"};
+	int expect[] = {2, 55};
+	for (int k = 0; k < 2; k++) {
+		PGresult *old = old_of(&st_old_sources, nbs[k]), *rows = NULL;
+		CHECK(nb_store_sources_list(conn, owner, nbs[k], 100, NULL, NULL, &rows) == 0);
+		compare_items(old, rows, nb_store_sources_write, expect[k]);
+		PQclear(old);
+		PQclear(rows);
+	}
+}
+
+static void test_chunks_list_bytes_match_the_old_sql(void)
+{
+	const char *src = "0190a000-0000-7000-8000-0000000000c2";
+	PGresult *old = old_of(&st_old_chunks, src), *rows = NULL;
+	CHECK(nb_store_chunks_list(conn, owner, src, 100, -1, &rows) == 0);
+	compare_items(old, rows, nb_store_chunks_write, 40);
+	PQclear(old);
+	PQclear(rows);
+}
+
 int main(void)
 {
 	url = getenv("NB_TEST_DATABASE_URL");
@@ -240,6 +312,8 @@ int main(void)
 	T_RUN(test_list_bytes_match_the_old_sql);
 	T_RUN(test_trash_bytes_match_the_old_sql);
 	T_RUN(test_get_bytes_match_the_old_jansson_answer);
+	T_RUN(test_sources_list_bytes_match_the_old_sql);
+	T_RUN(test_chunks_list_bytes_match_the_old_sql);
 	nb_db_command(conn, "DELETE FROM users WHERE id = '0190a000-0000-7000-8000-00000000aa01'");
 	nb_pool_release(pool, conn);
 	nb_pool_destroy(pool);
