@@ -281,7 +281,7 @@ void nb_resp_list_rows(nb_req_t *req, PGresult *r, int limit)
 	PQclear(r);
 }
 
-void nb_resp_list_write(nb_req_t *req, PGresult *r, int limit, nb_row_writer_fn fn)
+static void list_write(nb_req_t *req, PGresult *r, int limit, nb_row_writer_fn fn, bool upper_hex)
 {
 	int n = PQntuples(r);
 	bool more = n > limit;
@@ -293,6 +293,7 @@ void nb_resp_list_write(nb_req_t *req, PGresult *r, int limit, nb_row_writer_fn 
 	nb_buf_reset(&resp->body);
 	nb_jsonw_t w;
 	nb_jsonw_init(&w, &resp->body);
+	w.upper_hex = upper_hex;
 	nb_jsonw_obj(&w);
 	nb_jsonw_key(&w, "items");
 	nb_jsonw_arr(&w);
@@ -307,4 +308,14 @@ void nb_resp_list_write(nb_req_t *req, PGresult *r, int limit, nb_row_writer_fn 
 		nb_jsonw_null(&w);
 	nb_jsonw_obj_end(&w);
 	PQclear(r);
+}
+
+void nb_resp_list_write(nb_req_t *req, PGresult *r, int limit, nb_row_writer_fn fn)
+{
+	list_write(req, r, limit, fn, false);
+}
+
+void nb_resp_list_write_jansson(nb_req_t *req, PGresult *r, int limit, nb_row_writer_fn fn)
+{
+	list_write(req, r, limit, fn, true);
 }

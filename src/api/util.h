@@ -69,6 +69,8 @@ typedef void (*nb_row_writer_fn)(nb_jsonw_t *w, const PGresult *r, int row, char
  * rows, the extra one only tells that a next page exists. Takes ownership of r.
  */
 void nb_resp_list_write(nb_req_t *req, PGresult *r, int limit, nb_row_writer_fn fn);
+/** The same, escaping control characters in strings as jansson does (\u00XX): for a list that jansson wrote before. */
+void nb_resp_list_write_jansson(nb_req_t *req, PGresult *r, int limit, nb_row_writer_fn fn);
 
 /** Answers an error code with its default message (for `return nb_fail(req, rc)`). */
 int nb_fail(nb_req_t *req, int err);

@@ -3,7 +3,8 @@
  * (store/notebooks.c, core/jsonw.c) are byte for byte what the old path
  * answered: PostgreSQL's json_build_object (the shapes.h macros, and the old
  * NOTEBOOK_JSON kept below as the reference) compacted by nb_buf_json_compact
- * for the lists, and that JSON re-dumped by jansson for GET /v1/notebooks/{id}.
+ * for the lists, and that JSON re-dumped by jansson for GET /v1/notebooks/{id}
+ * and GET /v1/jobs.
  * The data is made to hurt: every control character, quotes, backslashes,
  * non-ASCII, NULLs, more sources than are embedded, timestamps before 1970
  * and before 2000 (PostgreSQL's epoch) and with sub-millisecond parts.
@@ -25,6 +26,7 @@
 #include "db/pool.h"
 #include "api/util.h"
 #include "store/notebooks.h"
+#include "store/jobs.h"
 #include "store/sources.h"
 #include "store/shapes.h"
 #include "t.h"
@@ -54,6 +56,13 @@ NB_STMT(st_old_chunks,
 	" 'char_start', c.char_start, 'char_end', c.char_end, 'page', c.page, 'token_count', c.token_count),"
 	" c.chunk_index::text, c.id::text"
 	" FROM chunks c WHERE c.source_id = $1 AND c.deleted_at IS NULL ORDER BY c.chunk_index");
+/* The old JOB_JSON of store/jobs.c, which GET /v1/jobs re-dumped through jansson. */
+NB_STMT(st_old_jobs,
+	"SELECT json_build_object('id', j.id, 'kind', j.kind, 'status', j.status, 'attempts', j.attempts,"
+	" 'max_attempts', j.max_attempts, 'last_error', j.last_error, 'run_at', nb_ts(j.run_at),"
+	" 'created_at', nb_ts(j.created_at), 'updated_at', nb_ts(j.updated_at),"
+	" 'finished_at', nb_ts(j.finished_at)) FROM jobs j WHERE j.user_id = $1 AND j.deleted_at IS NULL"
+	" ORDER BY j.created_at DESC, j.id DESC");
 NB_STMT(st_ts_sample, "SELECT t, nb_ts(t), t::text FROM (SELECT timestamptz '1900-01-01 00:00:00+00'"
 		      " + (random() * 300 * 365.25 * 86400) * interval '1 second' AS t"
 		      " FROM generate_series(1, 20000) UNION ALL SELECT unnest(ARRAY["
@@ -104,7 +113,13 @@ static const char *setup_sql =
     "INSERT INTO chunks (id, source_id, notebook_id, chunk_index, text, char_start, char_end, page, token_count)"
     " SELECT gen_random_uuid(), '0190a000-0000-7000-8000-0000000000c2', '0190a000-0000-7000-8000-0000000000b1',"
     "  i, 'chunk ' || i || ' ' || chr(i) || ' \"q\" \\ é 😀', i * 10, i * 10 + 9, CASE WHEN i % 2 = 0 THEN i END, i"
-    "  FROM generate_series(1, 40) i;";
+    "  FROM generate_series(1, 40) i;"
+    "INSERT INTO jobs (id, user_id, kind, status, attempts, max_attempts, last_error, run_at, finished_at, created_at)"
+    " SELECT gen_random_uuid(), '0190a000-0000-7000-8000-00000000aa01', 'noop',"
+    "  (ARRAY['pending', 'succeeded', 'failed', 'dead'])[i % 4 + 1], i % 6, 5,"
+    "  CASE WHEN i % 3 = 0 THEN NULL ELSE 'error ' || chr(i) || chr(i + 10) || ' \"x\" \\ ü' END,"
+    "  '2026-05-05 05:05:05.123456+00'::timestamptz + i * interval '1 ms', CASE WHEN i % 2 = 0 THEN now() END,"
+    "  '2026-05-05 00:00:00+00'::timestamptz + i * interval '1.5 ms' FROM generate_series(1, 21) i;";
 
 static void test_timestamps_match_nb_ts_and_timestamptz_text(void)
 {
@@ -279,6 +294,38 @@ static void test_chunks_list_bytes_match_the_old_sql(void)
 	PQclear(rows);
 }
 
+static void test_jobs_list_bytes_match_the_old_jansson_answer(void)
+{
+	PGresult *old = old_of(&st_old_jobs, owner), *rows = NULL;
+	CHECK(nb_store_jobs_list_rows(conn, owner, NULL, 100, NULL, &rows) == 0);
+	CHECK(old && rows && PQntuples(old) == 21 && PQntuples(rows) == 21);
+	nb_buf_t got = NB_BUF_INIT;
+	for (int i = 0; old && rows && i < PQntuples(old) && i < PQntuples(rows); i++) {
+		json_t *j = json_loads(PQgetvalue(old, i, 0), 0, NULL);
+		char *want = j ? json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
+		nb_buf_reset(&got);
+		nb_jsonw_t w;
+		nb_jsonw_init(&w, &got);
+		w.upper_hex = true;
+		char key[40], id[37];
+		nb_store_jobs_write(&w, rows, i, key, id);
+		CHECK_MSG(want && !strcmp(got.data, want), "job %d:\n#  got  %s\n#  want %s", i, got.data,
+			  want ? want : "(none)");
+		CHECK(!strcmp(key, "j") && strlen(id) == 36);
+		free(want);
+		json_decref(j);
+	}
+	/* the jansson API over the same rows still answers the same page */
+	json_t *items = NULL;
+	bool more = true;
+	CHECK(nb_store_jobs_list(conn, owner, "dead", 100, NULL, &items, &more) == 0);
+	CHECK(items && json_array_size(items) == 5 && !more);
+	json_decref(items);
+	nb_buf_dispose(&got);
+	PQclear(old);
+	PQclear(rows);
+}
+
 int main(void)
 {
 	url = getenv("NB_TEST_DATABASE_URL");
@@ -314,6 +361,7 @@ int main(void)
 	T_RUN(test_get_bytes_match_the_old_jansson_answer);
 	T_RUN(test_sources_list_bytes_match_the_old_sql);
 	T_RUN(test_chunks_list_bytes_match_the_old_sql);
+	T_RUN(test_jobs_list_bytes_match_the_old_jansson_answer);
 	nb_db_command(conn, "DELETE FROM users WHERE id = '0190a000-0000-7000-8000-00000000aa01'");
 	nb_pool_release(pool, conn);
 	nb_pool_destroy(pool);
