@@ -19,8 +19,9 @@
 /**
  * The auth middleware (the server calls it for NB_ROUTE_AUTH routes): checks
  * the bearer token, then that the user still exists (an erased account's
- * tokens stop working at once). Sets req->user_id. 0 or NB_EUNAUTH (with the
- * 401 answer set).
+ * tokens stop working at once): from the live-user cache when it holds the
+ * user (store/usercache.h: no statement), else in the database. Sets
+ * req->user_id. 0 or NB_EUNAUTH (with the 401 answer set).
  */
 int nb_api_authenticate(nb_req_t *req);
 
