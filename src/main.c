@@ -30,6 +30,7 @@
 #include "rag/study_jobs.h"
 #include "store/idempotency.h"
 #include "store/notebooks.h"
+#include "store/usercache.h"
 
 typedef struct command {
 	const char *name;
@@ -268,6 +269,8 @@ static int cmd_serve(int argc, char **argv)
 		if (atomic_load(&stop.deadline_ms)) /* a signal came while they started */
 			nb_workers_begin_stop(workers);
 	}
+	if (nb_usercache_start(nb_workers_listen_url(), nb_cfg.user_cache_size, nb_cfg.user_cache_ttl_ms) < 0)
+		nb_warn("user cache could not start: every request checks its user in the database");
 	nb_info("listening on http://%s (port %d)", nb_cfg.listen, nb_server_port(srv));
 	if (nb_server_admin_port(srv))
 		nb_info("serving /metrics on http://%s (port %d)", nb_cfg.metrics_listen, nb_server_admin_port(srv));
@@ -277,6 +280,7 @@ static int cmd_serve(int argc, char **argv)
 	int64_t deadline = atomic_load(&stop.deadline_ms);
 	nb_workers_stop_by(workers, deadline ? deadline : nb_mono_ms() + nb_cfg.shutdown_timeout_ms);
 	nb_pool_destroy(wpool);
+	nb_usercache_stop();
 	nb_server_destroy(srv);
 	nb_auth_shutdown();
 	nb_pool_destroy(nb_app.pool);

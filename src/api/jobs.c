@@ -35,18 +35,10 @@ int nb_api_jobs_list(nb_req_t *req)
 		return nb_resp_error(req, NB_EINVALID, "status: must be pending, running, succeeded, failed or dead",
 				     "status");
 	nb_conn_t *c;
-	json_t *items = NULL;
-	bool more = false;
+	PGresult *rows = NULL;
 	if ((rc = nb_req_db(req, &c)) < 0 ||
-	    (rc = nb_store_jobs_list(c, req->user_id, status, page.limit, page.after_id, &items, &more)) < 0)
+	    (rc = nb_store_jobs_list_rows(c, req->user_id, status, page.limit, page.after_id, &rows)) < 0)
 		return nb_fail(req, rc);
-	const char *next = NULL;
-	if (more && json_array_size(items) > 0) {
-		json_t *last = json_array_get(items, json_array_size(items) - 1);
-		next = nb_cursor_make(req, "j", json_string_value(json_object_get(last, "id")));
-	}
-	json_t *o = json_pack("{s:o}", "items", items);
-	json_object_set_new(o, "next_cursor", next ? json_string(next) : json_null());
-	nb_resp_json(&req->resp, 200, o);
+	nb_resp_list_write_jansson(req, rows, page.limit, nb_store_jobs_write);
 	return 0;
 }

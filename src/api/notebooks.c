@@ -13,6 +13,7 @@
 #include "api/app.h"
 #include "api/util.h"
 #include "core/err.h"
+#include "core/jsonw.h"
 #include "core/utf8.h"
 #include "core/uuid.h"
 #include "db/db.h"
@@ -82,12 +83,37 @@ int nb_api_notebooks_list(nb_req_t *req)
 	nb_conn_t *c;
 	if ((rc = nb_req_db(req, &c)) < 0)
 		return nb_fail(req, rc);
+	bool trash = trashed && !strcmp(trashed, "true");
 	PGresult *rows = NULL;
-	rc = nb_store_notebooks_list(c, req->user_id, trashed && !strcmp(trashed, "true"), page.limit, page.after_ts,
-				     page.after_id, &rows);
+	rc = nb_store_notebooks_list(c, req->user_id, trash, page.limit, page.after_ts, page.after_id, &rows);
 	if (rc < 0)
 		return nb_fail(req, rc);
-	nb_resp_list_rows(req, rows, page.limit);
+	/* written straight from the rows: {"items":[...],"next_cursor":...} */
+	nb_resp_t *resp = &req->resp;
+	resp->status = 200;
+	resp->content_type = "application/json";
+	nb_buf_reset(&resp->body);
+	nb_jsonw_t w;
+	nb_jsonw_init(&w, &resp->body);
+	nb_jsonw_obj(&w);
+	nb_jsonw_key(&w, "items");
+	nb_jsonw_arr(&w);
+	int n = PQntuples(rows), row = 0, last = -1;
+	for (int count = 0; row < n && count < page.limit; count++) {
+		last = row;
+		row = nb_store_notebook_write(&w, rows, row);
+	}
+	nb_jsonw_arr_end(&w);
+	nb_jsonw_key(&w, "next_cursor");
+	if (row < n && last >= 0) { /* a notebook beyond the page: there is a next one */
+		char ts[40], id[37];
+		nb_store_notebook_key(rows, last, trash, ts, id);
+		nb_jsonw_strz(&w, nb_cursor_make(req, ts, id));
+	} else {
+		nb_jsonw_null(&w);
+	}
+	nb_jsonw_obj_end(&w);
+	PQclear(rows);
 	return 0;
 }
 
@@ -97,9 +123,20 @@ int nb_api_notebook_get(nb_req_t *req)
 	int rc = nb_req_db(req, &c);
 	if (rc < 0)
 		return nb_fail(req, rc);
-	json_t *nb = NULL;
-	rc = nb_store_notebook_get(c, req->user_id, nb_req_param(req, 0), &nb);
-	return answer(req, rc, 200, nb);
+	PGresult *rows = NULL;
+	rc = nb_store_notebook_get(c, req->user_id, nb_req_param(req, 0), &rows);
+	if (rc < 0)
+		return nb_fail(req, rc);
+	nb_resp_t *resp = &req->resp;
+	resp->status = 200;
+	resp->content_type = "application/json";
+	nb_buf_reset(&resp->body);
+	nb_jsonw_t w;
+	nb_jsonw_init(&w, &resp->body);
+	w.upper_hex = true; /* byte for byte what jansson wrote here before */
+	nb_store_notebook_write(&w, rows, 0);
+	PQclear(rows);
+	return 0;
 }
 
 /* The update and, when the language changed, its re-index job: one transaction. */

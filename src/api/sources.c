@@ -262,7 +262,7 @@ int nb_api_sources_list(nb_req_t *req)
 	if ((rc = nb_req_db(req, &c)) < 0 || (rc = nb_store_notebook_check(c, req->user_id, nb)) < 0 ||
 	    (rc = nb_store_sources_list(c, req->user_id, nb, page.limit, page.after_ts, page.after_id, &rows)) < 0)
 		return nb_fail(req, rc);
-	nb_resp_list_rows(req, rows, page.limit);
+	nb_resp_list_write(req, rows, page.limit, nb_store_sources_write);
 	return 0;
 }
 
@@ -370,6 +370,6 @@ int nb_api_chunks_list(nb_req_t *req)
 	if ((rc = nb_req_db(req, &c)) < 0 ||
 	    (rc = nb_store_chunks_list(c, req->user_id, nb_req_param(req, 0), page.limit, after, &rows)) < 0)
 		return nb_fail(req, rc);
-	nb_resp_list_rows(req, rows, page.limit);
+	nb_resp_list_write(req, rows, page.limit, nb_store_chunks_write);
 	return 0;
 }

@@ -14,6 +14,7 @@
 #include "core/err.h"
 #include "core/utf8.h"
 #include "core/uuid.h"
+#include "store/usercache.h"
 #include "store/users.h"
 
 int nb_api_authenticate(nb_req_t *req)
@@ -21,15 +22,19 @@ int nb_api_authenticate(nb_req_t *req)
 	char uid[37];
 	if (nb_auth_check_bearer(nb_req_header(req, "authorization"), uid) < 0)
 		return nb_resp_error(req, NB_EUNAUTH, "missing, invalid or expired access token", NULL);
-	nb_conn_t *c;
-	int rc = nb_req_db(req, &c);
-	if (rc < 0)
-		return nb_fail(req, rc);
-	rc = nb_store_user_exists(c, uid);
-	if (rc < 0)
-		return nb_fail(req, rc);
-	if (rc == 0)
-		return nb_resp_error(req, NB_EUNAUTH, "missing, invalid or expired access token", NULL);
+	uint64_t gen;
+	if (!nb_usercache_has(uid, &gen)) { /* not known live (or the cache is not listening): ask */
+		nb_conn_t *c;
+		int rc = nb_req_db(req, &c);
+		if (rc < 0)
+			return nb_fail(req, rc);
+		rc = nb_store_user_exists(c, uid);
+		if (rc < 0)
+			return nb_fail(req, rc);
+		if (rc == 0)
+			return nb_resp_error(req, NB_EUNAUTH, "missing, invalid or expired access token", NULL);
+		nb_usercache_put(uid, gen);
+	}
 	memcpy(req->user_id, uid, sizeof uid);
 	req->authed = true;
 	return 0;
@@ -274,4 +279,43 @@ void nb_resp_list_rows(nb_req_t *req, PGresult *r, int limit)
 	}
 	nb_buf_putc(&resp->body, '}');
 	PQclear(r);
+}
+
+static void list_write(nb_req_t *req, PGresult *r, int limit, nb_row_writer_fn fn, bool upper_hex)
+{
+	int n = PQntuples(r);
+	bool more = n > limit;
+	if (more)
+		n = limit;
+	nb_resp_t *resp = &req->resp;
+	resp->status = 200;
+	resp->content_type = "application/json";
+	nb_buf_reset(&resp->body);
+	nb_jsonw_t w;
+	nb_jsonw_init(&w, &resp->body);
+	w.upper_hex = upper_hex;
+	nb_jsonw_obj(&w);
+	nb_jsonw_key(&w, "items");
+	nb_jsonw_arr(&w);
+	char key[40] = "", id[37] = "";
+	for (int i = 0; i < n; i++)
+		fn(&w, r, i, key, id);
+	nb_jsonw_arr_end(&w);
+	nb_jsonw_key(&w, "next_cursor");
+	if (more)
+		nb_jsonw_strz(&w, nb_cursor_make(req, key, id));
+	else
+		nb_jsonw_null(&w);
+	nb_jsonw_obj_end(&w);
+	PQclear(r);
+}
+
+void nb_resp_list_write(nb_req_t *req, PGresult *r, int limit, nb_row_writer_fn fn)
+{
+	list_write(req, r, limit, fn, false);
+}
+
+void nb_resp_list_write_jansson(nb_req_t *req, PGresult *r, int limit, nb_row_writer_fn fn)
+{
+	list_write(req, r, limit, fn, true);
 }

@@ -13,13 +13,15 @@
 #include <libpq-fe.h>
 
 #include "api/middleware.h"
+#include "core/jsonw.h"
 #include "http/request.h"
 
 /**
  * The auth middleware (the server calls it for NB_ROUTE_AUTH routes): checks
  * the bearer token, then that the user still exists (an erased account's
- * tokens stop working at once). Sets req->user_id. 0 or NB_EUNAUTH (with the
- * 401 answer set).
+ * tokens stop working at once): from the live-user cache when it holds the
+ * user (store/usercache.h: no statement), else in the database. Sets
+ * req->user_id. 0 or NB_EUNAUTH (with the 401 answer set).
  */
 int nb_api_authenticate(nb_req_t *req);
 
@@ -59,6 +61,17 @@ const char *nb_cursor_make(nb_req_t *req, const char *ts, const char *id);
  * exists). Takes ownership of r.
  */
 void nb_resp_list_rows(nb_req_t *req, PGresult *r, int limit);
+
+/** Writes the item of `row` as JSON and gives its cursor key and id (a store's *_write function). */
+typedef void (*nb_row_writer_fn)(nb_jsonw_t *w, const PGresult *r, int row, char key_out[40], char id_out[37]);
+/**
+ * Answers a list from binary rows, one item per row, written by fn straight
+ * into the response (no JSON built by PostgreSQL, no tree): up to limit + 1
+ * rows, the extra one only tells that a next page exists. Takes ownership of r.
+ */
+void nb_resp_list_write(nb_req_t *req, PGresult *r, int limit, nb_row_writer_fn fn);
+/** The same, escaping control characters in strings as jansson does (\u00XX): for a list that jansson wrote before. */
+void nb_resp_list_write_jansson(nb_req_t *req, PGresult *r, int limit, nb_row_writer_fn fn);
 
 /** Answers an error code with its default message (for `return nb_fail(req, rc)`). */
 int nb_fail(nb_req_t *req, int err);

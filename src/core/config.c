@@ -89,6 +89,11 @@ static const var_t vars[] = {
 	{"NOTEBOOKD_LISTEN_DATABASE_URL", T_STR, OFF(listen_database_url), NULL, 0, 0,
 	 "connection string of the job workers' LISTEN connection (default DATABASE_URL); behind a "
 	 "transaction-pooling PgBouncer point it straight at PostgreSQL"},
+	{"NOTEBOOKD_USER_CACHE_SIZE", T_INT, OFF(user_cache_size), "100000", 0, 100000000,
+	 "live user ids cached per process so an authenticated request skips the user check (0: off; "
+	 "erasures reach it by LISTEN/NOTIFY on NOTEBOOKD_LISTEN_DATABASE_URL)"},
+	{"NOTEBOOKD_USER_CACHE_TTL_MS", T_INT, OFF(user_cache_ttl_ms), "60000", 1, 86400000,
+	 "how long a cached live user id serves before the database is asked again"},
 	{"NOTEBOOKD_DB_PIPELINE_LOCK_TIMEOUT_MS", T_INT, OFF(db_pipeline_lock_timeout_ms), "500", 0, 600000,
 	 "lock_timeout of the pipelined connections: a statement waiting longer for a lock is run again on a "
 	 "connection of its own, and kept off the pipelines for 5 s (0: no limit)"},
@@ -145,7 +150,7 @@ static const var_t vars[] = {
 	 "retries on 429, 5xx, connect errors and timeouts before the first token (backoff 500 ms doubling, with jitter)"},
 	{"NOTEBOOKD_CHAT_KEEPALIVE_MS", T_INT, OFF(chat_keepalive_ms), "15000", 100, 600000,
 	 "a streamed answer sends a `: keep-alive` comment after this long without an event"},
-	/* h10: the database breaker and API-wide limits */
+	/* the database breaker and API-wide limits */
 	{"NOTEBOOKD_DB_BREAKER_FAILURES", T_INT, OFF(db_breaker_failures), "3", 0, 1000,
 	 "consecutive failed connects that open the database circuit breaker (503 at once, no connect tried); 0: off"},
 	{"NOTEBOOKD_DB_BREAKER_OPEN_MS", T_INT, OFF(db_breaker_open_ms), "1000", 50, 600000,
@@ -212,6 +217,8 @@ static const struct reader {
 	{"NOTEBOOKD_DB_OVERFLOW_IDLE_MS", POOLED},
 	{"NOTEBOOKD_DB_STATEMENT_TIMEOUT_MS", POOLED},
 	{"NOTEBOOKD_DB_CONNECT_TIMEOUT_S", 0},
+	{"NOTEBOOKD_USER_CACHE_SIZE", SERVE},
+	{"NOTEBOOKD_USER_CACHE_TTL_MS", SERVE},
 	{"NOTEBOOKD_JWT_SECRET", SERVE},
 	{"NOTEBOOKD_JWT_ISSUER", SERVE},
 	{"NOTEBOOKD_JWT_AUDIENCE", SERVE},

@@ -45,11 +45,11 @@ typedef struct nb_config {
 	int db_overflow_idle_ms;
 	int db_statement_timeout_ms;
 	int db_connect_timeout_s;
-	char *listen_database_url;	  /* h2-db: the job listener's LISTEN connection (NULL: database_url) */
-	int db_pipeline_lock_timeout_ms; /* h2-db: lock_timeout of the pipelined connections */
-	int db_breaker_failures; /* h10: consecutive connect failures that open the breaker (0: off) */
-	int db_breaker_open_ms;  /* h10: how long it stays open before a half-open probe */
-	/* h10: API-wide limits (src/api/ratelimit.c) */
+	char *listen_database_url;	  /* the job listener's LISTEN connection (NULL: database_url) */
+	int db_pipeline_lock_timeout_ms; /* lock_timeout of the pipelined connections */
+	int db_breaker_failures; /* consecutive connect failures that open the breaker (0: off) */
+	int db_breaker_open_ms;  /* how long it stays open before a half-open probe */
+	/* API-wide limits (src/api/ratelimit.c) */
 	int rate_read_per_min;
 	int rate_write_per_min;
 	int rate_upload_per_min;
@@ -57,6 +57,8 @@ typedef struct nb_config {
 	int rate_ip_multiplier;
 	int rate_sync_ms;
 	char *trusted_proxies;
+	int user_cache_size;		  /* live user ids cached per process (0: off) */
+	int user_cache_ttl_ms;		  /* how long one serves */
 	/* auth */
 	char *jwt_secret;
 	char *jwt_issuer;

@@ -19,6 +19,7 @@
 #include "core/utf8.h"
 #include "core/uuid.h"
 #include "db/db.h"
+#include "store/rows.h"
 
 #define JOB_JSON \
 	"json_build_object('id', j.id, 'kind', j.kind, 'status', j.status, 'attempts', j.attempts," \
@@ -95,11 +96,15 @@ NB_STMT(st_job_get, "SELECT " JOB_JSON " FROM jobs j"
 /* Both list statements read jobs_user_created_idx in order. The cursor's
  * position is looked up once (an initplan), so the row comparison is an
  * index condition and a deep page costs what the first one does. */
-NB_STMT(st_jobs_list, "SELECT " JOB_JSON " FROM jobs j"
+/* The list answers binary rows (JOB_COLS) that nb_store_jobs_write writes as JSON. */
+#define JOB_COLS                                                                                          \
+	"j.id, j.kind, j.status, j.attempts, j.max_attempts, j.last_error, j.run_at, j.created_at, j.updated_at," \
+	" j.finished_at"
+NB_STMT(st_jobs_list, "SELECT " JOB_COLS " FROM jobs j"
 		      " WHERE j.user_id = $1 AND j.deleted_at IS NULL AND ($2::text IS NULL OR j.status = $2)"
 		      " ORDER BY j.created_at DESC, j.id DESC LIMIT $3");
 NB_STMT(st_jobs_list_after,
-	"SELECT " JOB_JSON " FROM jobs j"
+	"SELECT " JOB_COLS " FROM jobs j"
 	" WHERE j.user_id = $1 AND j.deleted_at IS NULL AND ($2::text IS NULL OR j.status = $2)"
 	" AND (j.created_at, j.id) < ((SELECT c.created_at FROM jobs c WHERE c.id = $4 AND c.user_id = $1), $4)"
 	" ORDER BY j.created_at DESC, j.id DESC LIMIT $3");
@@ -363,17 +368,14 @@ static bool known_status(const char *s)
 	return false;
 }
 
-int nb_store_jobs_list(nb_conn_t *c, const char *user_id, const char *status, int limit, const char *after_id,
-		       json_t **items, bool *has_more)
+int nb_store_jobs_list_rows(nb_conn_t *c, const char *user_id, const char *status, int limit,
+			    const char *after_id, PGresult **rows)
 {
-	*items = NULL;
-	*has_more = false;
+	*rows = NULL;
 	if ((status && !known_status(status)) || limit < 1 || limit > 100 || (after_id && !nb_uuid_valid(after_id)))
 		return NB_EINVALID;
-	if (!user_id || !nb_uuid_valid(user_id)) {
-		*items = json_array();
+	if (!user_id || !nb_uuid_valid(user_id))
 		return 0;
-	}
 	nb_params_t p;
 	nb_params_init(&p);
 	nb_p_text(&p, user_id);
@@ -381,23 +383,69 @@ int nb_store_jobs_list(nb_conn_t *c, const char *user_id, const char *status, in
 	nb_p_int(&p, limit + 1); /* one more tells whether a next page exists */
 	if (after_id)
 		nb_p_text(&p, after_id);
+	return nb_db_exec_binary(c, after_id ? &st_jobs_list_after : &st_jobs_list, &p, rows);
+}
+
+void nb_store_jobs_write(nb_jsonw_t *w, const PGresult *r, int row, char key_out[40], char id_out[37])
+{
+	nb_jsonw_obj(w);
+	nb_jsonw_key(w, "id");
+	nb_row_uuid(w, r, row, 0);
+	nb_jsonw_key(w, "kind");
+	nb_row_text(w, r, row, 1);
+	nb_jsonw_key(w, "status");
+	nb_row_text(w, r, row, 2);
+	nb_jsonw_key(w, "attempts");
+	nb_row_int(w, r, row, 3);
+	nb_jsonw_key(w, "max_attempts");
+	nb_row_int(w, r, row, 4);
+	nb_jsonw_key(w, "last_error");
+	nb_row_text(w, r, row, 5);
+	nb_jsonw_key(w, "run_at");
+	nb_row_ts(w, r, row, 6);
+	nb_jsonw_key(w, "created_at");
+	nb_row_ts(w, r, row, 7);
+	nb_jsonw_key(w, "updated_at");
+	nb_row_ts(w, r, row, 8);
+	nb_jsonw_key(w, "finished_at");
+	nb_row_ts(w, r, row, 9);
+	nb_jsonw_obj_end(w);
+	snprintf(key_out, 40, "j");
+	nb_row_uuid_text(r, row, 0, id_out);
+}
+
+int nb_store_jobs_list(nb_conn_t *c, const char *user_id, const char *status, int limit, const char *after_id,
+		       json_t **items, bool *has_more)
+{
+	*items = NULL;
+	*has_more = false;
 	PGresult *r = NULL;
-	int rc = nb_db_exec(c, after_id ? &st_jobs_list_after : &st_jobs_list, &p, &r);
+	int rc = nb_store_jobs_list_rows(c, user_id, status, limit, after_id, &r);
 	if (rc < 0)
 		return rc;
 	json_t *arr = json_array();
-	int rows = PQntuples(r);
+	int rows = r ? PQntuples(r) : 0;
+	nb_buf_t b = NB_BUF_INIT;
 	for (int i = 0; i < rows && i < limit; i++) {
-		json_t *o = json_loads(PQgetvalue(r, i, 0), 0, NULL);
+		nb_jsonw_t w;
+		char key[40], id[37];
+		nb_buf_reset(&b);
+		nb_jsonw_init(&w, &b);
+		nb_store_jobs_write(&w, r, i, key, id);
+		json_t *o = json_loadb(b.data, b.len, 0, NULL);
 		if (!o) {
-			json_decref(arr);
-			PQclear(r);
-			return NB_EINTERNAL;
+			rc = NB_EINTERNAL;
+			break;
 		}
 		json_array_append_new(arr, o);
 	}
+	nb_buf_dispose(&b);
+	PQclear(r);
+	if (rc < 0) {
+		json_decref(arr);
+		return rc;
+	}
 	*has_more = rows > limit;
 	*items = arr;
-	PQclear(r);
 	return 0;
 }

@@ -22,6 +22,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "core/jsonw.h"
 #include "db/pool.h"
 
 /** The LISTEN/NOTIFY channel that announces ready jobs. */
@@ -131,5 +132,15 @@ int nb_store_job_get(nb_conn_t *c, const char *user_id, const char *job_id, json
  */
 int nb_store_jobs_list(nb_conn_t *c, const char *user_id, const char *status, int limit, const char *after_id,
 		       json_t **items, bool *has_more);
+/**
+ * The same page as binary rows (up to limit + 1: the extra one tells that a
+ * next page exists) for nb_store_jobs_write, without a JSON tree (the hot
+ * path of GET /v1/jobs). *rows is NULL (an empty page) for a malformed
+ * user id; the caller PQclears it.
+ */
+int nb_store_jobs_list_rows(nb_conn_t *c, const char *user_id, const char *status, int limit,
+			    const char *after_id, PGresult **rows);
+/** Writes the job of `row` of a nb_store_jobs_list_rows result; its cursor key is "j" and its id. */
+void nb_store_jobs_write(nb_jsonw_t *w, const PGresult *r, int row, char key_out[40], char id_out[37]);
 
 #endif

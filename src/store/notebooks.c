@@ -2,15 +2,22 @@
  * notebooks.c — SQL of notebooks (see notebooks.h).
  *
  * A notebook with its sources is one statement: the sources come from a
- * correlated json_agg over sources_notebook_live_idx, so a page of 100
- * notebooks is still one round trip and one statement.
+ * lateral join over sources_notebook_live_idx (the hot reads) or a
+ * correlated json_agg (the writes' answers), so a page of 100 notebooks is
+ * still one round trip and one statement.
  */
 #include "store/notebooks.h"
 
+#include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/err.h"
+#include "core/jsonw.h"
+#include "core/uuid.h"
+#include "db/bin.h"
 #include "db/db.h"
+#include "store/rows.h"
 #include "store/shapes.h"
 
 #define NB_EMBED "50"
@@ -28,8 +35,6 @@ NB_STMT(st_nb_create, "INSERT INTO notebooks AS n (id, owner_id, title, descript
 		      " VALUES ($1, $2, $3, $4, $5)"
 		      " RETURNING json_build_object(" NB_SQL_NOTEBOOK_FIELDS("n")
 		      ", 'source_count', 0, 'sources', '[]'::json)");
-NB_STMT(st_nb_get, "SELECT " NOTEBOOK_JSON("n") " FROM notebooks n"
-		   " WHERE n.id = $1 AND n.owner_id = $2 AND n.deleted_at IS NULL");
 /* The old language comes from a locking subquery: the caller re-indexes
  * when it changed, and two concurrent changes queue behind each other. */
 NB_STMT(st_nb_update, "WITH u AS (UPDATE notebooks x SET title = coalesce($3, x.title),"
@@ -41,20 +46,40 @@ NB_STMT(st_nb_update, "WITH u AS (UPDATE notebooks x SET title = coalesce($3, x.
 		      " SELECT " NOTEBOOK_JSON("n") ", n.language IS DISTINCT FROM n.old_language FROM u n");
 NB_STMT(st_nb_reindex, "UPDATE chunks c SET tsv = to_tsvector(nb_ts_config(n.language), c.text)"
 		       " FROM notebooks n WHERE n.id = $1 AND c.notebook_id = n.id");
-NB_STMT(st_nb_list_first, "SELECT " NOTEBOOK_JSON("n") ", n.created_at::text, n.id FROM notebooks n"
-			  " WHERE n.owner_id = $1 AND n.deleted_at IS NULL"
-			  " ORDER BY n.created_at DESC, n.id DESC LIMIT $2");
-NB_STMT(st_nb_list_next, "SELECT " NOTEBOOK_JSON("n") ", n.created_at::text, n.id FROM notebooks n"
-			 " WHERE n.owner_id = $1 AND n.deleted_at IS NULL"
+/*
+ * The hot reads (get, the list, the trash) ask for plain rows in binary
+ * format and nb_store_notebook_write renders them (no JSON built by
+ * PostgreSQL, no to_char per timestamp): one row per embedded source, the
+ * notebook's columns repeated, a notebook without sources once with NULL
+ * source columns. Column order: ROW_* below, then NB_SQL_SOURCE_COLS.
+ */
+#define ROWS_SELECT                                                                                           \
+	"SELECT n.id, n.title, n.description, n.language, n.created_at, n.updated_at, n.deleted_at,"        \
+	" n.source_count, " NB_SQL_SOURCE_COLS("s")                                                          \
+	" FROM (SELECT n.id, n.title, n.description, n.language, n.created_at, n.updated_at, n.deleted_at," \
+	"       (SELECT count(*) FROM sources s WHERE s.notebook_id = n.id AND s.deleted_at IS NULL)"      \
+	"        AS source_count FROM notebooks n WHERE "
+#define ROWS_SOURCES                                                                                  \
+	") n LEFT JOIN LATERAL (SELECT * FROM sources s WHERE s.notebook_id = n.id AND s.deleted_at IS NULL" \
+	"  ORDER BY s.created_at, s.id LIMIT " NB_EMBED ") s ON true"
+enum { ROW_ID, ROW_TITLE, ROW_DESCRIPTION, ROW_LANGUAGE, ROW_CREATED, ROW_UPDATED, ROW_DELETED, ROW_SOURCE_COUNT, ROW_S };
+
+NB_STMT(st_nb_get_rows, ROWS_SELECT "n.id = $1 AND n.owner_id = $2 AND n.deleted_at IS NULL"
+	ROWS_SOURCES " ORDER BY s.created_at, s.id");
+NB_STMT(st_nb_list_first, ROWS_SELECT "n.owner_id = $1 AND n.deleted_at IS NULL"
+			  " ORDER BY n.created_at DESC, n.id DESC LIMIT $2" ROWS_SOURCES
+			  " ORDER BY n.created_at DESC, n.id DESC, s.created_at, s.id");
+NB_STMT(st_nb_list_next, ROWS_SELECT "n.owner_id = $1 AND n.deleted_at IS NULL"
 			 " AND (n.created_at, n.id) < ($3::timestamptz, $4::uuid)"
-			 " ORDER BY n.created_at DESC, n.id DESC LIMIT $2");
-NB_STMT(st_nb_trash_first, "SELECT " NOTEBOOK_JSON("n") ", n.deleted_at::text, n.id FROM notebooks n"
-			   " WHERE n.owner_id = $1 AND n.deleted_at IS NOT NULL"
-			   " ORDER BY n.deleted_at DESC, n.id DESC LIMIT $2");
-NB_STMT(st_nb_trash_next, "SELECT " NOTEBOOK_JSON("n") ", n.deleted_at::text, n.id FROM notebooks n"
-			  " WHERE n.owner_id = $1 AND n.deleted_at IS NOT NULL"
+			 " ORDER BY n.created_at DESC, n.id DESC LIMIT $2" ROWS_SOURCES
+			 " ORDER BY n.created_at DESC, n.id DESC, s.created_at, s.id");
+NB_STMT(st_nb_trash_first, ROWS_SELECT "n.owner_id = $1 AND n.deleted_at IS NOT NULL"
+			   " ORDER BY n.deleted_at DESC, n.id DESC LIMIT $2" ROWS_SOURCES
+			   " ORDER BY n.deleted_at DESC, n.id DESC, s.created_at, s.id");
+NB_STMT(st_nb_trash_next, ROWS_SELECT "n.owner_id = $1 AND n.deleted_at IS NOT NULL"
 			  " AND (n.deleted_at, n.id) < ($3::timestamptz, $4::uuid)"
-			  " ORDER BY n.deleted_at DESC, n.id DESC LIMIT $2");
+			  " ORDER BY n.deleted_at DESC, n.id DESC LIMIT $2" ROWS_SOURCES
+			  " ORDER BY n.deleted_at DESC, n.id DESC, s.created_at, s.id");
 NB_STMT(st_nb_trash, "UPDATE notebooks SET deleted_at = now()"
 		     " WHERE id = $1 AND owner_id = $2 AND deleted_at IS NULL");
 NB_STMT(st_nb_restore, "WITH u AS (UPDATE notebooks SET deleted_at = NULL"
@@ -87,11 +112,20 @@ int nb_store_notebook_create(nb_conn_t *c, const char *owner, const char *id, co
 	return nb_db_one_json(c, &st_nb_create, &p, out);
 }
 
-int nb_store_notebook_get(nb_conn_t *c, const char *owner, const char *id, json_t **out)
+int nb_store_notebook_get(nb_conn_t *c, const char *owner, const char *id, PGresult **rows)
 {
+	*rows = NULL;
+	if (!nb_uuid_valid(id))
+		return NB_ENOTFOUND;
 	nb_params_t p;
 	owner_id(&p, id, owner);
-	return nb_db_one_json(c, &st_nb_get, &p, out);
+	int rc = nb_db_exec_binary(c, &st_nb_get_rows, &p, rows);
+	if (rc == 0 && PQntuples(*rows) == 0) {
+		PQclear(*rows);
+		*rows = NULL;
+		rc = NB_ENOTFOUND;
+	}
+	return rc;
 }
 
 int nb_store_notebook_update(nb_conn_t *c, const char *owner, const char *id, const nb_notebook_patch_t *patch,
@@ -147,7 +181,50 @@ int nb_store_notebooks_list(nb_conn_t *c, const char *owner, bool trashed, int l
 		nb_p_text(&p, after_id);
 		st = trashed ? &st_nb_trash_next : &st_nb_list_next;
 	}
-	return nb_db_exec(c, st, &p, rows);
+	return nb_db_exec_binary(c, st, &p, rows);
+}
+
+/* The same notebook as the row before? (its rows are consecutive) */
+static bool same_notebook(const PGresult *r, int a, int b)
+{
+	return !memcmp(PQgetvalue(r, a, ROW_ID), PQgetvalue(r, b, ROW_ID), 16);
+}
+
+int nb_store_notebook_write(nb_jsonw_t *w, const PGresult *r, int row)
+{
+	int n = PQntuples(r);
+	nb_jsonw_obj(w);
+	nb_jsonw_key(w, "id");
+	nb_row_uuid(w, r, row, ROW_ID);
+	nb_jsonw_key(w, "title");
+	nb_row_text(w, r, row, ROW_TITLE);
+	nb_jsonw_key(w, "description");
+	nb_row_text(w, r, row, ROW_DESCRIPTION);
+	nb_jsonw_key(w, "language");
+	nb_row_text(w, r, row, ROW_LANGUAGE);
+	nb_jsonw_key(w, "created_at");
+	nb_row_ts(w, r, row, ROW_CREATED);
+	nb_jsonw_key(w, "updated_at");
+	nb_row_ts(w, r, row, ROW_UPDATED);
+	nb_jsonw_key(w, "deleted_at");
+	nb_row_ts(w, r, row, ROW_DELETED);
+	nb_jsonw_key(w, "source_count");
+	nb_row_int(w, r, row, ROW_SOURCE_COUNT);
+	nb_jsonw_key(w, "sources");
+	nb_jsonw_arr(w);
+	int i = row;
+	for (; i < n && (i == row || same_notebook(r, row, i)); i++)
+		if (!nb_bin_null(r, i, ROW_S)) /* a notebook without sources: one row of NULLs */
+			nb_store_source_row(w, r, i, ROW_S);
+	nb_jsonw_arr_end(w);
+	nb_jsonw_obj_end(w);
+	return i;
+}
+
+void nb_store_notebook_key(const PGresult *r, int row, bool trashed, char ts_out[40], char id_out[37])
+{
+	nb_row_ts_text(r, row, trashed ? ROW_DELETED : ROW_CREATED, ts_out);
+	nb_row_uuid_text(r, row, ROW_ID, id_out);
 }
 
 int nb_store_notebook_trash(nb_conn_t *c, const char *owner, const char *id)

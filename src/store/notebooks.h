@@ -14,6 +14,7 @@
 #include <libpq-fe.h>
 #include <stdbool.h>
 
+#include "core/jsonw.h"
 #include "db/pool.h"
 
 /** Sources embedded in a notebook (oldest first); the rest via the sources list. */
@@ -25,8 +26,24 @@
  */
 int nb_store_notebook_create(nb_conn_t *c, const char *owner, const char *id, const char *title,
 			     const char *description, const char *language, json_t **out);
-/** One live notebook with its sources. */
-int nb_store_notebook_get(nb_conn_t *c, const char *owner, const char *id, json_t **out);
+/**
+ * One live notebook with its sources: *rows (binary, the caller PQclears it)
+ * for nb_store_notebook_write from row 0. NB_ENOTFOUND (and *rows NULL) when
+ * there is none.
+ */
+int nb_store_notebook_get(nb_conn_t *c, const char *owner, const char *id, PGresult **rows);
+/**
+ * Writes the notebook whose rows start at `row` of a get or list result as
+ * its JSON object (API.md: with source_count and up to
+ * NB_NOTEBOOK_EMBEDDED_SOURCES sources); returns the row of the next
+ * notebook (PQntuples when none).
+ */
+int nb_store_notebook_write(nb_jsonw_t *w, const PGresult *r, int row);
+/**
+ * The cursor key of the notebook at `row` of a list result: its created_at
+ * (trashed: deleted_at) as PostgreSQL prints a timestamptz, and its id.
+ */
+void nb_store_notebook_key(const PGresult *r, int row, bool trashed, char ts_out[40], char id_out[37]);
 /** What a PATCH changes: NULL (and set_description false) keeps a field. */
 typedef struct nb_notebook_patch {
 	const char *title;
@@ -51,8 +68,8 @@ int nb_store_notebook_reindex(nb_conn_t *c, const char *id, long *chunks);
 /**
  * A page of notebooks, newest first (trashed: the trash, most recently
  * trashed first). after_ts/after_id: the cursor, or NULL for the first page.
- * *rows gets up to limit + 1 rows of (notebook JSON text, cursor key, id)
- * for nb_resp_list_rows; the caller owns it.
+ * *rows gets up to limit + 1 notebooks (binary rows, one per embedded source)
+ * for nb_store_notebook_write and nb_store_notebook_key; the caller owns it.
  */
 int nb_store_notebooks_list(nb_conn_t *c, const char *owner, bool trashed, int limit, const char *after_ts,
 			    const char *after_id, PGresult **rows);

@@ -16,7 +16,9 @@
 #include "core/buf.h"
 #include "core/err.h"
 #include "core/uuid.h"
+#include "db/bin.h"
 #include "db/db.h"
+#include "store/rows.h"
 #include "store/shapes.h"
 
 #define CHUNK_BATCH 400
@@ -49,10 +51,11 @@ NB_STMT(st_source_retry, "UPDATE sources s SET status = 'pending', error = NULL,
 NB_STMT(st_source_derived_title, "UPDATE sources SET title = $2 WHERE id = $1 AND title_derived");
 NB_STMT(st_source_get, "SELECT " NB_SQL_SOURCE_JSON("s") " FROM sources s JOIN notebooks n ON n.id = s.notebook_id"
 		       " WHERE s.id = $1 AND n.owner_id = $2 AND s.deleted_at IS NULL AND n.deleted_at IS NULL");
-NB_STMT(st_sources_first, "SELECT " NB_SQL_SOURCE_JSON("s") ", s.created_at::text, s.id FROM sources s"
+/* The lists answer binary rows that store/rows.c writes as JSON (no JSON built in PostgreSQL). */
+NB_STMT(st_sources_first, "SELECT " NB_SQL_SOURCE_COLS("s") " FROM sources s"
 			  " WHERE s.notebook_id = $1 AND s.deleted_at IS NULL"
 			  " ORDER BY s.created_at, s.id LIMIT $2");
-NB_STMT(st_sources_next, "SELECT " NB_SQL_SOURCE_JSON("s") ", s.created_at::text, s.id FROM sources s"
+NB_STMT(st_sources_next, "SELECT " NB_SQL_SOURCE_COLS("s") " FROM sources s"
 			 " WHERE s.notebook_id = $1 AND s.deleted_at IS NULL"
 			 " AND (s.created_at, s.id) > ($3::timestamptz, $4::uuid)"
 			 " ORDER BY s.created_at, s.id LIMIT $2");
@@ -62,9 +65,7 @@ NB_STMT(st_source_trash, "UPDATE sources s SET deleted_at = now() FROM notebooks
 NB_STMT(st_source_visible, "SELECT 1 FROM sources s JOIN notebooks n ON n.id = s.notebook_id"
 			   " WHERE s.id = $1 AND n.owner_id = $2 AND s.deleted_at IS NULL AND n.deleted_at IS NULL");
 NB_STMT(st_chunks_page,
-	"SELECT json_build_object('id', c.id, 'source_id', c.source_id, 'index', c.chunk_index, 'text', c.text,"
-	" 'char_start', c.char_start, 'char_end', c.char_end, 'page', c.page, 'token_count', c.token_count),"
-	" c.chunk_index::text, c.id"
+	"SELECT c.id, c.source_id, c.chunk_index, c.text, c.char_start, c.char_end, c.page, c.token_count"
 	" FROM chunks c WHERE c.source_id = $1 AND c.deleted_at IS NULL AND c.chunk_index > $2"
 	" ORDER BY c.chunk_index LIMIT $3");
 
@@ -237,7 +238,7 @@ int nb_store_sources_list(nb_conn_t *c, const char *owner, const char *notebook_
 		nb_p_text(&p, after_ts);
 		nb_p_text(&p, after_id);
 	}
-	return nb_db_exec(c, after_ts ? &st_sources_next : &st_sources_first, &p, rows);
+	return nb_db_exec_binary(c, after_ts ? &st_sources_next : &st_sources_first, &p, rows);
 }
 
 int nb_store_source_trash(nb_conn_t *c, const char *owner, const char *id)
@@ -274,7 +275,38 @@ int nb_store_chunks_list(nb_conn_t *c, const char *owner, const char *source_id,
 	nb_p_text(&p, source_id);
 	nb_p_int(&p, after_index);
 	nb_p_int(&p, limit + 1);
-	return nb_db_exec(c, &st_chunks_page, &p, rows);
+	return nb_db_exec_binary(c, &st_chunks_page, &p, rows);
+}
+
+void nb_store_sources_write(nb_jsonw_t *w, const PGresult *r, int row, char key_out[40], char id_out[37])
+{
+	nb_store_source_row(w, r, row, 0);
+	nb_row_ts_text(r, row, 13, key_out);
+	nb_row_uuid_text(r, row, 0, id_out);
+}
+
+void nb_store_chunks_write(nb_jsonw_t *w, const PGresult *r, int row, char key_out[40], char id_out[37])
+{
+	nb_jsonw_obj(w);
+	nb_jsonw_key(w, "id");
+	nb_row_uuid(w, r, row, 0);
+	nb_jsonw_key(w, "source_id");
+	nb_row_uuid(w, r, row, 1);
+	nb_jsonw_key(w, "index");
+	nb_row_int(w, r, row, 2);
+	nb_jsonw_key(w, "text");
+	nb_row_text(w, r, row, 3);
+	nb_jsonw_key(w, "char_start");
+	nb_row_int(w, r, row, 4);
+	nb_jsonw_key(w, "char_end");
+	nb_row_int(w, r, row, 5);
+	nb_jsonw_key(w, "page");
+	nb_row_int(w, r, row, 6);
+	nb_jsonw_key(w, "token_count");
+	nb_row_int(w, r, row, 7);
+	nb_jsonw_obj_end(w);
+	snprintf(key_out, 40, "%lld", (long long)nb_bin_int(r, row, 2));
+	nb_row_uuid_text(r, row, 0, id_out);
 }
 
 void nb_ingest_info_dispose(nb_ingest_info_t *info)

@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "core/jsonw.h"
 #include "db/pool.h"
 #include "store/chunk_span.h"
 
@@ -51,12 +52,12 @@ int nb_store_source_retry(nb_conn_t *c, const char *owner, const char *id, json_
 int nb_store_source_set_derived_title(nb_conn_t *c, const char *id, const char *title);
 /** One source (live, in a live notebook of the owner). */
 int nb_store_source_get(nb_conn_t *c, const char *owner, const char *id, json_t **out);
-/** A page of a notebook's live sources, oldest first: rows for nb_resp_list_rows (caller owns). */
+/** A page of a notebook's live sources, oldest first: binary rows for nb_store_sources_write (caller owns). */
 int nb_store_sources_list(nb_conn_t *c, const char *owner, const char *notebook_id, int limit, const char *after_ts,
 			  const char *after_id, PGresult **rows);
 /** Moves a source to the trash (its chunks leave search). */
 int nb_store_source_trash(nb_conn_t *c, const char *owner, const char *id);
-/** A page of a source's chunks in order (after_index -1: the first): rows for nb_resp_list_rows. */
+/** A page of a source's chunks in order (after_index -1: the first): binary rows for nb_store_chunks_write. */
 int nb_store_chunks_list(nb_conn_t *c, const char *owner, const char *source_id, int limit, int after_index,
 			 PGresult **rows);
 
@@ -109,5 +110,13 @@ typedef struct nb_search_query {
  * source_title, index, page, score, snippet}.
  */
 int nb_store_search(nb_conn_t *c, const char *notebook_id, const nb_search_query_t *q, int limit, json_t **items);
+
+/**
+ * nb_resp_list_writer callbacks (api/util.h): write the source / chunk of
+ * `row` of a list result, with its cursor key (created_at as PostgreSQL
+ * prints it / the chunk index) and id.
+ */
+void nb_store_sources_write(nb_jsonw_t *w, const PGresult *r, int row, char key_out[40], char id_out[37]);
+void nb_store_chunks_write(nb_jsonw_t *w, const PGresult *r, int row, char key_out[40], char id_out[37]);
 
 #endif

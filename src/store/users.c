@@ -16,6 +16,7 @@
 #include "core/err.h"
 #include "core/uuid.h"
 #include "db/db.h"
+#include "store/usercache.h"
 
 #define USER_JSON                                                                                        \
 	"json_build_object('id', u.id, 'email', u.email, 'pending_email', u.pending_email,"              \
@@ -46,7 +47,9 @@ NB_STMT(st_user_confirm_email,
 NB_STMT(st_user_set_password, "UPDATE users SET password_hash = $2 WHERE id = $1 AND deleted_at IS NULL");
 NB_STMT(st_user_verified, "UPDATE users SET email_verified_at = coalesce(email_verified_at, now())"
 			  " WHERE id = $1 AND deleted_at IS NULL");
-NB_STMT(st_user_erase, "DELETE FROM users WHERE id = $1");
+/* The NOTIFY is delivered at commit, to every server's user cache (usercache.h). */
+NB_STMT(st_user_erase, "WITH d AS (DELETE FROM users WHERE id = $1 RETURNING id)"
+		       " SELECT pg_notify('" NB_USERCACHE_CHANNEL "', d.id::text) FROM d");
 
 NB_STMT(st_refresh_create,
 	"INSERT INTO refresh_tokens (id, user_id, family_id, token_hash, expires_at)"
@@ -244,7 +247,9 @@ int nb_store_user_mark_verified(nb_conn_t *c, const char *id)
 
 int nb_store_user_erase(nb_conn_t *c, const char *id)
 {
-	return one_id(c, &st_user_erase, id, true);
+	int rc = one_id(c, &st_user_erase, id, true);
+	nb_usercache_drop(id); /* this server at once; the others on the NOTIFY */
+	return rc;
 }
 
 int nb_store_refresh_create(nb_conn_t *c, const char *user_id, const unsigned char hash[32], int ttl_s)

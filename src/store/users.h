@@ -63,7 +63,10 @@ int nb_store_user_confirm_email(nb_conn_t *c, const char *id, nb_user_row_t *out
 int nb_store_user_set_password(nb_conn_t *c, const char *id, const char *password_hash);
 /** Sets email_verified_at = now() (if not yet set). */
 int nb_store_user_mark_verified(nb_conn_t *c, const char *id);
-/** Erases the user and everything the user owns (ON DELETE CASCADE). NB_ENOTFOUND if gone. */
+/**
+ * Erases the user and everything the user owns (ON DELETE CASCADE). NB_ENOTFOUND if gone.
+ * Notifies nb_user_erased (at commit) and drops the id from this process's user cache.
+ */
 int nb_store_user_erase(nb_conn_t *c, const char *id);
 
 /* Refresh tokens: only SHA-256 hashes are stored. */

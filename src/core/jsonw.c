@@ -1,0 +1,222 @@
+/*
+ * jsonw.c — the streaming JSON writer (see jsonw.h).
+ */
+#include "core/jsonw.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "core/uuid.h"
+
+void nb_jsonw_init(nb_jsonw_t *w, nb_buf_t *b)
+{
+	memset(w, 0, sizeof *w);
+	w->b = b;
+}
+
+/* Before any value or key: the comma that separates it from the previous item. */
+static void item(nb_jsonw_t *w)
+{
+	if (w->after_key) {
+		w->after_key = false;
+		return;
+	}
+	uint64_t bit = 1ull << (w->depth & 63);
+	if (w->has_item & bit)
+		nb_buf_putc(w->b, ',');
+	w->has_item |= bit;
+}
+
+static void w_open(nb_jsonw_t *w, char c)
+{
+	item(w);
+	nb_buf_putc(w->b, c);
+	w->depth++;
+	w->has_item &= ~(1ull << (w->depth & 63));
+}
+
+static void w_close(nb_jsonw_t *w, char c)
+{
+	w->depth--;
+	nb_buf_putc(w->b, c);
+}
+
+void nb_jsonw_obj(nb_jsonw_t *w)
+{
+	w_open(w, '{');
+}
+
+void nb_jsonw_arr(nb_jsonw_t *w)
+{
+	w_open(w, '[');
+}
+
+void nb_jsonw_obj_end(nb_jsonw_t *w)
+{
+	w_close(w, '}');
+}
+
+void nb_jsonw_arr_end(nb_jsonw_t *w)
+{
+	w_close(w, ']');
+}
+
+static void escaped(nb_jsonw_t *w, const char *s, size_t n)
+{
+	const char *hex = w->upper_hex ? "0123456789ABCDEF" : "0123456789abcdef";
+	nb_buf_t *b = w->b;
+	nb_buf_reserve(b, n + 2);
+	nb_buf_putc(b, '"');
+	size_t run = 0; /* start of the pending run of bytes that need no escape */
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c >= 0x20 && c != '"' && c != '\\')
+			continue;
+		nb_buf_append(b, s + run, i - run);
+		run = i + 1;
+		char e[6] = {'\\', 0, 0, 0, 0, 0};
+		size_t len = 2;
+		switch (c) {
+		case '"': e[1] = '"'; break;
+		case '\\': e[1] = '\\'; break;
+		case '\b': e[1] = 'b'; break;
+		case '\f': e[1] = 'f'; break;
+		case '\n': e[1] = 'n'; break;
+		case '\r': e[1] = 'r'; break;
+		case '\t': e[1] = 't'; break;
+		default:
+			e[1] = 'u', e[2] = '0', e[3] = '0', e[4] = hex[c >> 4], e[5] = hex[c & 15];
+			len = 6;
+		}
+		nb_buf_append(b, e, len);
+	}
+	nb_buf_append(b, s + run, n - run);
+	nb_buf_putc(b, '"');
+}
+
+void nb_jsonw_key(nb_jsonw_t *w, const char *k)
+{
+	item(w);
+	escaped(w, k, strlen(k));
+	nb_buf_putc(w->b, ':');
+	w->after_key = true;
+}
+
+void nb_jsonw_str(nb_jsonw_t *w, const char *s, size_t n)
+{
+	item(w);
+	escaped(w, s, n);
+}
+
+void nb_jsonw_strz(nb_jsonw_t *w, const char *s)
+{
+	if (s)
+		nb_jsonw_str(w, s, strlen(s));
+	else
+		nb_jsonw_null(w);
+}
+
+void nb_jsonw_null(nb_jsonw_t *w)
+{
+	item(w);
+	nb_buf_append(w->b, "null", 4);
+}
+
+void nb_jsonw_int(nb_jsonw_t *w, int64_t v)
+{
+	item(w);
+	char tmp[24];
+	int n = snprintf(tmp, sizeof tmp, "%lld", (long long)v);
+	nb_buf_append(w->b, tmp, (size_t)n);
+}
+
+void nb_jsonw_bool(nb_jsonw_t *w, bool v)
+{
+	item(w);
+	nb_buf_puts(w->b, v ? "true" : "false");
+}
+
+void nb_jsonw_raw(nb_jsonw_t *w, const char *s, size_t n)
+{
+	item(w);
+	nb_buf_json_compact(w->b, s, n);
+}
+
+void nb_uuid_fmt(const unsigned char u[16], char out[37])
+{
+	nb_uuid_t v;
+	memcpy(v.b, u, 16);
+	nb_uuid_format(&v, out);
+}
+
+void nb_jsonw_uuid(nb_jsonw_t *w, const unsigned char u[16])
+{
+	item(w);
+	char s[40];
+	s[0] = '"';
+	nb_uuid_fmt(u, s + 1);
+	s[37] = '"';
+	nb_buf_append(w->b, s, 38);
+}
+
+typedef struct civil {
+	long long y;
+	int mo, d, h, mi, s, us;
+} civil_t;
+
+/* Splits microseconds since 1970 into the proleptic Gregorian calendar (days-from-civil inverted). */
+static void civil(int64_t unix_us, civil_t *c)
+{
+	int64_t secs = unix_us / 1000000, us = unix_us % 1000000;
+	if (us < 0) {
+		us += 1000000;
+		secs--;
+	}
+	int64_t days = secs / 86400, sod = secs % 86400;
+	if (sod < 0) {
+		sod += 86400;
+		days--;
+	}
+	int64_t z = days + 719468;
+	int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+	int64_t doe = z - era * 146097;
+	int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	int64_t mp = (5 * doy + 2) / 153;
+	c->d = (int)(doy - (153 * mp + 2) / 5 + 1);
+	c->mo = (int)(mp < 10 ? mp + 3 : mp - 9);
+	c->y = yoe + era * 400 + (c->mo <= 2);
+	c->h = (int)(sod / 3600);
+	c->mi = (int)(sod / 60 % 60);
+	c->s = (int)(sod % 60);
+	c->us = (int)us;
+}
+
+void nb_jsonw_ts(nb_jsonw_t *w, int64_t unix_us)
+{
+	item(w);
+	civil_t c;
+	civil(unix_us, &c);
+	char s[48];
+	int n = snprintf(s, sizeof s, "\"%04lld-%02d-%02dT%02d:%02d:%02d.%03dZ\"", c.y, c.mo, c.d, c.h, c.mi, c.s,
+			 c.us / 1000);
+	nb_buf_append(w->b, s, (size_t)n);
+}
+
+void nb_ts_pg_fmt(int64_t unix_us, char out[40])
+{
+	civil_t c;
+	civil(unix_us, &c);
+	int n = snprintf(out, 40, "%04lld-%02d-%02d %02d:%02d:%02d", c.y, c.mo, c.d, c.h, c.mi, c.s);
+	if (c.us && n > 0 && n < 24) {
+		char frac[8];
+		snprintf(frac, sizeof frac, ".%06d", c.us);
+		size_t f = strlen(frac);
+		while (frac[f - 1] == '0')
+			f--;
+		frac[f] = '\0';
+		n += snprintf(out + n, (size_t)(40 - n), "%s", frac);
+	}
+	if (n > 0 && n < 37)
+		snprintf(out + n, (size_t)(40 - n), "+00");
+}
