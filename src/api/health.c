@@ -14,6 +14,7 @@
 #include "db/migrate.h"
 #include "db/pipe.h"
 #include "http/server.h"
+#include "jobs/retention.h"
 
 int nb_api_healthz(nb_req_t *req)
 {
@@ -84,6 +85,24 @@ static void pool_metrics(nb_buf_t *b, const pool_sample_t *p, int n)
 #undef POOL_COUNTER
 }
 
+/* The scheduled retention of this process (jobs/retention.h). */
+static void retention_metrics(nb_buf_t *b)
+{
+	nb_retention_stats_t r;
+	nb_retention_stats(&r);
+	family(b, "notebookd_retention_runs_total", "counter", "Retention runs done by this process.");
+	nb_buf_printf(b, "notebookd_retention_runs_total %llu\n", (unsigned long long)r.runs);
+	family(b, "notebookd_retention_failures_total", "counter", "Retention runs that stopped on an error.");
+	nb_buf_printf(b, "notebookd_retention_failures_total %llu\n", (unsigned long long)r.failures);
+	family(b, "notebookd_retention_deleted_total", "counter", "Rows the retention deleted, by kind.");
+	for (int w = 0; w < NB_RET_COUNT; w++)
+		nb_buf_printf(b, "notebookd_retention_deleted_total{what=\"%s\"} %llu\n",
+			      nb_store_retention_label((nb_retention_what_t)w), (unsigned long long)r.deleted[w]);
+	family(b, "notebookd_retention_last_success_timestamp_seconds", "gauge",
+	       "When this process last finished a retention run (0: never).");
+	nb_buf_printf(b, "notebookd_retention_last_success_timestamp_seconds %lld\n", (long long)r.last_success_unix);
+}
+
 /* Every family carries # HELP and # TYPE (tests/e2e/test_cli.py checks it). */
 int nb_api_metrics(nb_req_t *req)
 {
@@ -140,6 +159,7 @@ int nb_api_metrics(nb_req_t *req)
 			nb_buf_printf(&b, "notebookd_http_responses_total{class=\"%dxx\"} %ld\n", i,
 				      s.responses_by_class[i]);
 	}
+	retention_metrics(&b);
 	nb_resp_raw(&req->resp, 200, "text/plain; version=0.0.4", b.data ? b.data : "", b.len);
 	nb_buf_dispose(&b);
 	return 0;
