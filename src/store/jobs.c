@@ -188,32 +188,26 @@ int nb_store_job_insert(nb_conn_t *c, const nb_store_job_new_t *j)
 	return nb_db_exec(c, &st_job_insert, &p, NULL);
 }
 
-int nb_store_jobs_claim(nb_conn_t *c, const char *worker, int lease_ms, const char *const *kinds, int nkinds, int limit,
-			nb_job_t *out, int *n)
+/* One claim statement; appends up to `limit` jobs to out[*n ..]. */
+static int claim_with(nb_conn_t *c, nb_stmt_t *st, const char *worker, int lease_ms, const char *kinds, int limit,
+		      nb_job_t *out, int *n)
 {
-	*n = 0;
-	nb_buf_t k = NB_BUF_INIT;
-	array_literal(&k, kinds, nkinds);
 	nb_params_t p;
 	nb_params_init(&p);
 	nb_p_text(&p, worker);
 	nb_p_int(&p, lease_ms);
-	nb_p_text(&p, k.data);
+	nb_p_text(&p, kinds);
 	nb_p_int(&p, limit);
 	/* the window the ranking looks at: wide enough that another owner's job
 	 * behind a batch of one owner's is seen, small enough to stay cheap */
 	nb_p_int(&p, limit * 2 < 64 ? 64 : limit * 2 > 1024 ? 1024 : limit * 2);
 	PGresult *r = NULL;
-	/* A batch this large means measured jobs this short (the prefetch holds
-	 * 50 ms of work per handler): behind it nobody waits long, and the plain
-	 * claim costs a third of the fair one's time (bench/bench_queue.sh). */
-	int rc = nb_db_exec(c, limit <= NB_CLAIM_FAIR_MAX ? &st_jobs_claim_fair : &st_jobs_claim, &p, &r);
-	nb_buf_dispose(&k);
+	int rc = nb_db_exec(c, st, &p, &r);
 	if (rc < 0)
 		return rc;
 	int rows = PQntuples(r);
 	for (int i = 0; i < rows && i < limit; i++) {
-		nb_job_t *j = &out[i];
+		nb_job_t *j = &out[*n];
 		copy_col(j->id, sizeof j->id, r, i, 0);
 		copy_col(j->kind, sizeof j->kind, r, i, 1);
 		copy_col(j->user_id, sizeof j->user_id, r, i, 2);
@@ -230,6 +224,30 @@ int nb_store_jobs_claim(nb_conn_t *c, const char *worker, int lease_ms, const ch
 	}
 	PQclear(r);
 	return 0;
+}
+
+int nb_store_jobs_claim(nb_conn_t *c, const char *worker, int lease_ms, const char *const *kinds, int nkinds, int limit,
+			nb_job_t *out, int *n)
+{
+	*n = 0;
+	nb_buf_t k = NB_BUF_INIT;
+	array_literal(&k, kinds, nkinds);
+	int rc;
+	if (limit <= NB_CLAIM_FAIR_MAX) {
+		rc = claim_with(c, &st_jobs_claim_fair, worker, lease_ms, k.data, limit, out, n);
+		/* Nothing in the window: other claimers may have taken all of it
+		 * meanwhile (its rows are read before they are locked) while older
+		 * ready jobs remain past it; the plain claim reads on. */
+		if (rc == 0 && *n == 0)
+			rc = claim_with(c, &st_jobs_claim, worker, lease_ms, k.data, limit, out, n);
+	} else {
+		/* A batch this large means measured jobs this short (the prefetch
+		 * holds 50 ms of work per handler): behind it nobody waits long,
+		 * and the plain claim costs a third of the fair one's time. */
+		rc = claim_with(c, &st_jobs_claim, worker, lease_ms, k.data, limit, out, n);
+	}
+	nb_buf_dispose(&k);
+	return rc;
 }
 
 int nb_store_jobs_next_due(nb_conn_t *c, const char *const *kinds, int nkinds, int64_t *ms)
