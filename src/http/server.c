@@ -207,7 +207,11 @@ static void close_listener(uv_tcp_t *h, bool *flag)
 	}
 }
 
-/* Stop accepting; close idle connections; the rest close after their response. */
+/* Stop accepting; close idle keep-alive connections; the rest close after
+ * their response. A connection accepted but not yet read from is not idle:
+ * its client sent (or is sending) a request it expects answered — closing it
+ * would reset a request during a restart (under ASan, test_restart saw it).
+ * Its first-request timeout bounds the wait. */
 static void start_drain(loop_t *lp)
 {
 	if (lp->draining)
@@ -222,7 +226,7 @@ static void start_drain(loop_t *lp)
 	conn_t *c = lp->conns;
 	while (c) {
 		conn_t *next = c->next;
-		if (c->state == S_IDLE || c->state == S_READING || c->state == S_LINGER)
+		if (c->state == S_LINGER || (c->state == S_IDLE && c->requests > 0))
 			nb_http__conn_close(c);
 		else
 			c->close_after = true;
