@@ -25,10 +25,10 @@
 #include "db/verify.h"
 #include "http/server.h"
 #include "jobs/queue.h"
+#include "jobs/retention.h"
 #include "jobs/worker.h"
 #include "rag/ingest.h"
 #include "rag/study_jobs.h"
-#include "store/idempotency.h"
 #include "store/notebooks.h"
 #include "store/usercache.h"
 
@@ -75,8 +75,11 @@ static const command_t commands[] = {
 	{"purge", cmd_purge, "hard-delete what has been in the trash past the retention period",
 	 "notebookd purge\n\nHard-deletes notebooks (with everything under them) and sources that have\n"
 	 "been in the trash longer than NOTEBOOKD_TRASH_RETENTION_DAYS, then stored documents\n"
-	 "older than that which no source uses any more, and Idempotency-Key records older\n"
-	 "than 24 hours. Run it from cron.\n",
+	 "older than that which no source uses any more, refresh tokens and one-time codes\n"
+	 "expired over a day ago, and jobs finished over NOTEBOOKD_JOB_RETENTION_DAYS ago, in\n"
+	 "batches of NOTEBOOKD_RETENTION_BATCH rows. The same run happens by itself every\n"
+	 "NOTEBOOKD_RETENTION_INTERVAL_S in the processes that run jobs; this is for cron.\n"
+	 "Idempotency-Key records older than 24 hours go too.\n",
 	 NB_CMD_PURGE, ""},
 };
 
@@ -195,21 +198,22 @@ static int cmd_purge(int argc, char **argv)
 	po.size = 1;
 	nb_pool_t *pool = nb_pool_create(&po);
 	nb_conn_t *c = NULL;
-	long notebooks = 0, sources = 0, idem_keys = 0;
+	nb_retention_counts_t k = {{0}};
 	int rc = nb_pool_acquire(pool, &c);
-	if (rc == 0)
-		rc = nb_store_purge_trash(c, nb_cfg.trash_retention_days, &notebooks, &sources);
-	if (rc == 0) /* Idempotency-Key records past their window */
-		rc = nb_store_idem_purge(c, &idem_keys);
+	if (rc == 0) /* the same run as the scheduled retention (jobs/retention.h) */
+		rc = nb_retention_run(c, &k);
 	nb_pool_release(pool, c);
 	nb_pool_destroy(pool);
 	if (rc < 0) {
 		fprintf(stderr, "notebookd: purge failed (database unreachable or error; see the log)\n");
 		return 1;
 	}
-	printf("purge: %ld notebooks and %ld sources older than %d days in the trash deleted\n", notebooks, sources,
-	       nb_cfg.trash_retention_days);
-	printf("purge: %ld idempotency keys older than %d hours deleted\n", idem_keys, NB_IDEM_WINDOW_H);
+	printf("purge: %ld notebooks and %ld sources older than %d days in the trash deleted, %ld unused documents,"
+	       " %ld expired refresh tokens, %ld expired one-time codes, %ld jobs finished over %d days ago\n",
+	       k.deleted[NB_RET_NOTEBOOKS], k.deleted[NB_RET_SOURCES], nb_cfg.trash_retention_days,
+	       k.deleted[NB_RET_DOCUMENTS], k.deleted[NB_RET_REFRESH_TOKENS], k.deleted[NB_RET_OTPS],
+	       k.deleted[NB_RET_JOBS], nb_cfg.job_retention_days);
+	printf("purge: %ld idempotency keys older than 24 hours deleted\n", k.deleted[NB_RET_IDEMPOTENCY_KEYS]);
 	return 0;
 }
 
@@ -261,7 +265,7 @@ static int cmd_serve(int argc, char **argv)
 	if (nb_cfg.workers > 0) {
 		nb_pool_opts_t wo;
 		nb_pool_opts_from_config(&wo, nb_cfg.database_url);
-		wo.size = nb_cfg.workers + 2;
+		wo.size = nb_cfg.workers + 3; /* + the retention scheduler */
 		wo.application_name = "notebookd-worker";
 		wpool = nb_pool_create(&wo);
 		workers = nb_workers_start(wpool, nb_workers_listen_url(), nb_cfg.workers, "serve");

@@ -16,6 +16,7 @@
 #include "db/migrate.h"
 #include "db/pipe.h"
 #include "http/server.h"
+#include "jobs/retention.h"
 
 int nb_api_healthz(nb_req_t *req)
 {
@@ -86,6 +87,24 @@ static void pool_metrics(nb_buf_t *b, const pool_sample_t *p, int n)
 #undef POOL_COUNTER
 }
 
+/* The scheduled retention of this process (jobs/retention.h). */
+static void retention_metrics(nb_buf_t *b)
+{
+	nb_retention_stats_t r;
+	nb_retention_stats(&r);
+	family(b, "notebookd_retention_runs_total", "counter", "Retention runs done by this process.");
+	nb_buf_printf(b, "notebookd_retention_runs_total %llu\n", (unsigned long long)r.runs);
+	family(b, "notebookd_retention_failures_total", "counter", "Retention runs that stopped on an error.");
+	nb_buf_printf(b, "notebookd_retention_failures_total %llu\n", (unsigned long long)r.failures);
+	family(b, "notebookd_retention_deleted_total", "counter", "Rows the retention deleted, by kind.");
+	for (int w = 0; w < NB_RET_COUNT; w++)
+		nb_buf_printf(b, "notebookd_retention_deleted_total{what=\"%s\"} %llu\n",
+			      nb_store_retention_label((nb_retention_what_t)w), (unsigned long long)r.deleted[w]);
+	family(b, "notebookd_retention_last_success_timestamp_seconds", "gauge",
+	       "When this process last finished a retention run (0: never).");
+	nb_buf_printf(b, "notebookd_retention_last_success_timestamp_seconds %lld\n", (long long)r.last_success_unix);
+}
+
 /* Every family carries # HELP and # TYPE (tests/e2e/test_cli.py checks it). */
 int nb_api_metrics(nb_req_t *req)
 {
@@ -142,7 +161,7 @@ int nb_api_metrics(nb_req_t *req)
 			nb_buf_printf(&b, "notebookd_http_responses_total{class=\"%dxx\"} %ld\n", i,
 				      s.responses_by_class[i]);
 	}
-	/* h10: the database circuit breaker and the API-wide limits */
+	/* the database circuit breaker and the API-wide limits */
 	family(&b, "notebookd_db_breaker_state", "gauge",
 	       "Database circuit breaker: 0 closed, 1 open (requests answered 503 at once), 2 half-open (probing).");
 	nb_buf_printf(&b, "notebookd_db_breaker_state %d\n", (int)nb_breaker_state());
@@ -153,6 +172,7 @@ int nb_api_metrics(nb_req_t *req)
 	for (int c = 0; c < NB_RL_CLASSES; c++)
 		nb_buf_printf(&b, "notebookd_ratelimit_rejections_total{class=\"%s\"} %ld\n",
 			      nb_api_rl_class_name((nb_rl_class_t)c), nb_api_ratelimit_rejections((nb_rl_class_t)c));
+	retention_metrics(&b);
 	nb_resp_raw(&req->resp, 200, "text/plain; version=0.0.4", b.data ? b.data : "", b.len);
 	nb_buf_dispose(&b);
 	return 0;

@@ -81,6 +81,9 @@ typedef struct nb_config {
 	int chunk_target_chars;
 	int chunk_overlap_chars;
 	int trash_retention_days;
+	int retention_interval_s; /* 0: the scheduled retention is off */
+	int job_retention_days;
+	int retention_batch;
 	/* chat */
 	char *generator;
 	char *llm_url, *llm_model, *llm_api_key;

@@ -667,9 +667,17 @@ static const plan_spec_t k_plans[] = {
 	 "SELECT owner_id FROM notebooks WHERE " PICK("n", "0"),
 	 EXPLAIN "SELECT id, title, created_at FROM notebooks WHERE owner_id = $1 AND deleted_at IS NULL"
 		 " ORDER BY created_at DESC, id DESC LIMIT 21"},
-	{"job claim", "jobs", "jobs_claim_idx", true, 0, NULL,
-	 EXPLAIN "SELECT id FROM jobs WHERE status IN ('pending', 'failed') AND run_at <= now()"
-		 " AND deleted_at IS NULL ORDER BY run_at LIMIT 10 FOR UPDATE SKIP LOCKED"},
+	/* the fair claim of store/jobs.c: its window reads jobs_claim_idx in order; only the window is sorted */
+	{"job claim", "jobs", "jobs_claim_idx", false, 0, NULL,
+	 EXPLAIN "WITH c AS (SELECT id, user_id, run_at, row_number() OVER (PARTITION BY user_id ORDER BY run_at, id)"
+		 " AS rn, count(*) OVER (PARTITION BY user_id) AS backlog FROM (SELECT id, user_id, run_at FROM jobs WHERE status IN ('pending', 'failed')"
+		 " AND run_at <= now() AND deleted_at IS NULL AND kind = ANY ('{noop}'::text[]) ORDER BY run_at LIMIT 64) w),"
+		 " u AS (SELECT x.user_id, count(*) AS busy FROM jobs x WHERE x.status = 'running'"
+		 " AND (SELECT count(DISTINCT user_id) FROM c) > 1 GROUP BY x.user_id),"
+		 " r AS (SELECT c.id, c.run_at, c.rn + coalesce(u.busy, 0) AS turn, c.backlog FROM c"
+		 " LEFT JOIN u ON u.user_id = c.user_id ORDER BY turn, backlog, run_at, id)"
+		 " SELECT l.id FROM r CROSS JOIN LATERAL (SELECT j.id FROM jobs j WHERE j.id = r.id"
+		 " AND j.status IN ('pending', 'failed') AND j.deleted_at IS NULL FOR UPDATE SKIP LOCKED) l LIMIT 16"},
 	{"chunks of a source", "chunks", "chunks_source_live_idx", true, 1,
 	 "SELECT source_id FROM chunks WHERE " PICK("c", "0"),
 	 EXPLAIN "SELECT id, chunk_index, text FROM chunks WHERE source_id = $1 AND deleted_at IS NULL"

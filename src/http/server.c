@@ -8,11 +8,22 @@
  * Each loop calls the application's loop_start hook on its own thread before
  * serving and loop_stop after (server.h). Every libuv and thread set-up call
  * is checked: a failure is a one-line error from create or run.
+ *
+ * Zero-downtime restarts: a listening socket may be inherited instead of
+ * bound (systemd socket activation: LISTEN_PID is our pid, LISTEN_FDS >= 1,
+ * fd 3 is the API socket, fd 4 the admin socket when there is one). The
+ * socket then outlives every process that serves it: a new process starts on
+ * the same inherited socket, the old one gets SIGTERM and drains, and the
+ * kernel's accept queue hands every waiting connection to whichever is
+ * accepting. SO_REUSEPORT stays off (it would let a stray second server bind
+ * the port silently, and each process would own a queue of its own that dies
+ * with it).
  */
 #include "http/server.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -100,6 +111,48 @@ static int bind_socket(const char *what, const char *listen, char *err, size_t e
 	return fd;
 }
 
+/* The number of listening sockets passed by socket activation (fds 3, 4, ...), or 0. */
+static int inherited_fds(void)
+{
+	const char *pid = getenv("LISTEN_PID"), *n = getenv("LISTEN_FDS");
+	if (!pid || !n)
+		return 0;
+	char *end;
+	long p = strtol(pid, &end, 10);
+	if (*end || p != (long)getpid())
+		return 0;
+	long k = strtol(n, &end, 10);
+	if (*end || k <= 0 || k > 16)
+		return 0;
+	/* like sd_listen_fds(1): our children must not take them for theirs */
+	unsetenv("LISTEN_PID");
+	unsetenv("LISTEN_FDS");
+	unsetenv("LISTEN_FDNAMES");
+	return (int)k;
+}
+
+/* Takes inherited fd `fd` if it is a listening stream socket; -1 with err otherwise. */
+static int adopt_socket(const char *what, int fd, char *err, size_t errlen)
+{
+	int type = 0, acc = 0;
+	socklen_t len = sizeof type;
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 || type != SOCK_STREAM) {
+		snprintf(err, errlen, "%s: inherited fd %d is not a stream socket", what, fd);
+		return -1;
+	}
+	len = sizeof acc;
+	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &len) < 0 || !acc) {
+		/* systemd's Accept=no passes a listening socket; bound but not yet listening is fine too */
+		if (listen(fd, 4096) < 0) {
+			snprintf(err, errlen, "%s: inherited fd %d cannot listen: %s", what, fd, strerror(errno));
+			return -1;
+		}
+	}
+	fcntl(fd, F_SETFD, FD_CLOEXEC);
+	nb_info("%s: using the inherited listening socket (fd %d)", what, fd);
+	return fd;
+}
+
 static int listen_on(loop_t *lp, uv_tcp_t *h, bool *flag, int fd, uv_connection_cb cb, const char *addr, char *err,
 		     size_t errlen)
 {
@@ -154,7 +207,11 @@ static void close_listener(uv_tcp_t *h, bool *flag)
 	}
 }
 
-/* Stop accepting; close idle connections; the rest close after their response. */
+/* Stop accepting; close idle keep-alive connections; the rest close after
+ * their response. A connection accepted but not yet read from is not idle:
+ * its client sent (or is sending) a request it expects answered — closing it
+ * would reset a request during a restart (under ASan, test_restart saw it).
+ * Its first-request timeout bounds the wait. */
 static void start_drain(loop_t *lp)
 {
 	if (lp->draining)
@@ -169,7 +226,7 @@ static void start_drain(loop_t *lp)
 	conn_t *c = lp->conns;
 	while (c) {
 		conn_t *next = c->next;
-		if (c->state == S_IDLE || c->state == S_READING || c->state == S_LINGER)
+		if (c->state == S_LINGER || (c->state == S_IDLE && c->requests > 0))
 			nb_http__conn_close(c);
 		else
 			c->close_after = true;
@@ -281,12 +338,15 @@ nb_server_t *nb_server_create(const nb_server_opts_t *o, char *err, size_t errle
 {
 	raise_fd_limit();
 	signal(SIGPIPE, SIG_IGN);
-	int fd = bind_socket("NOTEBOOKD_LISTEN", o->listen, err, errlen);
+	int nfds = inherited_fds();
+	int fd = nfds >= 1 ? adopt_socket("NOTEBOOKD_LISTEN", 3, err, errlen)
+			   : bind_socket("NOTEBOOKD_LISTEN", o->listen, err, errlen);
 	if (fd < 0)
 		return NULL;
 	int admin_fd = -1;
 	if (o->admin_listen && *o->admin_listen) {
-		admin_fd = bind_socket("NOTEBOOKD_METRICS_LISTEN", o->admin_listen, err, errlen);
+		admin_fd = nfds >= 2 ? adopt_socket("NOTEBOOKD_METRICS_LISTEN", 4, err, errlen)
+				     : bind_socket("NOTEBOOKD_METRICS_LISTEN", o->admin_listen, err, errlen);
 		if (admin_fd < 0) {
 			close(fd);
 			return NULL;

@@ -106,7 +106,7 @@ int nb_jobs_cmd_worker(int argc, char **argv)
 	nb_pool_opts_t po;
 	nb_pool_opts_from_config(&po, nb_cfg.database_url);
 	po.application_name = "notebookd-worker";
-	po.size = concurrency + 3; /* handlers, fetcher, completer, maintenance */
+	po.size = concurrency + 4; /* handlers, fetcher, completer, maintenance, retention */
 	po.async = false;
 	nb_pool_t *pool = nb_pool_create(&po);
 	nb_workers_t *w = nb_workers_start(pool, nb_workers_listen_url(), concurrency, "worker");

@@ -50,6 +50,7 @@
 #include "core/timeutil.h"
 #include "core/uuid.h"
 #include "jobs/queue.h"
+#include "jobs/retention.h"
 #include "jobs/worker_internal.h"
 #include "store/jobs.h"
 
@@ -262,7 +263,10 @@ nb_workers_t *nb_workers_start(nb_pool_t *pool, const char *conninfo_for_listen,
 {
 	nb_workers_opts_t o;
 	nb_workers_opts_default(&o, concurrency, worker_name);
-	return nb_workers_start_opts(pool, conninfo_for_listen, &o);
+	nb_workers_t *w = nb_workers_start_opts(pool, conninfo_for_listen, &o);
+	if (w) /* the processes that run jobs also run the retention, once per period across them */
+		w->retention = nb_retention_sched_start(pool, w->name);
+	return w;
 }
 
 /* Takes every queued (unstarted) slot off the local queue into ids. Lock held. */
@@ -320,6 +324,8 @@ void nb_workers_stop_by(nb_workers_t *w, int64_t deadline)
 		return;
 	int64_t left = deadline - nb_mono_ms();
 	nb_info("job workers %s stopping (%lld ms left for running jobs)", w->name, (long long)(left > 0 ? left : 0));
+	nb_retention_sched_stop(w->retention); /* between two batches */
+	w->retention = NULL;
 
 	nb_workers_begin_stop(w);
 	pthread_join(w->fetcher, NULL);

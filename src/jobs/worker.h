@@ -64,6 +64,8 @@ void nb_workers_opts_default(nb_workers_opts_t *o, int concurrency, const char *
  * The listener and the pool reconnect by themselves: starting does not need
  * the database. The set claims only kinds registered (nb_jobs_register)
  * before this call. Never fails (aborts on OOM or when threads cannot start).
+ * It also starts the scheduled retention (jobs/retention.h) on the same pool,
+ * which takes one more connection while it runs; nb_workers_start_opts does not.
  */
 nb_workers_t *nb_workers_start(nb_pool_t *pool, const char *conninfo_for_listen, int concurrency,
 			       const char *worker_name);

@@ -55,6 +55,7 @@ struct nb_job_ctx {
 
 struct nb_workers {
 	nb_pool_t *pool;
+	struct nb_retention_sched *retention; /* the scheduled retention (retention.h), or NULL */
 	char *conninfo;
 	nb_workers_opts_t o;
 	char name[160];

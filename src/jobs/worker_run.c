@@ -83,8 +83,12 @@ static int prefetch_locked(const nb_workers_t *w)
 	int max = w->o.prefetch_max;
 	if (w->o.prefetch_ms <= 0)
 		return max;
-	if (w->avg_us <= 0) /* nothing measured yet */
-		return w->o.concurrency < max ? w->o.concurrency : max;
+	/* Nothing measured yet: one job beyond the handlers. A job held in this
+	 * process's local queue waits for this process's handlers, whoever waits
+	 * behind it in the table: jobs of unknown duration (a cold worker, large
+	 * uploads) must not pile up there ahead of another user's. */
+	if (w->avg_us <= 0)
+		return max < 1 ? max : 1;
 	int64_t n = (int64_t)w->o.concurrency * w->o.prefetch_ms * 1000 / w->avg_us;
 	return n < max ? (int)n : max;
 }
@@ -100,7 +104,8 @@ void *nb_workers__fetch_main(void *arg)
 		/* Double-buffered: the next batch is claimed while up to `pf` jobs
 		 * are still queued, so handlers do not idle during the claim. */
 		int pf = prefetch_locked(w);
-		int room = w->o.concurrency + 2 * pf - w->queued - w->running;
+		/* cold (no duration measured): one buffer, so at most one job waits locally */
+		int room = w->o.concurrency + (w->avg_us > 0 ? 2 : 1) * pf - w->queued - w->running;
 		if (room > w->o.concurrency + pf)
 			room = w->o.concurrency + pf;
 		if (w->queued > pf || room <= 0) {

@@ -26,7 +26,6 @@ NB_STMT(st_get, "SELECT fingerprint = $3, coalesce(status, 0), content_type, bod
 NB_STMT(st_complete, "UPDATE idempotency_keys SET status = $3, content_type = $4, body = $5"
 		     " WHERE user_id = $1 AND key = $2");
 NB_STMT(st_forget, "DELETE FROM idempotency_keys WHERE user_id = $1 AND key = $2");
-NB_STMT(st_purge, "DELETE FROM idempotency_keys WHERE created_at < now() - " WINDOW);
 
 int nb_store_idem_claim(nb_conn_t *c, const char *user_id, const char *key, const unsigned char fp[32],
 			nb_idem_row_t *row)
@@ -86,18 +85,6 @@ int nb_store_idem_forget(nb_conn_t *c, const char *user_id, const char *key)
 	nb_p_text(&p, user_id);
 	nb_p_text(&p, key);
 	return nb_db_exec(c, &st_forget, &p, NULL);
-}
-
-int nb_store_idem_purge(nb_conn_t *c, long *deleted)
-{
-	PGresult *r = NULL;
-	nb_params_t p;
-	nb_params_init(&p);
-	int rc = nb_db_exec(c, &st_purge, &p, &r);
-	if (rc == 0)
-		*deleted = atol(PQcmdTuples(r));
-	PQclear(r);
-	return rc;
 }
 
 void nb_store_idem_dispose(nb_idem_row_t *row)

@@ -43,8 +43,7 @@ int nb_store_idem_complete(nb_conn_t *c, const char *user_id, const char *key, i
 /** Drops a claimed key (the request failed: a retry runs it again). 0 or a negative nb_err_t. */
 int nb_store_idem_forget(nb_conn_t *c, const char *user_id, const char *key);
 
-/** Deletes keys older than the window; *deleted gets the count. 0 or a negative nb_err_t. */
-int nb_store_idem_purge(nb_conn_t *c, long *deleted);
+/* Keys past the window are deleted by the retention (store/retention.c, NB_RET_IDEMPOTENCY_KEYS). */
 
 /** Frees the strings of a row. Accepts a zeroed row. */
 void nb_store_idem_dispose(nb_idem_row_t *row);

@@ -37,19 +37,52 @@ NB_STMT(st_job_insert,
 	" RETURNING id)"
 	" SELECT pg_notify('" NB_JOBS_CHANNEL "', '') FROM ins WHERE $10::int <= 0");
 
-/* RETURNING comes in physical order: the outer SELECT restores run_at order
- * so that a batch also runs oldest first. */
-NB_STMT(st_jobs_claim, "WITH claimed AS (UPDATE jobs SET status = 'running', attempts = attempts + 1, locked_by = $1,"
-		       " locked_until = now() + $2::int " MS ", updated_at = now()"
-		       " WHERE id = ANY (ARRAY("
-		       "  SELECT id FROM jobs"
-		       "  WHERE status IN ('pending', 'failed') AND run_at <= now() AND deleted_at IS NULL"
-		       "   AND kind = ANY ($3::text[])"
-		       "  ORDER BY run_at LIMIT $4 FOR UPDATE SKIP LOCKED))"
-		       " RETURNING id, kind, user_id, source_id, document_id, quiz_id, study_guide_id, payload,"
-		       " attempts, max_attempts, run_at)"
-		       " SELECT id, kind, user_id, source_id, document_id, quiz_id, study_guide_id, payload::text,"
-		       " attempts, max_attempts FROM claimed ORDER BY run_at, id");
+/*
+ * The claim is fair across users, still one statement per batch. It looks at
+ * the $5 oldest ready jobs (jobs_claim_idx, in run_at order), ranks each by
+ * its place among its owner's jobs in that window plus its owner's running
+ * jobs (counted over jobs_lease_idx, which holds only running jobs, and only
+ * when the window holds more than one owner: one owner's backlog costs no
+ * count; an index of running jobs by owner was measured to halve the queue
+ * benchmark, every claim and completion updating one hot key), and locks
+ * the $4 best-ranked, each through the primary key in a LATERAL subquery (a
+ * join would let the planner hash the whole table):
+ * an owner's next job goes after every other owner's next one (round robin),
+ * an owner with jobs running goes after owners with none, and among equals
+ * the owner with the shorter backlog in the window goes first (so the user
+ * with one small job is not behind the one with four big ones when both have
+ * nothing running). One owner's backlog still fills whole batches when
+ * nobody else waits.
+ * RETURNING comes in physical order: the outer SELECT restores run_at order
+ * so that a batch also runs oldest first.
+ */
+#define NB_CLAIM_FAIR_MAX 16 /* batches up to this size are claimed fairly */
+#define CLAIM_PICK                                                                                             \
+	"  WITH c AS (SELECT id, user_id, run_at,"                                                             \
+	"    row_number() OVER (PARTITION BY user_id ORDER BY run_at, id) AS rn,"  \
+	"    count(*) OVER (PARTITION BY user_id) AS backlog FROM (SELECT id, user_id, run_at" \
+	"    FROM jobs WHERE status IN ('pending', 'failed') AND run_at <= now() AND deleted_at IS NULL"      \
+	"    AND kind = ANY ($3::text[]) ORDER BY run_at LIMIT $5) w),"                                        \
+	"  u AS (SELECT x.user_id, count(*) AS busy FROM jobs x WHERE x.status = 'running'"                     \
+	"    AND (SELECT count(DISTINCT user_id) FROM c) > 1 GROUP BY x.user_id),"                            \
+	"  r AS (SELECT c.id, c.run_at, c.rn + coalesce(u.busy, 0) AS turn, c.backlog FROM c"                             \
+	"    LEFT JOIN u ON u.user_id = c.user_id ORDER BY turn, backlog, run_at, id)"                                  \
+	"  SELECT l.id FROM r CROSS JOIN LATERAL (SELECT j.id FROM jobs j WHERE j.id = r.id"                    \
+	"   AND j.status IN ('pending', 'failed') AND j.deleted_at IS NULL FOR UPDATE SKIP LOCKED) l LIMIT $4"
+#define CLAIM_STMT(pick)                                                                                       \
+	"WITH claimed AS (UPDATE jobs SET status = 'running', attempts = attempts + 1, locked_by = $1,"        \
+	" locked_until = now() + $2::int " MS ", updated_at = now()"                                          \
+	" WHERE id = ANY (ARRAY(" pick "))"                                                                    \
+	" RETURNING id, kind, user_id, source_id, document_id, quiz_id, study_guide_id, payload,"             \
+	" attempts, max_attempts, run_at)"                                                                     \
+	" SELECT id, kind, user_id, source_id, document_id, quiz_id, study_guide_id, payload::text,"          \
+	" attempts, max_attempts FROM claimed ORDER BY run_at, id"
+NB_STMT(st_jobs_claim_fair, CLAIM_STMT(CLAIM_PICK));
+/* Large batches: first in, first out (see nb_store_jobs_claim). $5 is unused. */
+NB_STMT(st_jobs_claim, CLAIM_STMT("  SELECT id FROM jobs"
+				  "  WHERE status IN ('pending', 'failed') AND run_at <= now() AND deleted_at IS NULL"
+				  "   AND kind = ANY ($3::text[]) AND $5::int > 0"
+				  "  ORDER BY run_at LIMIT $4 FOR UPDATE SKIP LOCKED"));
 
 NB_STMT(st_jobs_next_due, "SELECT ceil(extract(epoch FROM min(run_at) - now()) * 1000)::bigint FROM jobs"
 			  " WHERE status IN ('pending', 'failed') AND deleted_at IS NULL AND kind = ANY ($1::text[])");
@@ -160,26 +193,26 @@ int nb_store_job_insert(nb_conn_t *c, const nb_store_job_new_t *j)
 	return nb_db_exec(c, &st_job_insert, &p, NULL);
 }
 
-int nb_store_jobs_claim(nb_conn_t *c, const char *worker, int lease_ms, const char *const *kinds, int nkinds, int limit,
-			nb_job_t *out, int *n)
+/* One claim statement; appends up to `limit` jobs to out[*n ..]. */
+static int claim_with(nb_conn_t *c, nb_stmt_t *st, const char *worker, int lease_ms, const char *kinds, int limit,
+		      nb_job_t *out, int *n)
 {
-	*n = 0;
-	nb_buf_t k = NB_BUF_INIT;
-	array_literal(&k, kinds, nkinds);
 	nb_params_t p;
 	nb_params_init(&p);
 	nb_p_text(&p, worker);
 	nb_p_int(&p, lease_ms);
-	nb_p_text(&p, k.data);
+	nb_p_text(&p, kinds);
 	nb_p_int(&p, limit);
+	/* the window the ranking looks at: wide enough that another owner's job
+	 * behind a batch of one owner's is seen, small enough to stay cheap */
+	nb_p_int(&p, limit * 2 < 64 ? 64 : limit * 2 > 1024 ? 1024 : limit * 2);
 	PGresult *r = NULL;
-	int rc = nb_db_exec(c, &st_jobs_claim, &p, &r);
-	nb_buf_dispose(&k);
+	int rc = nb_db_exec(c, st, &p, &r);
 	if (rc < 0)
 		return rc;
 	int rows = PQntuples(r);
 	for (int i = 0; i < rows && i < limit; i++) {
-		nb_job_t *j = &out[i];
+		nb_job_t *j = &out[*n];
 		copy_col(j->id, sizeof j->id, r, i, 0);
 		copy_col(j->kind, sizeof j->kind, r, i, 1);
 		copy_col(j->user_id, sizeof j->user_id, r, i, 2);
@@ -196,6 +229,30 @@ int nb_store_jobs_claim(nb_conn_t *c, const char *worker, int lease_ms, const ch
 	}
 	PQclear(r);
 	return 0;
+}
+
+int nb_store_jobs_claim(nb_conn_t *c, const char *worker, int lease_ms, const char *const *kinds, int nkinds, int limit,
+			nb_job_t *out, int *n)
+{
+	*n = 0;
+	nb_buf_t k = NB_BUF_INIT;
+	array_literal(&k, kinds, nkinds);
+	int rc;
+	if (limit <= NB_CLAIM_FAIR_MAX) {
+		rc = claim_with(c, &st_jobs_claim_fair, worker, lease_ms, k.data, limit, out, n);
+		/* Nothing in the window: other claimers may have taken all of it
+		 * meanwhile (its rows are read before they are locked) while older
+		 * ready jobs remain past it; the plain claim reads on. */
+		if (rc == 0 && *n == 0)
+			rc = claim_with(c, &st_jobs_claim, worker, lease_ms, k.data, limit, out, n);
+	} else {
+		/* A batch this large means measured jobs this short (the prefetch
+		 * holds 50 ms of work per handler): behind it nobody waits long,
+		 * and the plain claim costs a third of the fair one's time. */
+		rc = claim_with(c, &st_jobs_claim, worker, lease_ms, k.data, limit, out, n);
+	}
+	nb_buf_dispose(&k);
+	return rc;
 }
 
 int nb_store_jobs_next_due(nb_conn_t *c, const char *const *kinds, int nkinds, int64_t *ms)

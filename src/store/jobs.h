@@ -64,7 +64,12 @@ int nb_store_job_insert(nb_conn_t *c, const nb_store_job_new_t *j);
 
 /**
  * Claims up to `limit` ready jobs of the given kinds in one statement
- * (FOR UPDATE SKIP LOCKED over jobs_claim_idx, in run_at order): each becomes
+ * (FOR UPDATE SKIP LOCKED). Batches of up to 16 (slow jobs, when fairness
+ * matters) are claimed fairly across users: among the oldest
+ * max(64, 2 × limit) ready jobs (jobs_claim_idx, in run_at order), an owner's
+ * next job goes after every other owner's next one, and owners with jobs
+ * running go after those with fewer (round robin); larger batches (jobs
+ * measured short) first in, first out. Each becomes
  * running, attempts + 1, locked by `worker` until now() + lease_ms. Fills
  * out[0 .. *n) (out has room for `limit`); each out[i].payload is a new
  * reference the caller releases with json_decref.

@@ -46,7 +46,10 @@ def test_help_lists_only_what_a_command_reads():
     eq(helps["verify"], helps["migrate"])
     check("NOTEBOOKD_TRASH_RETENTION_DAYS" in helps["purge"] and "NOTEBOOKD_LISTEN" not in helps["purge"])
     check("NOTEBOOKD_JOB_LEASE_S" in helps["worker"] and "NOTEBOOKD_JWT_SECRET" not in helps["worker"])
-    check("NOTEBOOKD_LISTEN" in helps["serve"] and "NOTEBOOKD_TRASH_RETENTION_DAYS" not in helps["serve"])
+    # serve and worker run the scheduled retention: they read its settings; purge reads no job setting
+    check("NOTEBOOKD_LISTEN" in helps["serve"] and "NOTEBOOKD_RETENTION_INTERVAL_S" in helps["serve"])
+    check("NOTEBOOKD_RETENTION_INTERVAL_S" in helps["worker"] and "NOTEBOOKD_RETENTION_INTERVAL_S" not in helps["purge"])
+    check("NOTEBOOKD_JOB_RETENTION_DAYS" in helps["purge"] and "NOTEBOOKD_JOB_LEASE_S" not in helps["purge"])
     eq(set().union(*helps.values()), everything)
 
 

@@ -135,7 +135,7 @@ static void test_help_lists_what_a_command_reads(void)
 	CHECK(!strstr(migrate, "NOTEBOOKD_LISTEN ") && !strstr(migrate, "NOTEBOOKD_JWT_SECRET"));
 	CHECK(!strstr(migrate, "NOTEBOOKD_DB_POOL_SIZE"));
 	CHECK(strstr(serve, "NOTEBOOKD_LISTEN ") && strstr(serve, "NOTEBOOKD_WORKERS"));
-	CHECK(!strstr(serve, "NOTEBOOKD_TRASH_RETENTION_DAYS"));
+	CHECK(strstr(serve, "NOTEBOOKD_RETENTION_INTERVAL_S") && !strstr(purge, "NOTEBOOKD_RETENTION_INTERVAL_S"));
 	CHECK(strstr(purge, "NOTEBOOKD_TRASH_RETENTION_DAYS") && !strstr(purge, "NOTEBOOKD_LISTEN "));
 	CHECK(strstr(worker, "NOTEBOOKD_JOB_LEASE_S") && strstr(worker, "NOTEBOOKD_FETCH_TIMEOUT_S"));
 	CHECK(!strstr(worker, "NOTEBOOKD_LISTEN ") && !strstr(worker, "NOTEBOOKD_JWT_SECRET"));
