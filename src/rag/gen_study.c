@@ -356,7 +356,7 @@ int nb_study_generate(nb_study_run_fn run, void *ud, const nb_gen_request_t *req
 		res->structured = NULL;
 	}
 	res->error_code = NB_GEN_EINVALID;
-	snprintf(res->error, sizeof res->error, "the generator's output did not match the expected shape twice: %s",
+	snprintf(res->error, sizeof res->error, "the generator's output did not match the expected shape twice: %.190s",
 		 why);
 	return res->error_code;
 }
