@@ -27,6 +27,7 @@
 #include "core/utf8.h"
 #include "rag/gen_study.h"
 #include "rag/generate.h"
+#include "rag/words.h"
 
 #define MAX_TERMS 64
 #define MAX_WORD 48
@@ -92,33 +93,14 @@ static void stem(char *w)
 		w[--n] = '\0';
 }
 
-static bool word_byte(unsigned char c)
-{
-	return isalnum(c) || c >= 0x80;
-}
-
 /*
  * The next normalised word of s[*pos..len) into out: 1, or 0 at the end.
  * Sets *stop for stop words (still returned, to count a sentence's words).
  */
 static int next_word(const char *s, size_t len, size_t *pos, char out[MAX_WORD], bool *stop)
 {
-	size_t i = *pos;
-	while (i < len && !word_byte((unsigned char)s[i]))
-		i++;
-	if (i >= len) {
-		*pos = i;
+	if (nb_rag_next_word(s, len, pos, out, MAX_WORD) == 0)
 		return 0;
-	}
-	size_t k = 0;
-	while (i < len &&
-	       (word_byte((unsigned char)s[i]) || (s[i] == '\'' && i + 1 < len && isalpha((unsigned char)s[i + 1])))) {
-		if (k < MAX_WORD - 1)
-			out[k++] = (char)tolower((unsigned char)s[i]);
-		i++;
-	}
-	out[k] = '\0';
-	*pos = i;
 	*stop = is_stop(out);
 	if (!*stop)
 		stem(out);

@@ -29,6 +29,7 @@
 #include "core/buf.h"
 #include "core/utf8.h"
 #include "rag/citations.h"
+#include "rag/words.h"
 
 #define MAX_TEXT 2000	   /* characters of a question, answer, definition or summary */
 #define MAX_ITEMS 40	   /* key terms / review questions a structured output may hold */
@@ -695,21 +696,9 @@ static int *word_slot(ex_t *x, const char *w, bool add)
 /* Next content word (lower-case, a final plural s dropped) of s[*pos..end): 1, or 0 at the end. */
 static int next_word(const char *s, size_t end, size_t *pos, char out[48], bool *stop)
 {
-	size_t i = *pos;
-	while (i < end && !wbyte((unsigned char)s[i]))
-		i++;
-	if (i >= end) {
-		*pos = i;
+	size_t k = nb_rag_next_word(s, end, pos, out, 48);
+	if (k == 0)
 		return 0;
-	}
-	size_t k = 0;
-	while (i < end && (wbyte((unsigned char)s[i]) || (s[i] == '\'' && i + 1 < end && isalpha((unsigned char)s[i + 1])))) {
-		if (k < 47)
-			out[k++] = (char)tolower((unsigned char)s[i]);
-		i++;
-	}
-	out[k] = '\0';
-	*pos = i;
 	*stop = is_stop(out) || k < 3;
 	if (!*stop && k > 4 && out[k - 1] == 's' && out[k - 2] != 's')
 		out[k - 1] = '\0';
