@@ -7,6 +7,10 @@
  */
 #include "db/connect.h"
 
+#include <errno.h>
+
+#include <poll.h>
+
 #include <stdio.h>
 #include <string.h>
 
@@ -170,4 +174,27 @@ fail:
 	nb_fdwait_destroy(fw);
 	PQfinish(pg);
 	return NULL;
+}
+
+int nb_db_listen_wait(PGconn *pg, int stop_fd, char *why, size_t whylen)
+{
+	for (;;) {
+		struct pollfd fds[2] = {
+		    {.fd = PQsocket(pg), .events = POLLIN},
+		    {.fd = stop_fd, .events = POLLIN},
+		};
+		int r = poll(fds, 2, -1);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0 || fds[1].revents)
+			return 0;
+		if (!fds[0].revents)
+			continue;
+		if (!PQconsumeInput(pg) || PQstatus(pg) != CONNECTION_OK) {
+			snprintf(why, whylen, "%s", PQerrorMessage(pg));
+			why[strcspn(why, "\n")] = '\0';
+			return -1;
+		}
+		return 1;
+	}
 }

@@ -66,4 +66,12 @@ int nb_db_connect_finish(PGconn *pg, const char *why, char *err, size_t errlen);
  */
 PGconn *nb_db_connect_async(const nb_db_connect_opts_t *o, nb_fdwait_t **fw_out, char *err, size_t errlen);
 
+/**
+ * For a LISTEN connection on its own thread: waits until notifications may be
+ * ready on pg (its input consumed: read them with PQnotifies) or stop_fd
+ * becomes readable. Returns 1 when there is input, 0 when stop_fd fired, and
+ * -1 when the connection dropped (the reason in why, one line).
+ */
+int nb_db_listen_wait(PGconn *pg, int stop_fd, char *why, size_t whylen);
+
 #endif

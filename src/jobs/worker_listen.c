@@ -89,25 +89,9 @@ static void wake_fetcher(nb_workers_t *w)
 /* Waits for notifications on a live connection; returns on stop or when it drops. */
 static void listen_loop(nb_workers_t *w, PGconn *pg)
 {
-	for (;;) {
-		struct pollfd fds[2] = {
-		    {.fd = PQsocket(pg), .events = POLLIN},
-		    {.fd = w->wake_pipe[0], .events = POLLIN},
-		};
-		int r = poll(fds, 2, -1);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0 || fds[1].revents)
-			return;
-		if (!fds[0].revents)
-			continue;
-		if (!PQconsumeInput(pg) || PQstatus(pg) != CONNECTION_OK) {
-			char msg[200];
-			snprintf(msg, sizeof msg, "%s", PQerrorMessage(pg));
-			msg[strcspn(msg, "\n")] = '\0';
-			nb_warn("job listener lost its connection (%s); reconnecting", msg);
-			return;
-		}
+	char msg[200];
+	int r;
+	while ((r = nb_db_listen_wait(pg, w->wake_pipe[0], msg, sizeof msg)) > 0) {
 		int got = 0;
 		PGnotify *n;
 		while ((n = PQnotifies(pg)) != NULL) {
@@ -117,6 +101,8 @@ static void listen_loop(nb_workers_t *w, PGconn *pg)
 		if (got)
 			wake_fetcher(w);
 	}
+	if (r < 0)
+		nb_warn("job listener lost its connection (%s); reconnecting", msg);
 }
 
 void *nb_workers__listen_main(void *arg)

@@ -192,33 +192,19 @@ static PGconn *listen_connect(char *why, size_t whylen)
 /* Serves notifications until stop or until the connection drops. */
 static void listen_loop(PGconn *pg)
 {
-	for (;;) {
-		struct pollfd fds[2] = {
-		    {.fd = PQsocket(pg), .events = POLLIN},
-		    {.fd = uc.stop_pipe[0], .events = POLLIN},
-		};
-		int r = poll(fds, 2, -1);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0 || fds[1].revents)
-			return;
-		if (!fds[0].revents)
-			continue;
-		if (!PQconsumeInput(pg) || PQstatus(pg) != CONNECTION_OK) {
-			char msg[200];
-			snprintf(msg, sizeof msg, "%s", PQerrorMessage(pg));
-			msg[strcspn(msg, "\n")] = '\0';
-			nb_warn("user cache listener lost its connection (%s); checking every request in the "
-				"database until it is back",
-				msg);
-			return;
-		}
+	char msg[200];
+	int r;
+	while ((r = nb_db_listen_wait(pg, uc.stop_pipe[0], msg, sizeof msg)) > 0) {
 		PGnotify *n;
 		while ((n = PQnotifies(pg)) != NULL) {
 			nb_usercache_drop(n->extra);
 			PQfreemem(n);
 		}
 	}
+	if (r < 0)
+		nb_warn("user cache listener lost its connection (%s); checking every request in the database until it"
+			" is back",
+			msg);
 }
 
 static void *listen_main(void *arg)
