@@ -337,10 +337,8 @@ static int check_code(nb_conn_t *c, const char *email, const char *purpose, cons
 		nb_db_rollback(c);
 		return rc;
 	}
-	size_t keylen;
-	const unsigned char *key = nb_auth_key(&keylen);
-	bool ok = nb_otp_verify(key, keylen, rc == 0 ? otp_id : "00000000-0000-0000-0000-000000000000", code,
-				strlen(code), stored) == 0;
+	bool ok = nb_auth_otp_verify(rc == 0 ? otp_id : "00000000-0000-0000-0000-000000000000", code, strlen(code),
+				     stored) == 0;
 	return rc == 0 && ok ? 0 : NB_EUNAUTH;
 }
 

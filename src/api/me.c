@@ -139,9 +139,7 @@ int nb_api_me_email_confirm(nb_req_t *req)
 	/* The attempt is counted in its own statement, kept whatever follows. */
 	rc = nb_store_otp_attempt(c, req->user_id, "change_email", NB_OTP_MAX_ATTEMPTS, otp_id, stored);
 	if (rc == 0) {
-		size_t keylen;
-		const unsigned char *key = nb_auth_key(&keylen);
-		if (nb_otp_verify(key, keylen, otp_id, code, strlen(code), stored) < 0)
+		if (nb_auth_otp_verify(otp_id, code, strlen(code), stored) < 0)
 			rc = NB_EUNAUTH;
 	}
 	nb_user_row_t u = {0};

@@ -120,10 +120,9 @@ static int bad_param(nb_req_t *req, const char *name, const char *msg)
 #define CURSOR_TAG 16
 #define CURSOR_MAX 512
 
-static void cursor_tag(nb_req_t *req, const unsigned char *payload, size_t n, unsigned char tag[CURSOR_TAG])
+static void cursor_tag(nb_req_t *req, const unsigned char *key, size_t keylen, const unsigned char *payload, size_t n,
+		       unsigned char tag[CURSOR_TAG])
 {
-	size_t keylen;
-	const unsigned char *key = nb_auth_key(&keylen);
 	unsigned char sub[crypto_auth_hmacsha256_KEYBYTES], full[crypto_auth_hmacsha256_BYTES];
 	crypto_auth_hmacsha256_state st;
 	/* a key of its own for cursors: HMAC(server key, "notebookd cursor v1") */
@@ -223,8 +222,14 @@ int nb_page_parse(nb_req_t *req, int def, int max, nb_page_t *page)
 	unsigned char tag[CURSOR_TAG];
 	bool signed_ok = n > CURSOR_TAG;
 	if (signed_ok) {
-		cursor_tag(req, raw, n - CURSOR_TAG, tag);
+		size_t keylen;
+		const unsigned char *key = nb_auth_key(&keylen);
+		cursor_tag(req, key, keylen, raw, n - CURSOR_TAG, tag);
 		signed_ok = sodium_memcmp(tag, raw + n - CURSOR_TAG, CURSOR_TAG) == 0;
+		if (!signed_ok && (key = nb_auth_previous_key(&keylen)) != NULL) { /* made before a key rotation */
+			cursor_tag(req, key, keylen, raw, n - CURSOR_TAG, tag);
+			signed_ok = sodium_memcmp(tag, raw + n - CURSOR_TAG, CURSOR_TAG) == 0;
+		}
 	}
 	char *text = signed_ok ? nb_arena_strndup(req->arena, (const char *)raw, n - CURSOR_TAG) : NULL;
 	free(raw);
@@ -247,7 +252,9 @@ const char *nb_cursor_make(nb_req_t *req, const char *ts, const char *id)
 	size_t n = strlen(raw);
 	unsigned char *buf = nb_arena_alloc(req->arena, n + CURSOR_TAG);
 	memcpy(buf, raw, n);
-	cursor_tag(req, buf, n, buf + n);
+	size_t keylen;
+	const unsigned char *key = nb_auth_key(&keylen);
+	cursor_tag(req, key, keylen, buf, n, buf + n);
 	char *enc = nb_b64url_encode(buf, n + CURSOR_TAG);
 	const char *out = nb_arena_strdup(req->arena, enc);
 	free(enc);

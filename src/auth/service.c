@@ -25,6 +25,9 @@
 
 static unsigned char key[256];
 static size_t keylen;
+/* NOTEBOOKD_JWT_SECRET_PREVIOUS: verifies, never signs; prev_keylen 0 when unset */
+static unsigned char prev_key[256];
+static size_t prev_keylen;
 static nb_ratelimit_t *limits[NB_LIMIT_SCOPES][2]; /* [scope][0 = client, 1 = account] */
 
 /* Reads or creates the development key file. */
@@ -78,6 +81,22 @@ int nb_auth_init(char *err, size_t errlen)
 	} else if (dev_key(err, errlen) < 0) {
 		return -1;
 	}
+	const char *p = nb_cfg.jwt_secret_previous;
+	if (p && *p) {
+		size_t n = strlen(p);
+		if (n < NB_JWT_MIN_KEY || n > sizeof prev_key) {
+			snprintf(err, errlen, "NOTEBOOKD_JWT_SECRET_PREVIOUS must be 32 to %zu bytes long", sizeof prev_key);
+			return -1;
+		}
+		if (n == keylen && sodium_memcmp(p, key, n) == 0) {
+			snprintf(err, errlen, "NOTEBOOKD_JWT_SECRET_PREVIOUS is the same as NOTEBOOKD_JWT_SECRET");
+			return -1;
+		}
+		memcpy(prev_key, p, n);
+		prev_keylen = n;
+		nb_info("JWT rotation: access tokens signed with NOTEBOOKD_JWT_SECRET_PREVIOUS are still accepted "
+			"(unset it once NOTEBOOKD_ACCESS_TTL_S has passed)");
+	}
 	for (int i = 0; i < NB_LIMIT_SCOPES; i++) {
 		limits[i][0] = nb_ratelimit_create(nb_cfg.auth_ip_rate_per_min);
 		limits[i][1] = nb_ratelimit_create(nb_cfg.auth_rate_per_min);
@@ -103,6 +122,19 @@ const unsigned char *nb_auth_key(size_t *len)
 {
 	*len = keylen;
 	return key;
+}
+
+const unsigned char *nb_auth_previous_key(size_t *len)
+{
+	*len = prev_keylen;
+	return prev_keylen ? prev_key : NULL;
+}
+
+int nb_auth_otp_verify(const char *otp_id, const char *code, size_t len, const unsigned char stored[32])
+{
+	if (nb_otp_verify(key, keylen, otp_id, code, len, stored) == 0)
+		return 0;
+	return prev_keylen ? nb_otp_verify(prev_key, prev_keylen, otp_id, code, len, stored) : -1;
 }
 
 static json_t *pair(const char *user_id, const char *refresh, json_t *user)
@@ -158,8 +190,15 @@ int nb_auth_check_bearer(const char *header, char user_id[37])
 		tok++;
 	nb_jwt_claims_t claims;
 	const char *why = NULL;
-	if (nb_jwt_verify(key, keylen, nb_cfg.jwt_issuer, nb_cfg.jwt_audience, tok, strlen(tok), nb_now_ms() / 1000,
-			  &claims, &why) < 0) {
+	int64_t now_s = nb_now_ms() / 1000;
+	size_t toklen = strlen(tok);
+	int rc = nb_jwt_verify(key, keylen, nb_cfg.jwt_issuer, nb_cfg.jwt_audience, tok, toklen, now_s, &claims, &why);
+	/* Only a signature the current key refuses is worth a second HMAC: any
+	 * other reason (expired, wrong audience...) holds whatever the key. */
+	if (rc < 0 && prev_keylen && why && strcmp(why, "bad signature") == 0)
+		rc = nb_jwt_verify(prev_key, prev_keylen, nb_cfg.jwt_issuer, nb_cfg.jwt_audience, tok, toklen, now_s,
+				   &claims, &why);
+	if (rc < 0) {
 		nb_debug("bearer token refused: %s", why ? why : "invalid");
 		return NB_EUNAUTH;
 	}

@@ -19,7 +19,8 @@
 /**
  * Loads the JWT key (NOTEBOOKD_JWT_SECRET, at least 32 bytes; without it a
  * random development key is made once and kept in NOTEBOOKD_VAR_DIR/jwt_secret
- * with a warning), creates the rate limiters and starts the mail thread.
+ * with a warning) and the previous one if set (NOTEBOOKD_JWT_SECRET_PREVIOUS,
+ * 32 bytes or more, not the current one), creates the rate limiters and starts the mail thread.
  * 0, or -1 with a one-line reason in err.
  */
 int nb_auth_init(char *err, size_t errlen);
@@ -27,6 +28,18 @@ int nb_auth_init(char *err, size_t errlen);
 void nb_auth_shutdown(void);
 /** The HMAC key (also the OTP hashing key). */
 const unsigned char *nb_auth_key(size_t *len);
+/**
+ * The key being rotated out (NOTEBOOKD_JWT_SECRET_PREVIOUS): accepted when
+ * verifying what the current key would have made (access tokens, one-time
+ * codes, list cursors), never used to make anything. NULL (and *len 0) when
+ * unset.
+ */
+const unsigned char *nb_auth_previous_key(size_t *len);
+/**
+ * nb_otp_verify against the current key, then the previous one: a code
+ * mailed just before a rotation still works. 0 on a match, else -1.
+ */
+int nb_auth_otp_verify(const char *otp_id, const char *code, size_t len, const unsigned char stored[32]);
 
 /**
  * Issues a token pair for u: a new refresh family (stored on c) and an access

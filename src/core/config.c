@@ -99,6 +99,9 @@ static const var_t vars[] = {
 	 "connection of its own, and kept off the pipelines for 5 s (0: no limit)"},
 	{"NOTEBOOKD_JWT_SECRET", T_STR, OFF(jwt_secret), NULL, 0, 0,
 	 "HMAC-SHA256 key for access tokens, at least 32 bytes (dev: made once under var/)"},
+	{"NOTEBOOKD_JWT_SECRET_PREVIOUS", T_STR, OFF(jwt_secret_previous), NULL, 0, 0,
+	 "the secret being rotated out: access tokens it signed are still accepted, none is signed with it "
+	 "(unset it once they have expired; never set a leaked secret here)"},
 	{"NOTEBOOKD_JWT_ISSUER", T_STR, OFF(jwt_issuer), "notebookd", 0, 0, "the iss claim"},
 	{"NOTEBOOKD_JWT_AUDIENCE", T_STR, OFF(jwt_audience), "notebookd-api", 0, 0, "the aud claim"},
 	{"NOTEBOOKD_ACCESS_TTL_S", T_INT, OFF(access_ttl_s), "900", 10, 86400, "access token lifetime"},
@@ -226,6 +229,7 @@ static const struct reader {
 	{"NOTEBOOKD_USER_CACHE_SIZE", SERVE},
 	{"NOTEBOOKD_USER_CACHE_TTL_MS", SERVE},
 	{"NOTEBOOKD_JWT_SECRET", SERVE},
+	{"NOTEBOOKD_JWT_SECRET_PREVIOUS", SERVE},
 	{"NOTEBOOKD_JWT_ISSUER", SERVE},
 	{"NOTEBOOKD_JWT_AUDIENCE", SERVE},
 	{"NOTEBOOKD_ACCESS_TTL_S", SERVE},

@@ -61,6 +61,7 @@ typedef struct nb_config {
 	int user_cache_ttl_ms;		  /* how long one serves */
 	/* auth */
 	char *jwt_secret;
+	char *jwt_secret_previous; /* also accepted when verifying, during a rotation */
 	char *jwt_issuer;
 	char *jwt_audience;
 	int access_ttl_s;
