@@ -29,6 +29,7 @@ static size_t keylen;
 static unsigned char prev_key[256];
 static size_t prev_keylen;
 static nb_ratelimit_t *limits[NB_LIMIT_SCOPES][2]; /* [scope][0 = client, 1 = account] */
+static nb_ratelimit_sync_t *limits_sync; /* shares them with the other servers; NULL: per process */
 
 /* Reads or creates the development key file. */
 static int dev_key(char *err, size_t errlen)
@@ -97,10 +98,20 @@ int nb_auth_init(char *err, size_t errlen)
 		nb_info("JWT rotation: access tokens signed with NOTEBOOKD_JWT_SECRET_PREVIOUS are still accepted "
 			"(unset it once NOTEBOOKD_ACCESS_TTL_S has passed)");
 	}
+	static const char *const scope_names[NB_LIMIT_SCOPES] = {"login", "otp-request", "otp-verify", "register"};
 	for (int i = 0; i < NB_LIMIT_SCOPES; i++) {
 		limits[i][0] = nb_ratelimit_create(nb_cfg.auth_ip_rate_per_min);
 		limits[i][1] = nb_ratelimit_create(nb_cfg.auth_rate_per_min);
+		if (nb_cfg.rate_sync_ms > 0 && nb_cfg.database_url) {
+			/* Shared through PostgreSQL like the API-wide limits; keys hashed from the current secret. */
+			char name[64];
+			snprintf(name, sizeof name, "notebookd door %s ip", scope_names[i]);
+			nb_ratelimit_share(limits[i][0], key, keylen, name);
+			snprintf(name, sizeof name, "notebookd door %s account", scope_names[i]);
+			nb_ratelimit_share(limits[i][1], key, keylen, name);
+		}
 	}
+	limits_sync = nb_ratelimit_sync_start(&limits[0][0], NB_LIMIT_SCOPES * 2, nb_cfg.database_url, nb_cfg.rate_sync_ms);
 	nb_password_init();
 	nb_mail_init();
 	nb_otpq_init();
@@ -111,6 +122,8 @@ void nb_auth_shutdown(void)
 {
 	nb_otpq_shutdown();
 	nb_mail_shutdown();
+	nb_ratelimit_sync_stop(limits_sync);
+	limits_sync = NULL;
 	for (int i = 0; i < NB_LIMIT_SCOPES; i++)
 		for (int j = 0; j < 2; j++) {
 			nb_ratelimit_destroy(limits[i][j]);

@@ -4,8 +4,9 @@
  *
  * The API handlers (src/api/auth.c, me.c) orchestrate; this module owns the
  * secrets and the rules: access tokens are HS256 JWTs checked by
- * auth/jwt.c, refresh tokens are random and stored hashed, limits are kept
- * in memory per process.
+ * auth/jwt.c, refresh tokens are random and stored hashed, the door limits
+ * are kept in memory and shared with the other servers through PostgreSQL
+ * every NOTEBOOKD_RATE_SYNC_MS (auth/ratelimit.h).
  */
 #ifndef NB_AUTH_SERVICE_H
 #define NB_AUTH_SERVICE_H

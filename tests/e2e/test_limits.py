@@ -179,3 +179,91 @@ def test_a_limit_holds_for_the_deployment():
         if b:
             b.stop()
         a.stop()
+
+
+def post_from(s, addr, path, body):
+    """POST from the loopback address addr (a different client to the server); (status, Retry-After)."""
+    import http.client
+    import json
+    conn = http.client.HTTPConnection("127.0.0.1", s.port, timeout=30, source_address=(addr, 0))
+    try:
+        conn.request("POST", path, body=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+        r = conn.getresponse()
+        r.read()
+        return r.status, r.getheader("Retry-After")
+    finally:
+        conn.close()
+
+
+def door_attempts(servers, n, account_email=None):
+    """n door attempts alternating over servers: logins to one account (each from another client
+    address, so only the per-account limit applies) when account_email is given, else OTP
+    requests for n different addresses from one client address. Returns how many passed."""
+    passed = refused = 0
+    for i in range(n):
+        s = servers[i % len(servers)]
+        if account_email:
+            st, retry = post_from(s, "127.0.4.%d" % (i + 1), "/v1/auth/login",
+                                  {"email": account_email, "password": "wrong password %d" % i})
+            ok = st == 401
+        else:
+            st, retry = post_from(s, "127.0.0.1", "/v1/auth/otp/request",
+                                  {"email": "door-%d-%s@example.com" % (i, uuid.uuid4().hex[:6]), "purpose": "login"})
+            ok = st == 202
+        if ok:
+            passed += 1
+        else:
+            eq(st, 429)
+            check(retry and int(retry) >= 1, "Retry-After %r" % retry)
+            refused += 1
+        time.sleep(0.01)
+    return passed
+
+
+def test_door_limits_hold_for_the_deployment():
+    """The login / OTP / register limits are shared by the servers of a
+    deployment like the API-wide buckets (rate_buckets, every
+    NOTEBOOKD_RATE_SYNC_MS): attempts spread over two servers are limited at
+    about the configured count — the limit plus at most one lease
+    (ceil(rate / 10)) per server — where two unshared servers allow twice
+    the limit."""
+    env = dict(LIMIT_OFF, NOTEBOOKD_AUTH_RATE_PER_MIN="10", NOTEBOOKD_AUTH_IP_RATE_PER_MIN="20",
+               NOTEBOOKD_RATE_SYNC_MS="100")
+    a = Server(env=env, isolated=True)
+    b = c = d = None
+    try:
+        b = Server(env=env, database_url=a.db_url)
+        t0 = time.time()
+        acct = door_attempts([a, b], 30, account_email="door-%s@example.com" % uuid.uuid4().hex[:8])
+        refill = (time.time() - t0) * 10 / 60
+        print("#   per account, shared: %d of 30 logins over two servers passed (limit 10, lease 1)" % acct)
+        check(acct <= 10 + 2 * 1 + refill, "%d logins passed for one account over two servers (limit 10)" % acct)
+        check(acct >= 5, "only %d logins passed" % acct)
+        t0 = time.time()
+        addr = door_attempts([a, b], 60)
+        refill = (time.time() - t0) * 20 / 60
+        print("#   per address, shared: %d of 60 OTP requests over two servers passed (limit 20, lease 2)" % addr)
+        check(addr <= 20 + 2 * 2 + refill, "%d OTP requests passed from one address over two servers (limit 20)" % addr)
+        check(addr >= 10, "only %d OTP requests passed" % addr)
+        # the shared rows exist (keys are hashed; caps 10 and 20)
+        eq(a.psql("SELECT count(*) > 0 FROM rate_buckets WHERE cap = 10"), "t")
+        eq(a.psql("SELECT count(*) > 0 FROM rate_buckets WHERE cap = 20"), "t")
+        eq(b.stop(), 0)
+        b = None
+        # the same two servers without sharing: each applies the whole limit
+        one = dict(env, NOTEBOOKD_RATE_SYNC_MS="0")
+        c = Server(env=one, database_url=a.db_url)
+        d = Server(env=one, database_url=a.db_url)
+        unshared = door_attempts([c, d], 30, account_email="door-%s@example.com" % uuid.uuid4().hex[:8])
+        print("#   per account, per process: %d of 30 logins over two servers passed" % unshared)
+        eq(unshared, 20)
+        eq(c.stop(), 0)
+        c = None
+        eq(d.stop(), 0)
+        d = None
+        eq(a.stop(), 0)
+    finally:
+        for s in (b, c, d):
+            if s:
+                s.stop()
+        a.stop()
