@@ -253,9 +253,11 @@ static void refill(bucket_t *b, double cap, int64_t now)
 /*
  * Takes `take` tokens (1, or -1 to give one back) from the bucket of h with
  * capacity cap. Returns true when allowed; *left is the whole tokens left,
- * *wait_ms the time until one more token.
+ * *wait_ms the time until one more token, *full_ms the time until the bucket
+ * is full again.
  */
-static bool bucket_take(uint64_t h, double cap, double take, int64_t now, int *left, int64_t *wait_ms)
+static bool bucket_take(uint64_t h, double cap, double take, int64_t now, int *left, int64_t *wait_ms,
+			int64_t *full_ms)
 {
 	shard_t *sh = &rl.shards[h % NSHARDS];
 	pthread_mutex_lock(&sh->mu);
@@ -306,6 +308,7 @@ static bool bucket_take(uint64_t h, double cap, double take, int64_t now, int *l
 	*left = b->tokens > 0 ? (int)b->tokens : 0;
 	double missing = 1.0 - b->tokens;
 	*wait_ms = missing > 0 ? (int64_t)(missing * 60000.0 / cap + 0.999) : rl.sync_ms; /* else: the lease */
+	*full_ms = b->tokens < cap ? (int64_t)((cap - b->tokens) * 60000.0 / cap + 0.999) : 0;
 	pthread_mutex_unlock(&sh->mu);
 	return ok;
 }
@@ -441,6 +444,29 @@ static int refuse(nb_req_t *req, nb_rl_class_t cls, const char *kind, int user_c
 	return NB_ERATELIMIT;
 }
 
+/*
+ * The RateLimit fields of an allowed request: the policy of the class and the
+ * state of its bucket with the fewest tokens left (t: seconds until it is full
+ * again). Formatted straight into the response's header buffer, which the
+ * connection keeps from one request to the next: no allocation once warm, no
+ * statement.
+ */
+static void advertise(nb_req_t *req, nb_rl_class_t cls, int user_cap, int ip_cap, const char *kind, int left,
+		      int64_t full_ms)
+{
+	const char *name = class_names[cls];
+	int t = (int)((full_ms + 999) / 1000);
+	if (user_cap > 0)
+		nb_buf_printf(&req->resp.headers,
+			      "RateLimit-Policy: \"%s-user\";q=%d;w=60, \"%s-ip\";q=%d;w=60\r\n"
+			      "RateLimit: \"%s-%s\";r=%d;t=%d\r\n",
+			      name, user_cap, name, ip_cap, name, kind, left, t);
+	else
+		nb_buf_printf(&req->resp.headers,
+			      "RateLimit-Policy: \"%s-ip\";q=%d;w=60\r\nRateLimit: \"%s-ip\";r=%d;t=%d\r\n", name,
+			      ip_cap, name, left, t);
+}
+
 int nb_api_ratelimit_check(nb_req_t *req, const char *user_id)
 {
 	pthread_once(&rl.once, init);
@@ -459,19 +485,23 @@ int nb_api_ratelimit_check(nb_req_t *req, const char *user_id)
 	long ipc = (long)user_cap * (rl.ip_mult > 0 ? rl.ip_mult : 1);
 	int ip_cap = ipc > 1000000000L ? 1000000000 : (int)ipc;
 	int64_t now = nb_mono_ms();
-	int left;
-	int64_t wait;
+	int left, uleft = 0;
+	int64_t wait, full, ufull = 0;
 	uint64_t hu = 0;
 	if (user_id && user_id[0]) {
 		hu = hash_key((int)cls, 'u', user_id);
-		if (!bucket_take(hu, user_cap, 1, now, &left, &wait))
+		if (!bucket_take(hu, user_cap, 1, now, &uleft, &wait, &ufull))
 			return refuse(req, cls, "user", user_cap, ip_cap, wait);
 	}
-	if (!bucket_take(hash_key((int)cls, 'a', req->remote), ip_cap, 1, now, &left, &wait)) {
+	if (!bucket_take(hash_key((int)cls, 'a', req->remote), ip_cap, 1, now, &left, &wait, &full)) {
 		if (hu)
-			bucket_take(hu, user_cap, -1, now, &left, &wait); /* give the user's token back */
+			bucket_take(hu, user_cap, -1, now, &uleft, &wait, &ufull); /* give the user's token back */
 		return refuse(req, cls, "ip", hu ? user_cap : 0, ip_cap, wait);
 	}
+	if (hu && uleft <= left)
+		advertise(req, cls, user_cap, ip_cap, "user", uleft, ufull);
+	else
+		advertise(req, cls, hu ? user_cap : 0, ip_cap, "ip", left, full);
 	return 0;
 }
 

@@ -11,8 +11,9 @@
  * client address gets NOTEBOOKD_RATE_IP_MULTIPLIER times the user's rate (many
  * users behind one NAT). Buckets live in a fixed table of hashed keys split
  * in shards, each with its own mutex: a check costs a hash, a lock and a few
- * arithmetic operations — no statement, no allocation. The door limits of
- * login/OTP/register (src/auth/ratelimit.c) stay as they are, on top.
+ * arithmetic operations and the RateLimit fields formatted into the answer's
+ * header buffer — no statement, no allocation. The door limits of
+ * login/OTP/register (src/auth/ratelimit.c) apply on top.
  *
  * The client address (nb_api_client_addr) is the one place that decides who
  * a request comes from: the peer, or — only when the peer is listed in
@@ -44,8 +45,10 @@ void nb_api_client_addr(nb_req_t *req);
 
 /**
  * Takes one token from the request's buckets (its client address, and its
- * user when user_id is not NULL). 0 when allowed; otherwise NB_ERATELIMIT
- * with the 429 answer set (Retry-After, RateLimit, RateLimit-Policy).
+ * user when user_id is not NULL). 0 when allowed, with RateLimit and
+ * RateLimit-Policy added to the answer's headers (whatever its status will
+ * be); otherwise NB_ERATELIMIT with the 429 answer set (Retry-After,
+ * RateLimit, RateLimit-Policy).
  * Routes outside /v1/ are not limited. Thread-safe.
  */
 int nb_api_ratelimit_check(nb_req_t *req, const char *user_id);

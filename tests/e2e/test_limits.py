@@ -82,6 +82,76 @@ def test_each_class_has_its_own_bucket_per_user():
         s.stop()
 
 
+def ratelimit_of(r):
+    """(bucket name, r, t) of a RateLimit header, or None when absent."""
+    v = r.header("RateLimit")
+    if v is None:
+        return None
+    m = re.fullmatch(r'"([a-z]+-(?:user|ip))";r=(\d+);t=(\d+)', v)
+    check(m, "RateLimit header: %r" % v)
+    return m.group(1), int(m.group(2)), int(m.group(3))
+
+
+def test_ratelimit_headers_on_every_answer():
+    """Every answer of a limited route says where its client stands, not only
+    a 429: RateLimit-Policy lists the class's buckets, RateLimit names the one
+    with the fewest tokens left (r) and the seconds until it is full again (t)."""
+    s = Server(env=dict(LIMIT_OFF, NOTEBOOKD_RATE_READ_PER_MIN="10", NOTEBOOKD_RATE_WRITE_PER_MIN="6",
+                        NOTEBOOKD_RATE_IP_MULTIPLIER="100"))
+    try:
+        # an anonymous route: the address's bucket only
+        r = s.post("/v1/auth/register", {"email": "hdr-%s@example.com" % uuid.uuid4().hex[:10],
+                                         "password": "long enough pw"})
+        eq(r.status, 201, r.body)
+        tok = r.json["access_token"]
+        eq(r.header("RateLimit-Policy"), '"write-ip";q=600;w=60')
+        eq(ratelimit_of(r), ("write-ip", 599, 1))
+        # authenticated reads: the user's bucket is the tighter one; r counts down, t grows
+        seen = []
+        for _ in range(3):
+            r = s.get("/v1/me", token=tok)
+            eq(r.status, 200, r.body)
+            eq(r.header("RateLimit-Policy"), '"read-user";q=10;w=60, "read-ip";q=1000;w=60')
+            seen.append(ratelimit_of(r))
+        eq([x[:2] for x in seen], [("read-user", 9), ("read-user", 8), ("read-user", 7)])
+        check(1 <= seen[0][2] <= seen[1][2] <= seen[2][2] <= 60, seen)
+        check(seen[2][2] >= 15, "three tokens of ten a minute take 18 s to come back: %r" % (seen,))
+        # an error answer of a limited route carries them too
+        r = s.get("/v1/notebooks/%s" % uuid.uuid4(), token=tok)
+        eq(r.status, 404, r.body)
+        eq(ratelimit_of(r)[:2], ("read-user", 6))
+        r = s.post("/v1/notebooks", {"title": ""}, token=tok)
+        eq(r.status, 422, r.body)
+        eq(ratelimit_of(r)[:2], ("write-user", 5))
+        # the last token, then the refusal (r=0, t = Retry-After)
+        for left in range(5, -1, -1):
+            r = s.get("/v1/me", token=tok)
+            eq(r.status, 200, r.body)
+            eq(ratelimit_of(r)[:2], ("read-user", left))
+        check_429(s.get("/v1/me", token=tok), "read-user", 10)
+        # routes outside the limits carry none
+        for path in ("/healthz", "/openapi.json"):
+            r = s.get(path)
+            eq(r.status, 200)
+            eq((r.header("RateLimit"), r.header("RateLimit-Policy")), (None, None))
+        eq(s.stop(), 0)
+    finally:
+        s.stop()
+    # a class whose limit is off says nothing
+    s = Server(env=dict(LIMIT_OFF, NOTEBOOKD_RATE_WRITE_PER_MIN="6"))
+    try:
+        r = s.post("/v1/auth/register", {"email": "hdr-%s@example.com" % uuid.uuid4().hex[:10],
+                                         "password": "long enough pw"})
+        eq(r.status, 201, r.body)
+        check(ratelimit_of(r) is not None, "writes are limited")
+        r = s.get("/v1/me", token=r.json["access_token"])
+        eq(r.status, 200)
+        eq((r.header("RateLimit"), r.header("RateLimit-Policy")), (None, None))
+        eq(s.stop(), 0)
+    finally:
+        s.stop()
+
+
 def test_client_address_from_trusted_proxies_only():
     env = dict(LIMIT_OFF, NOTEBOOKD_RATE_READ_PER_MIN="3", NOTEBOOKD_RATE_IP_MULTIPLIER="1",
                NOTEBOOKD_TRUSTED_PROXIES="10.9.9.9, 127.0.0.0/8 ,::1")
