@@ -100,8 +100,8 @@ static const var_t vars[] = {
 	{"NOTEBOOKD_JWT_SECRET", T_STR, OFF(jwt_secret), NULL, 0, 0,
 	 "HMAC-SHA256 key for access tokens, at least 32 bytes (dev: made once under var/)"},
 	{"NOTEBOOKD_JWT_SECRET_PREVIOUS", T_STR, OFF(jwt_secret_previous), NULL, 0, 0,
-	 "the secret being rotated out: access tokens it signed are still accepted, none is signed with it "
-	 "(unset it once they have expired; never set a leaked secret here)"},
+	 "a second key during a rotation: what it signed (access tokens, codes, cursors) is accepted, nothing is "
+	 "signed with it (see docs/operations.md; never set a leaked secret here)"},
 	{"NOTEBOOKD_JWT_ISSUER", T_STR, OFF(jwt_issuer), "notebookd", 0, 0, "the iss claim"},
 	{"NOTEBOOKD_JWT_AUDIENCE", T_STR, OFF(jwt_audience), "notebookd-api", 0, 0, "the aud claim"},
 	{"NOTEBOOKD_ACCESS_TTL_S", T_INT, OFF(access_ttl_s), "900", 10, 86400, "access token lifetime"},
