@@ -114,3 +114,23 @@ def test_previous_secret_must_be_long_and_not_the_current_one():
         else:
             s.stop()
             raise AssertionError("a server started with NOTEBOOKD_JWT_SECRET_PREVIOUS=%r" % prev)
+
+
+def test_first_step_accepts_the_incoming_key_before_signing_with_it():
+    """Step 1 of a planned rotation (docs/operations.md): A signs, B is only
+    accepted — so a server already on step 2 can sign with B while this one
+    still runs."""
+    s = Server(env={"NOTEBOOKD_JWT_SECRET": SECRET_A, "NOTEBOOKD_JWT_SECRET_PREVIOUS": SECRET_B})
+    try:
+        r = s.post("/v1/auth/register", {"email": "rot1-%s@example.com" % uuid.uuid4().hex[:10],
+                                         "password": "rotation password"})
+        eq(r.status, 201, r.body)
+        uid = r.json["user"]["id"]
+        check(signed_with(r.json["access_token"], SECRET_A), "A still signs")
+        r = s.get("/v1/me", token=forge(SECRET_B, uid))
+        eq(r.status, 200, r.body)
+        eq(r.json["id"], uid)
+        unauthenticated(s.get("/v1/me", token=forge(SECRET_C, uid)))
+        eq(s.stop(), 0)
+    finally:
+        s.stop()
