@@ -18,6 +18,7 @@
 #include "api/ratelimit.h"
 #include "core/buf.h"
 #include "core/err.h"
+#include "core/log.h"
 #include "core/metrics.h"
 #include "core/tpool.h"
 #include "db/breaker.h"
@@ -356,9 +357,12 @@ int nb_api_metrics(nb_req_t *req)
 	process_wide(&b);
 	nb_store_queue_stats_t q;
 	nb_conn_t *c = NULL;
-	int rc = req->app ? nb_req_db(req, &c) : NB_EUNAVAIL;
+	int rc = req->loop_data ? nb_req_db(req, &c) : NB_EUNAVAIL; /* no loop data: no middleware, no pools */
 	if (rc == 0)
 		rc = nb_store_queue_stats(c, QUEUE_QUERY_TIMEOUT_MS, &q);
+	if (rc < 0)
+		nb_warn("metrics: the queue query failed (%s, sqlstate %s): notebookd_jobs_queue_scrape_error is 1",
+			nb_err_code(rc), nb_db_sqlstate());
 	req->resp.retry_after = 0; /* an open breaker's hint is not for a scrape that answered 200 */
 	queue_metrics(&b, rc, &q);
 	answer(req, &b);
@@ -380,6 +384,9 @@ int nb_api_metrics_jobs(nb_req_t *req)
 			nb_pool_release(jobs_pool, c);
 		}
 	}
+	if (rc < 0)
+		nb_warn("metrics: the queue query failed (%s, sqlstate %s): notebookd_jobs_queue_scrape_error is 1",
+			nb_err_code(rc), nb_db_sqlstate());
 	queue_metrics(&b, rc, &q);
 	answer(req, &b);
 	return 0;
