@@ -11,6 +11,7 @@
  * scrape, never per request. `notebookd worker` serves the same page on
  * NOTEBOOKD_METRICS_LISTEN (nb_api_metrics_jobs, from a handler thread).
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -136,6 +137,13 @@ static void retention_metrics(nb_buf_t *b)
 static void route_metrics(nb_buf_t *b, nb_server_t *srv)
 {
 	int n = nb_server_route_slots(srv);
+	bool any = false; /* a family is printed only with samples */
+	for (int i = 0; i < n && !any; i++) {
+		nb_route_stats_t rs;
+		any = nb_server_route_stats(srv, i, &rs) && nb_histo_snap_count(&rs.latency) > 0;
+	}
+	if (!any)
+		return;
 	family(b, "notebookd_http_route_requests_total", "counter",
 	       "HTTP answers by route template (\"unmatched\": no route) and status.");
 	for (int i = 0; i < n; i++) {
@@ -165,6 +173,8 @@ static void route_metrics(nb_buf_t *b, nb_server_t *srv)
 static void job_metrics(nb_buf_t *b)
 {
 	int n = nb_jobs_stats_kinds();
+	if (n == 0) /* no job runner in this process: no family without samples */
+		return;
 	family(b, "notebookd_jobs_total", "counter",
 	       "Job attempts run by this process, by kind and outcome (succeeded, retry, dead, deferred).");
 	for (int i = 0; i < n; i++) {
