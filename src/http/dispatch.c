@@ -51,6 +51,7 @@ sreq_t *nb_http__sreq_new(conn_t *c)
 	r->body_fd = -1;
 	r->req.loop_data = lp->app;
 	atomic_init(&r->gone, false);
+	atomic_init(&r->counted, false);
 	snprintf(r->req.remote, sizeof r->req.remote, "%s", c->remote);
 	atomic_fetch_add(&r->srv->in_flight, 1);
 	return r;

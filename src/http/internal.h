@@ -62,6 +62,7 @@ struct sreq {
 	bool in_mailbox; /* queued on the loop's mailbox */
 	bool streaming;
 	atomic_bool gone; /* client gone, or the request was abandoned */
+	atomic_bool counted; /* counted in /metrics (a deadline's 503 and the late answer count once) */
 	bool aborted;     /* a stream given up midway */
 	size_t queued;    /* stream bytes appended and not yet written by the socket */
 	nb_wait_t *waiter; /* a coroutine producer parked for room (loop thread only) */

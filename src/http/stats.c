@@ -39,6 +39,8 @@ const char *nb_server_status_label(int i)
 
 void nb_http__count_answer(sreq_t *r, int status)
 {
+	if (atomic_exchange(&r->counted, true)) /* the handler's late answer after a deadline's 503 */
+		return;
 	nb_server_t *s = r->srv;
 	int cls = status / 100;
 	if (cls >= 1 && cls <= 5)

@@ -195,10 +195,13 @@ static void run_job(nb_workers_t *w, slot_t *s)
 		s->rc = 0;
 	if (s->rc < 0 && !s->err[0])
 		snprintf(s->err, sizeof s->err, "job handler failed (%d)", s->rc);
-	nb_job_outcome_t out = s->db_lost     ? NB_JOB_OUT_DEFERRED
-			       : s->rc == 0    ? NB_JOB_OUT_SUCCEEDED
-			       : s->rc == NB_JOB_PERMANENT || s->job.attempts >= s->job.max_attempts ? NB_JOB_OUT_DEAD
-								 : NB_JOB_OUT_RETRY;
+	nb_job_outcome_t out = NB_JOB_OUT_RETRY;
+	if (s->db_lost)
+		out = NB_JOB_OUT_DEFERRED;
+	else if (s->rc == 0)
+		out = NB_JOB_OUT_SUCCEEDED;
+	else if (s->rc == NB_JOB_PERMANENT || s->job.attempts >= s->job.max_attempts)
+		out = NB_JOB_OUT_DEAD; /* as nb_store_jobs_fail decides */
 	nb_jobs_stats_record(s->job.kind, out, nb_mono_us() - t0);
 	if (s->db_lost)
 		nb_warn("job %s (%s) lost the database (%s); it runs again once the database answers, attempt not"

@@ -564,3 +564,21 @@ def test_metrics_answer_without_a_database():
         check(has(s, "notebookd_db_breaker_state"))
     finally:
         eq(s2.stop(), 0)
+
+
+def test_a_request_past_its_deadline_is_counted_once():
+    # the deadline answers 503 on the loop; the handler's late answer must not count a second time
+    s2 = Server(env={"NOTEBOOKD_DEBUG_ROUTES": "1", "NOTEBOOKD_REQUEST_TIMEOUT_MS": "400", "NOTEBOOKD_WORKERS": "0"})
+    try:
+        eq(s2.get("/debug/sleep?ms=1500").status, 503)
+
+        def settled():
+            types, s = parse_metrics(s2.get("/metrics").body)
+            return value(s, "notebookd_http_requests_in_flight") <= 1 and s  # only the scrape itself
+        s = wait_until(settled, 10, "the late handler to finish")
+        eq(value(s, "notebookd_http_route_requests_total", route="/debug/sleep"), 1)
+        eq(value(s, "notebookd_http_route_requests_total", route="/debug/sleep", status="503"), 1)
+        eq(value(s, "notebookd_http_request_duration_seconds_count", route="/debug/sleep"), 1)
+        eq(value(s, "notebookd_http_request_timeouts_total"), 1)
+    finally:
+        eq(s2.stop(), 0)
