@@ -5,6 +5,7 @@
  * needs from the layers below and hands over.
  */
 #include <libpq-fe.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -45,6 +46,7 @@ static int cmd_serve(int argc, char **argv);
 static int cmd_migrate(int argc, char **argv);
 static int cmd_verify(int argc, char **argv);
 static int cmd_purge(int argc, char **argv);
+static int cmd_worker(int argc, char **argv);
 
 static const command_t commands[] = {
 	{"serve", cmd_serve, "serve the HTTP API (and run in-process job workers)",
@@ -52,11 +54,12 @@ static const command_t commands[] = {
 	 "running, answers 503 on /readyz and reconnects with backoff. SIGTERM or SIGINT\n"
 	 "stop accepting, let in-flight requests finish, then exit.\n",
 	 NB_CMD_SERVE, ""},
-	{"worker", nb_jobs_cmd_worker, "run job workers only (ingestion, generation)",
+	{"worker", cmd_worker, "run job workers only (ingestion, generation)",
 	 "notebookd worker [--concurrency N]\n\nClaims jobs from the PostgreSQL queue and runs them with N threads (default\n"
 	 "NOTEBOOKD_WORKERS, or 2). Any number of worker processes may run against one\n"
 	 "database. SIGTERM or SIGINT stop claiming, let running jobs finish within\n"
-	 "NOTEBOOKD_SHUTDOWN_TIMEOUT_MS and hand back the rest.\n",
+	 "NOTEBOOKD_SHUTDOWN_TIMEOUT_MS and hand back the rest. With NOTEBOOKD_METRICS_LISTEN\n"
+	 "set it serves /metrics (and /healthz) there.\n",
 	 NB_CMD_WORKER, "--concurrency -c"},
 	{"migrate", cmd_migrate, "apply pending database migrations",
 	 "notebookd migrate\n\nApplies the migrations compiled into this binary that the database lacks, in\n"
@@ -268,6 +271,7 @@ static int cmd_serve(int argc, char **argv)
 		wo.size = nb_cfg.workers + 3; /* + the retention scheduler */
 		wo.application_name = "notebookd-worker";
 		wpool = nb_pool_create(&wo);
+		nb_api_metrics_set_jobs_pool(wpool);
 		workers = nb_workers_start(wpool, nb_workers_listen_url(), nb_cfg.workers, "serve");
 		atomic_store(&stop.workers, workers);
 		if (atomic_load(&stop.deadline_ms)) /* a signal came while they started */
@@ -283,6 +287,7 @@ static int cmd_serve(int argc, char **argv)
 		fprintf(stderr, "notebookd: %s\n", err);
 	int64_t deadline = atomic_load(&stop.deadline_ms);
 	nb_workers_stop_by(workers, deadline ? deadline : nb_mono_ms() + nb_cfg.shutdown_timeout_ms);
+	nb_api_metrics_set_jobs_pool(NULL);
 	nb_pool_destroy(wpool);
 	nb_usercache_stop();
 	nb_server_destroy(srv);
@@ -290,6 +295,77 @@ static int cmd_serve(int argc, char **argv)
 	nb_pool_destroy(nb_app.pool);
 	nb_app.pool = NULL;
 	return run_rc < 0 ? 1 : 0;
+}
+
+/* ---- the worker's /metrics listener ---------------------------------------- */
+
+typedef struct worker_metrics {
+	nb_server_t *srv;
+	pthread_t thread;
+} worker_metrics_t;
+
+static void *worker_metrics_main(void *arg)
+{
+	worker_metrics_t *m = arg;
+	char err[256];
+	if (nb_server_run(m->srv, err, sizeof err) < 0)
+		nb_error("worker metrics listener: %s", err);
+	return NULL;
+}
+
+/* Serves /metrics and /healthz on NOTEBOOKD_METRICS_LISTEN beside the job runners (nb_jobs_cli_side_t). */
+static void *worker_metrics_start(nb_pool_t *pool)
+{
+	static worker_metrics_t none;
+	nb_api_metrics_set_jobs_pool(pool);
+	if (!nb_cfg.metrics_listen || !*nb_cfg.metrics_listen)
+		return &none;
+	static const nb_route_t routes[] = {
+		{"GET", "/metrics", nb_api_metrics_jobs, 0, NB_EXEC_THREAD},
+		{"GET", "/healthz", nb_api_healthz, 0, NB_EXEC_INLINE},
+	};
+	nb_server_opts_t so;
+	nb_server_opts_from_config(&so);
+	so.listen = nb_cfg.metrics_listen;
+	so.admin_listen = NULL;
+	so.io_threads = 1;
+	so.handler_threads = 1;
+	so.routes = routes;
+	so.nroutes = (int)(sizeof routes / sizeof routes[0]);
+	char err[256];
+	worker_metrics_t *m = calloc(1, sizeof *m);
+	if (!m || !(m->srv = nb_server_create(&so, err, sizeof err))) {
+		fprintf(stderr, "notebookd worker: %s\n", m ? err : "out of memory");
+		free(m);
+		return NULL;
+	}
+	if (pthread_create(&m->thread, NULL, worker_metrics_main, m) != 0) {
+		fprintf(stderr, "notebookd worker: could not start the metrics listener\n");
+		nb_server_destroy(m->srv);
+		free(m);
+		return NULL;
+	}
+	nb_info("worker: serving /metrics on http://%s (port %d)", nb_cfg.metrics_listen, nb_server_port(m->srv));
+	return m;
+}
+
+static void worker_metrics_stop(void *h)
+{
+	worker_metrics_t *m = h;
+	nb_api_metrics_set_jobs_pool(NULL);
+	if (!m->srv)
+		return;
+	nb_server_stop(m->srv);
+	pthread_join(m->thread, NULL);
+	nb_server_destroy(m->srv);
+	free(m);
+}
+
+static int cmd_worker(int argc, char **argv)
+{
+	static const nb_jobs_cli_side_t side = {worker_metrics_start, worker_metrics_stop};
+	nb_jobs_cmd_worker_side(&side);
+	return nb_jobs_cmd_worker(argc, argv);
 }
 
 int main(int argc, char **argv)

@@ -23,6 +23,10 @@ const nb_route_t *nb_api_routes(int *count);
 int nb_api_healthz(nb_req_t *req);
 int nb_api_readyz(nb_req_t *req);
 int nb_api_metrics(nb_req_t *req);
+/** /metrics of `notebookd worker` (a thread handler): the queue query goes through the jobs pool. */
+int nb_api_metrics_jobs(nb_req_t *req);
+/** The job runners' pool, shown as pool="jobs" in /metrics (and used by nb_api_metrics_jobs). NULL: none. */
+void nb_api_metrics_set_jobs_pool(nb_pool_t *pool);
 /* src/api/auth.c */
 int nb_api_register(nb_req_t *req);
 int nb_api_login(nb_req_t *req);

@@ -293,6 +293,25 @@ void nb_api_loop_pool_stats(nb_pool_stats_t *sum)
 	pthread_mutex_unlock(&mw.mu);
 }
 
+void nb_api_loop_pool_wait_histo(nb_histo_snap_t *sum)
+{
+	pthread_mutex_lock(&mw.mu);
+	for (int i = 0; i < mw.nloops; i++)
+		if (mw.loops[i] && mw.loops[i]->pool)
+			nb_pool_wait_histo(mw.loops[i]->pool, sum);
+	pthread_mutex_unlock(&mw.mu);
+}
+
+int nb_api_loop_count(void)
+{
+	pthread_mutex_lock(&mw.mu);
+	int n = 0;
+	for (int i = 0; i < mw.nloops; i++)
+		n += mw.loops[i] && mw.loops[i]->pool;
+	pthread_mutex_unlock(&mw.mu);
+	return n;
+}
+
 void nb_api_pipe_stats(nb_pipe_stats_t *sum)
 {
 	memset(sum, 0, sizeof *sum);

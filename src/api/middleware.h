@@ -51,5 +51,9 @@ bool nb_api_json_too_deep(const char *p, size_t n, int max);
 void nb_api_loop_pool_stats(nb_pool_stats_t *sum);
 /** Sums the counters of the per-loop pipelines. */
 void nb_api_pipe_stats(nb_pipe_stats_t *sum);
+/** Adds the acquire-wait histograms of every loop's pool into sum. */
+void nb_api_loop_pool_wait_histo(nb_histo_snap_t *sum);
+/** How many event loops have a database pool (0 outside `serve`, e.g. the worker's metrics listener). */
+int nb_api_loop_count(void);
 
 #endif

@@ -58,7 +58,8 @@ static const var_t vars[] = {
 	{"NOTEBOOKD_MAX_CONNECTIONS_PER_CLIENT", T_INT, OFF(max_connections_per_client), "256", 1, 1000000,
 	 "open connections from one client address; beyond it new ones are closed at once"},
 	{"NOTEBOOKD_METRICS_LISTEN", T_STR, OFF(metrics_listen), NULL, 0, 0,
-	 "host:port serving /metrics (only there, 404 on the API port); unset: /metrics on the API port"},
+	 "host:port serving /metrics (only there, 404 on the API port); unset: /metrics on the API port;"
+	 " `notebookd worker` serves its /metrics there (unset: none)"},
 	{"NOTEBOOKD_SHUTDOWN_TIMEOUT_MS", T_INT, OFF(shutdown_timeout_ms), "30000", 0, 3600000,
 	 "on SIGTERM, one deadline from the signal for in-flight requests, running jobs and their hand-back"},
 	{"NOTEBOOKD_ACCESS_LOG", T_BOOL, OFF(access_log), "1", 0, 1, "1 writes one JSON access-log line per request"},
@@ -258,7 +259,7 @@ static const struct reader {
 	{"NOTEBOOKD_FIRST_REQUEST_TIMEOUT_MS", SERVE},
 	{"NOTEBOOKD_WRITE_TIMEOUT_MS", SERVE},
 	{"NOTEBOOKD_MAX_CONNECTIONS_PER_CLIENT", SERVE},
-	{"NOTEBOOKD_METRICS_LISTEN", SERVE},
+	{"NOTEBOOKD_METRICS_LISTEN", JOBS},
 	{"NOTEBOOKD_AUTH_IP_RATE_PER_MIN", SERVE},
 	{"NOTEBOOKD_DB_PIPELINE_LOCK_TIMEOUT_MS", SERVE},
 	{"NOTEBOOKD_LISTEN_DATABASE_URL", JOBS},

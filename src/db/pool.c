@@ -18,6 +18,7 @@
 #include "core/config.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/sched.h"
 #include "core/timeutil.h"
 #include "core/tpool.h"
@@ -64,6 +65,7 @@ struct nb_pool {
 	int64_t down_until_ms; /* connect backoff window (monotonic) */
 	int backoff_ms;
 	nb_pool_stats_t st;
+	nb_histo_t wait_hist; /* acquire waits (nb_pool_wait_histo) */
 	pthread_once_t cancel_once;
 	nb_tpool_t *cancel_tp; /* async pools: PQcancel blocks, so it runs here */
 };
@@ -593,6 +595,7 @@ static int acquire_until(nb_pool_t *p, int64_t deadline, nb_conn_t **out)
 		if (rc < 0) {
 			p->st.timeouts++;
 			p->st.wait_us_total += (uint64_t)(nb_mono_us() - t0);
+			nb_histo_observe(&p->wait_hist, nb_mono_us() - t0);
 			pthread_mutex_unlock(&p->mu);
 			return rc;
 		}
@@ -630,7 +633,9 @@ static int acquire_until(nb_pool_t *p, int64_t deadline, nb_conn_t **out)
 		c->inner_depth = 0;
 		pthread_mutex_lock(&p->mu);
 		p->st.acquires++;
-		p->st.wait_us_total += (uint64_t)(nb_mono_us() - t0);
+		int64_t waited = nb_mono_us() - t0;
+		p->st.wait_us_total += (uint64_t)waited;
+		nb_histo_observe(&p->wait_hist, waited);
 		pthread_mutex_unlock(&p->mu);
 		*out = c;
 		return 0;
@@ -726,6 +731,11 @@ void nb_pool_reap(nb_pool_t *p)
 		conn_close(victims);
 		victims = next;
 	}
+}
+
+void nb_pool_wait_histo(nb_pool_t *p, nb_histo_snap_t *s)
+{
+	nb_histo_snap_add(s, &p->wait_hist);
 }
 
 void nb_pool_stats(nb_pool_t *p, nb_pool_stats_t *s)

@@ -27,6 +27,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "core/metrics.h"
+
 typedef struct nb_pool nb_pool_t;
 typedef struct nb_conn nb_conn_t;
 
@@ -94,6 +96,8 @@ int nb_pool_acquire_by(nb_pool_t *p, int64_t deadline_mono_ms, nb_conn_t **out);
 void nb_pool_release(nb_pool_t *p, nb_conn_t *c);
 /** Snapshot of the counters. */
 void nb_pool_stats(nb_pool_t *p, nb_pool_stats_t *s);
+/** Adds the pool's acquire-wait histogram (every acquire, timed-out ones included) into s. Lock-free. */
+void nb_pool_wait_histo(nb_pool_t *p, nb_histo_snap_t *s);
 /** Closes idle surplus and expired connections now (also done on release). */
 void nb_pool_reap(nb_pool_t *p);
 

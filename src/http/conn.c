@@ -386,7 +386,7 @@ void nb_http__respond_now(sreq_t *r, bool close)
 		c->close_after = true;
 	r->status = r->req.resp.status;
 	r->bytes_out = r->out.len;
-	nb_http__count_status(r->srv, r->status);
+	nb_http__count_answer(r, r->status);
 	nb_http__access_log(r);
 	r->bytes_out = 0; /* the flush counts what it writes */
 	nb_http__flush(r);
@@ -411,7 +411,7 @@ static void deadline_503(conn_t *c, sreq_t *r)
 		      r->req.request_id, body.len);
 	nb_buf_append(&out, body.data, body.len);
 	nb_buf_dispose(&body);
-	nb_http__count_status(c->lp->srv, 503);
+	nb_http__count_answer(r, 503);
 	atomic_store(&r->gone, true); /* the handler's answer goes nowhere */
 	nb_http__wake_producer(r);
 	c->close_after = true;

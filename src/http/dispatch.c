@@ -51,6 +51,7 @@ sreq_t *nb_http__sreq_new(conn_t *c)
 	r->body_fd = -1;
 	r->req.loop_data = lp->app;
 	atomic_init(&r->gone, false);
+	atomic_init(&r->counted, false);
 	snprintf(r->req.remote, sizeof r->req.remote, "%s", c->remote);
 	atomic_fetch_add(&r->srv->in_flight, 1);
 	return r;
@@ -199,13 +200,6 @@ void nb_http__access_log(sreq_t *r)
 	nb_buf_dispose(&b);
 }
 
-void nb_http__count_status(nb_server_t *s, int status)
-{
-	int cls = status / 100;
-	if (cls >= 1 && cls <= 5)
-		atomic_fetch_add(&s->by_class[cls], 1);
-}
-
 /* ------------------------------------------------------ worker → loop mail */
 
 /* Puts r on the mailbox; the caller holds lp->mu. */
@@ -243,7 +237,7 @@ static void final_bytes(sreq_t *r, nb_buf_t *tail)
 		r->status = r->req.resp.status;
 		r->bytes_out = tail->len;
 	}
-	nb_http__count_status(r->srv, r->status);
+	nb_http__count_answer(r, r->status);
 	nb_http__access_log(r);
 }
 

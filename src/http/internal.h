@@ -62,6 +62,7 @@ struct sreq {
 	bool in_mailbox; /* queued on the loop's mailbox */
 	bool streaming;
 	atomic_bool gone; /* client gone, or the request was abandoned */
+	atomic_bool counted; /* counted in /metrics (a deadline's 503 and the late answer count once) */
 	bool aborted;     /* a stream given up midway */
 	size_t queued;    /* stream bytes appended and not yet written by the socket */
 	nb_wait_t *waiter; /* a coroutine producer parked for room (loop thread only) */
@@ -126,6 +127,12 @@ struct loop {
 
 typedef struct client_count client_count_t;
 
+/* One route's counters (stats.c): answers by status slot and the latency histogram. */
+typedef struct route_stat {
+	atomic_ulong by_status[NB_HTTP_STATUS_SLOTS];
+	nb_histo_t latency;
+} route_stat_t;
+
 struct nb_server {
 	nb_server_opts_t o;
 	loop_t *loops;
@@ -136,6 +143,8 @@ struct nb_server {
 	const nb_route_t *admin_routes; /* served on the admin listener */
 	int nadmin_routes;
 	nb_route_t *route_copy; /* owns the two tables above */
+	route_stat_t *rstats;   /* one per route_copy entry, then the unmatched slot (stats.c) */
+	int nrstats;
 	char tmp_dir[256];
 	nb_tpool_t *pools[NB_EXEC_CLASSES_]; /* thread pools by nb_exec_class_t */
 	atomic_bool stopping;
@@ -185,8 +194,8 @@ void nb_http__dispatch(sreq_t *r);
 void nb_http__serialize(sreq_t *r, nb_buf_t *out, bool keep_alive);
 /** Appends the status line and the common headers. */
 void nb_http__head_common(nb_buf_t *out, sreq_t *r, int status, const char *ctype, bool keep_alive);
-/** Counts an answer in /metrics' responses by class. */
-void nb_http__count_status(nb_server_t *s, int status);
+/** Counts an answer in /metrics: by class, by route and status, and its latency (stats.c). */
+void nb_http__count_answer(sreq_t *r, int status);
 /** Writes the request's access-log line once (NOTEBOOKD_ACCESS_LOG). */
 void nb_http__access_log(sreq_t *r);
 /** Queues r on its loop's mailbox and wakes the loop (any thread). */

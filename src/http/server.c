@@ -288,6 +288,8 @@ static void split_routes(nb_server_t *s)
 	}
 	s->routes = main_r;
 	s->admin_routes = admin_r;
+	s->nrstats = 2 * (o->nroutes + 1) + 1;
+	s->rstats = nb_xcalloc((size_t)s->nrstats, sizeof *s->rstats);
 }
 
 static int init_loop(nb_server_t *s, int i, int fd, int admin_fd, char *err, size_t errlen)
@@ -492,6 +494,7 @@ void nb_server_destroy(nb_server_t *s)
 	nb_http__clients_dispose(s);
 	pthread_mutex_destroy(&s->clients_mu);
 	free(s->route_copy);
+	free(s->rstats);
 	free(s->loops);
 	free(s);
 }

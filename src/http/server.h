@@ -18,8 +18,11 @@
 #ifndef NB_HTTP_SERVER_H
 #define NB_HTTP_SERVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
+#include "core/metrics.h"
 #include "http/router.h"
 
 typedef struct nb_server nb_server_t;
@@ -109,6 +112,27 @@ typedef struct nb_server_stats {
 } nb_server_stats_t;
 /** Reads the counters (any thread). */
 void nb_server_stats(nb_server_t *s, nb_server_stats_t *out);
+/*
+ * Requests by route and status, and latency by route. Every route of the table
+ * has a slot (its pattern, never the raw path), plus one for requests that
+ * matched no route (404, 405, malformed). A status is counted exactly when it
+ * is one of a fixed list, otherwise as its class: the label set is bounded.
+ * Counting is two relaxed atomic adds and one histogram observation.
+ */
+#define NB_HTTP_STATUS_SLOTS 36
+/** The label of status slot i: "200", …, or a class "5xx". */
+const char *nb_server_status_label(int i);
+typedef struct nb_route_stats {
+	const char *method;  /* the route's method; "" for the unmatched slot */
+	const char *pattern; /* the route's pattern; NULL for the unmatched slot */
+	uint64_t by_status[NB_HTTP_STATUS_SLOTS];
+	nb_histo_snap_t latency; /* from the request's first byte to its last response byte queued */
+} nb_route_stats_t;
+/** The number of route slots (routes of both listeners, and the unmatched one). */
+int nb_server_route_slots(const nb_server_t *s);
+/** Copies slot i's counts into out. Returns false when the slot holds no route (an unused spare). */
+bool nb_server_route_stats(nb_server_t *s, int i, nb_route_stats_t *out);
+
 /** The running server (one per process), for handlers that need its stats. */
 nb_server_t *nb_server_current(void);
 

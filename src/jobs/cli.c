@@ -5,7 +5,8 @@
  * thread, which is the only one that acts on them: the first SIGTERM or
  * SIGINT drains (nb_workers_stop within NOTEBOOKD_SHUTDOWN_TIMEOUT_MS), a
  * second one exits at once — what was running comes back through the
- * leases.
+ * leases. A side service (main.c: /metrics on NOTEBOOKD_METRICS_LISTEN)
+ * starts after the mask is set and stops after the runners.
  */
 #include <errno.h>
 #include <libpq-fe.h>
@@ -23,6 +24,13 @@
 #include "db/connect.h"
 #include "db/pool.h"
 #include "jobs/worker.h"
+
+static const nb_jobs_cli_side_t *side;
+
+void nb_jobs_cmd_worker_side(const nb_jobs_cli_side_t *s)
+{
+	side = s;
+}
 
 typedef struct stopper {
 	nb_workers_t *w;
@@ -109,6 +117,11 @@ int nb_jobs_cmd_worker(int argc, char **argv)
 	po.size = concurrency + 4; /* handlers, fetcher, completer, maintenance, retention */
 	po.async = false;
 	nb_pool_t *pool = nb_pool_create(&po);
+	void *side_h = NULL;
+	if (side && side->start && !(side_h = side->start(pool))) {
+		nb_pool_destroy(pool);
+		return 1;
+	}
 	nb_workers_t *w = nb_workers_start(pool, nb_workers_listen_url(), concurrency, "worker");
 
 	int sig = 0;
@@ -130,6 +143,8 @@ int nb_jobs_cmd_worker(int argc, char **argv)
 		}
 		pthread_join(t, NULL);
 	}
+	if (side_h && side->stop)
+		side->stop(side_h);
 	nb_pool_destroy(pool);
 	return 0;
 }

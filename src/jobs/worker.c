@@ -31,6 +31,7 @@
  * a handler runs: every queue statement is autocommit.
  */
 #include "jobs/worker.h"
+#include "jobs/stats.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -221,8 +222,10 @@ nb_workers_t *nb_workers_start_opts(nb_pool_t *pool, const char *conninfo_for_li
 		w->o.reap_interval_ms = w->o.lease_ms / 2 < 5000 ? w->o.lease_ms / 2 : 5000;
 	make_name(w, o->name);
 	w->nkinds = nb_jobs__registered(w->kinds, w->fns, NB_JOBS_MAX_KINDS);
-	for (int i = 0; i < w->nkinds; i++)
+	for (int i = 0; i < w->nkinds; i++) {
 		w->kindp[i] = w->kinds[i];
+		nb_jobs_stats_register(w->kinds[i]);
+	}
 	w->rng = (uint64_t)nb_now_ms() * 0x9E3779B97F4A7C15u ^ (uint64_t)getpid() ^ (uint64_t)(uintptr_t)w;
 	if (!w->rng)
 		w->rng = 1;

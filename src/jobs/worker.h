@@ -111,4 +111,18 @@ void nb_workers_stats(nb_workers_t *w, nb_workers_stats_t *out);
  */
 int nb_jobs_cmd_worker(int argc, char **argv);
 
+/**
+ * What `notebookd worker` runs beside its job runners (main.c: the /metrics
+ * listener). start is called once the worker's pool exists and the signals
+ * are blocked (so threads it starts leave SIGTERM to the worker's sigwait);
+ * it returns a handle, or NULL with a message printed to fail the command.
+ * stop is called with that handle after the runners stopped.
+ */
+typedef struct nb_jobs_cli_side {
+	void *(*start)(nb_pool_t *pool);
+	void (*stop)(void *handle);
+} nb_jobs_cli_side_t;
+/** Sets the side service of nb_jobs_cmd_worker (call before it; NULL: none). */
+void nb_jobs_cmd_worker_side(const nb_jobs_cli_side_t *side);
+
 #endif

@@ -20,6 +20,7 @@
 #include "core/log.h"
 #include "core/timeutil.h"
 #include "db/db.h"
+#include "jobs/stats.h"
 #include "jobs/worker_internal.h"
 #include "store/jobs.h"
 
@@ -170,6 +171,7 @@ static void run_job(nb_workers_t *w, slot_t *s)
 	nb_log_set_request_id(rid);
 	nb_job_ctx_t ctx = {w, s, NULL, false};
 	s->err[0] = '\0';
+	int64_t t0 = nb_mono_us();
 	if (s->fn) {
 		s->rc = s->fn(&s->job, &ctx, s->err, sizeof s->err);
 	} else { /* cannot happen: the claim asks only for registered kinds */
@@ -193,6 +195,14 @@ static void run_job(nb_workers_t *w, slot_t *s)
 		s->rc = 0;
 	if (s->rc < 0 && !s->err[0])
 		snprintf(s->err, sizeof s->err, "job handler failed (%d)", s->rc);
+	nb_job_outcome_t out = NB_JOB_OUT_RETRY;
+	if (s->db_lost)
+		out = NB_JOB_OUT_DEFERRED;
+	else if (s->rc == 0)
+		out = NB_JOB_OUT_SUCCEEDED;
+	else if (s->rc == NB_JOB_PERMANENT || s->job.attempts >= s->job.max_attempts)
+		out = NB_JOB_OUT_DEAD; /* as nb_store_jobs_fail decides */
+	nb_jobs_stats_record(s->job.kind, out, nb_mono_us() - t0);
 	if (s->db_lost)
 		nb_warn("job %s (%s) lost the database (%s); it runs again once the database answers, attempt not"
 			" counted",

@@ -9,15 +9,18 @@
  */
 #include "rag/generate.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/timeutil.h"
 #include "core/utf8.h"
 
 struct nb_generator {
 	const char *provider;
+	int index; /* in the stats tables */
 	int (*run)(const nb_gen_request_t *req, nb_gen_result_t *res);
 };
 
@@ -31,6 +34,7 @@ int nb_gen_create(const char *name, nb_generator_t **out, char *err, size_t errl
 	} else if (!strcmp(name, "openai")) {
 		g->provider = "openai";
 		g->run = nb_gen__openai_run;
+		g->index = 1;
 	} else {
 		snprintf(err, errlen, "NOTEBOOKD_GENERATOR: must be extractive or openai, got \"%s\"", name);
 		free(g);
@@ -50,11 +54,39 @@ const char *nb_gen_provider(const nb_generator_t *g)
 	return g->provider;
 }
 
+static nb_histo_t latency[NB_GEN_PROVIDERS][NB_GEN_USES];
+static atomic_ullong errors[NB_GEN_PROVIDERS][NB_GEN_USES];
+
 int nb_gen_run(const nb_generator_t *g, const nb_gen_request_t *req, nb_gen_result_t *res)
 {
 	memset(res, 0, sizeof *res);
 	res->provider = g->provider;
-	return g->run(req, res);
+	int64_t t0 = nb_mono_us();
+	int rc = g->run(req, res);
+	int use = req->kind == NB_GEN_CHAT ? 0 : 1;
+	nb_histo_observe(&latency[g->index][use], nb_mono_us() - t0);
+	if (rc != 0 && rc != NB_GEN_ECANCELLED) /* a client that left is not the provider's error */
+		atomic_fetch_add_explicit(&errors[g->index][use], 1, memory_order_relaxed);
+	return rc;
+}
+
+const char *nb_gen_provider_label(int i)
+{
+	return i == 1 ? "openai" : "extractive";
+}
+
+const char *nb_gen_use_label(int u)
+{
+	return u == 1 ? "study" : "chat";
+}
+
+void nb_gen_stats_get(int provider, int use, nb_gen_stats_t *out)
+{
+	memset(out, 0, sizeof *out);
+	if (provider < 0 || provider >= NB_GEN_PROVIDERS || use < 0 || use >= NB_GEN_USES)
+		return;
+	nb_histo_snap_add(&out->latency, &latency[provider][use]);
+	out->errors = atomic_load_explicit(&errors[provider][use], memory_order_relaxed);
 }
 
 void nb_gen_result_dispose(nb_gen_result_t *res)

@@ -21,6 +21,9 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+
+#include "core/metrics.h"
 
 /** What is being generated. */
 typedef enum {
@@ -128,6 +131,24 @@ const char *nb_gen_provider(const nb_generator_t *g);
 int nb_gen_run(const nb_generator_t *g, const nb_gen_request_t *req, nb_gen_result_t *res);
 /** Frees what a result owns. */
 void nb_gen_result_dispose(nb_gen_result_t *res);
+
+/*
+ * Generation figures for /metrics, counted by nb_gen_run (relaxed atomics):
+ * by provider (index 0 extractive, 1 openai) and use (0 chat answers, 1 study
+ * outputs: quizzes and guides).
+ */
+#define NB_GEN_PROVIDERS 2
+#define NB_GEN_USES 2
+typedef struct nb_gen_stats {
+	nb_histo_snap_t latency; /* every run, failed ones included */
+	uint64_t errors;         /* runs that returned an error */
+} nb_gen_stats_t;
+/** The label of provider index i ("extractive", "openai"). */
+const char *nb_gen_provider_label(int i);
+/** The label of use index u ("chat", "study"). */
+const char *nb_gen_use_label(int u);
+/** Copies the figures of one provider and use into out. */
+void nb_gen_stats_get(int provider, int use, nb_gen_stats_t *out);
 
 /** The answer given when nothing in the sources answers the question. */
 #define NB_GEN_NO_ANSWER "I could not find anything in this notebook's sources that answers this question."

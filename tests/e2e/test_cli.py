@@ -128,11 +128,14 @@ def test_every_metrics_family_has_help_and_type():
             continue
         check(not line.startswith("#"), line)
         name = re.match(r"[a-z_:][a-z0-9_:]*", line).group(0)
+        for suffix in ("_bucket", "_sum", "_count"):  # a histogram's samples belong to its family
+            if name.endswith(suffix) and types.get(name[:-len(suffix)]) == "histogram":
+                name = name[:-len(suffix)]
         check(name in helps and name in types, "%s has no # HELP or # TYPE" % name)
         if not seen or seen[-1] != name:
             check(name not in seen, "the samples of %s are not together" % name)
             seen.append(name)
-        check(types[name] in ("counter", "gauge"), line)
+        check(types[name] in ("counter", "gauge", "histogram"), line)
         check(not name.endswith("_total") or types[name] == "counter", name)
     check(len(seen) >= 20, seen)
     eq(sorted(helps), sorted(types))
