@@ -9,6 +9,7 @@
 
 #include "api/app.h"
 #include "api/ratelimit.h"
+#include "api/replica.h"
 #include "core/buf.h"
 #include "core/err.h"
 #include "core/tpool.h"
@@ -173,6 +174,7 @@ int nb_api_metrics(nb_req_t *req)
 		nb_buf_printf(&b, "notebookd_ratelimit_rejections_total{class=\"%s\"} %ld\n",
 			      nb_api_rl_class_name((nb_rl_class_t)c), nb_api_ratelimit_rejections((nb_rl_class_t)c));
 	retention_metrics(&b);
+	nb_api_replica_metrics(&b); /* read replica: always present */
 	nb_resp_raw(&req->resp, 200, "text/plain; version=0.0.4", b.data ? b.data : "", b.len);
 	nb_buf_dispose(&b);
 	return 0;
