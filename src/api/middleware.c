@@ -337,6 +337,39 @@ void nb_api_middleware_set_replica(const nb_pool_opts_t *loop_read_pool, nb_pool
 
 /* ------------------------------------------------------------------ stats */
 
+static void add_stats(nb_pool_stats_t *sum, const nb_pool_stats_t *st)
+{
+	sum->in_use += st->in_use;
+	sum->idle += st->idle;
+	sum->waiting += st->waiting;
+	sum->total += st->total;
+	sum->acquires += st->acquires;
+	sum->timeouts += st->timeouts;
+	sum->created += st->created;
+	sum->closed += st->closed;
+	sum->replaced_dead += st->replaced_dead;
+	sum->connect_failures += st->connect_failures;
+	sum->wait_us_total += st->wait_us_total;
+}
+
+void nb_api_read_pool_stats(nb_pool_stats_t *sum)
+{
+	nb_pool_stats_t st;
+	memset(sum, 0, sizeof *sum);
+	pthread_mutex_lock(&mw.mu);
+	for (int i = 0; i < mw.nloops; i++) {
+		if (mw.loops[i] && mw.loops[i]->rpool) {
+			nb_pool_stats(mw.loops[i]->rpool, &st);
+			add_stats(sum, &st);
+		}
+	}
+	pthread_mutex_unlock(&mw.mu);
+	if (mw.thread_read_pool) {
+		nb_pool_stats(mw.thread_read_pool, &st);
+		add_stats(sum, &st);
+	}
+}
+
 void nb_api_loop_pool_stats(nb_pool_stats_t *sum)
 {
 	memset(sum, 0, sizeof *sum);

@@ -58,6 +58,8 @@ bool nb_api_json_too_deep(const char *p, size_t n, int max);
 
 /** Sums the counters of the per-loop database pools. */
 void nb_api_loop_pool_stats(nb_pool_stats_t *sum);
+/** Sums the counters of the read replica's pools (the loops' and the thread pool's; zeros without one). */
+void nb_api_read_pool_stats(nb_pool_stats_t *sum);
 /** Sums the counters of the per-loop pipelines. */
 void nb_api_pipe_stats(nb_pipe_stats_t *sum);
 

@@ -40,6 +40,8 @@ int nb_api_replica_start(void)
 void nb_api_replica_stop(void)
 {
 	nb_replica_stop();
+	if (thread_read_pool)
+		nb_api_middleware_set_replica(NULL, NULL);
 	nb_pool_destroy(thread_read_pool);
 	thread_read_pool = NULL;
 }
@@ -73,6 +75,12 @@ void nb_api_replica_metrics(nb_buf_t *b)
 	family(b, "notebookd_db_replica_fallbacks_total", "counter",
 	       "Requests moved from the replica to the primary when a statement failed there.");
 	nb_buf_printf(b, "notebookd_db_replica_fallbacks_total %llu\n", (unsigned long long)s.fallbacks);
+	nb_pool_stats_t ps;
+	nb_api_read_pool_stats(&ps);
+	family(b, "notebookd_db_replica_connections", "gauge",
+	       "Open connections of the read replica's pools by state (the pipelined ones aside).");
+	nb_buf_printf(b, "notebookd_db_replica_connections{state=\"in_use\"} %d\n", ps.in_use);
+	nb_buf_printf(b, "notebookd_db_replica_connections{state=\"idle\"} %d\n", ps.idle);
 	family(b, "notebookd_db_replica_users_tracked", "gauge",
 	       "Users whose recent writes keep their reads on the primary (read-your-writes).");
 	nb_buf_printf(b, "notebookd_db_replica_users_tracked %ld\n", s.users_tracked);

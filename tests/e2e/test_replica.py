@@ -219,7 +219,8 @@ def test_reads_are_served_by_the_replica_and_writes_never_reach_it():
             eq(got, "reader's first", path + " was not served by the (paused) replica")
         # every kind of read-only route goes there
         for path in ("/v1/me", "/v1/notebooks/%s/sources" % nb, "/v1/notebooks/%s/conversations" % nb,
-                     "/v1/jobs", "/v1/generations", "/v1/notebooks/%s/search?q=anything" % nb):
+                     "/v1/jobs", "/v1/generations", "/v1/notebooks/%s/search?q=anything" % nb,
+                     "/v1/me/export"):
             r, where = served_by(srv, lambda: srv.get(path, token=tok))
             eq((r.status, where), (200, "replica"), path)
     finally:
