@@ -134,11 +134,13 @@ def setup_module():
 
 
 def teardown_module():
-    for s in (srv, srv_tight):
-        if s:
-            s.stop()
-    if pair:
-        pair.destroy()
+    try:
+        for s in (srv, srv_tight):
+            if s:
+                s.stop()  # raises on a sanitizer report (make asan)
+    finally:
+        if pair:
+            pair.destroy()
 
 
 def metrics(s):
