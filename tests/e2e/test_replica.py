@@ -134,13 +134,16 @@ def setup_module():
 
 
 def teardown_module():
-    try:
-        for s in (srv, srv_tight):
-            if s:
+    problems = []
+    for s in (srv, srv_tight):
+        if s:
+            try:
                 s.stop()  # raises on a sanitizer report (make asan)
-    finally:
-        if pair:
-            pair.destroy()
+            except AssertionError as e:
+                problems.append(str(e))
+    if pair:
+        pair.destroy()
+    eq(problems, [])
 
 
 def metrics(s):
