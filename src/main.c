@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "api/app.h"
+#include "api/replica.h"
 #include "api/util.h"
 #include "auth/service.h"
 #include "core/config.h"
@@ -255,6 +256,10 @@ static int cmd_serve(int argc, char **argv)
 	nb_pool_opts_t lpo;
 	nb_pool_opts_from_config(&lpo, nb_cfg.database_url);
 	nb_api_middleware_install(&so, nb_app.pool, &lpo, nb_cfg.db_pipelines);
+	if (nb_api_replica_start() < 0) {
+		fprintf(stderr, "notebookd: could not start the read replica's checks\n");
+		return 1;
+	}
 	static serve_stop_t stop;
 	so.on_shutdown = on_serve_shutdown;
 	so.on_shutdown_arg = &stop;
@@ -291,6 +296,7 @@ static int cmd_serve(int argc, char **argv)
 	nb_pool_destroy(wpool);
 	nb_usercache_stop();
 	nb_server_destroy(srv);
+	nb_api_replica_stop();
 	nb_auth_shutdown();
 	nb_pool_destroy(nb_app.pool);
 	nb_app.pool = NULL;

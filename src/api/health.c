@@ -17,6 +17,7 @@
 
 #include "api/app.h"
 #include "api/ratelimit.h"
+#include "api/replica.h"
 #include "core/buf.h"
 #include "core/err.h"
 #include "core/log.h"
@@ -342,6 +343,7 @@ static void process_wide(nb_buf_t *b)
 		nb_buf_printf(b, "notebookd_ratelimit_rejections_total{class=\"%s\"} %ld\n",
 			      nb_api_rl_class_name((nb_rl_class_t)c), nb_api_ratelimit_rejections((nb_rl_class_t)c));
 	retention_metrics(b);
+	nb_api_replica_metrics(b); /* read replica: always present */
 	if (srv)
 		route_metrics(b, srv);
 	job_metrics(b);

@@ -9,6 +9,9 @@
  * the loop as soon as the head is routed, so an anonymous request to an
  * authenticated route is answered 401 before its body is read; the "user
  * still exists" query runs where the handler runs, just before it.
+ * With a read replica, a read-only route's connection (taken at its first
+ * statement, once the user is known) comes from the replica's pools when
+ * db/replica.h allows it for that user; a write notes its user afterwards.
  */
 #include "api/middleware.h"
 
@@ -20,6 +23,7 @@
 
 #include "api/idempotency.h"
 #include "api/ratelimit.h"
+#include "api/replica.h"
 #include "api/util.h"
 #include "auth/service.h"
 #include "core/alloc.h"
@@ -27,11 +31,14 @@
 #include "core/err.h"
 #include "core/sched.h"
 #include "db/breaker.h"
+#include "db/replica.h"
 #include "rag/generate.h"
 
 typedef struct api_loop {
 	nb_pool_t *pool; /* async, for this loop's coroutines; NULL without one */
 	nb_pipe_t *pipe; /* its pipelined connections, or NULL */
+	nb_pool_t *rpool; /* the read replica's, or NULL */
+	nb_pipe_t *rpipe;
 	int index;
 } api_loop_t;
 
@@ -45,6 +52,9 @@ static struct {
 	nb_pool_t *thread_pool;
 	nb_pool_opts_t loop_pool;
 	int pipelines;
+	bool replica;              /* a read replica is configured */
+	nb_pool_opts_t read_pool;  /* its loop pools */
+	nb_pool_t *thread_read_pool;
 	pthread_mutex_t mu; /* guards loops */
 	api_loop_t **loops;
 	int nloops;
@@ -130,17 +140,53 @@ static api_req_t *api_req(nb_req_t *req)
 	return a;
 }
 
+/*
+ * A read-only route's connection on the replica, when it may serve this
+ * request: the user is known (the user check of authentication always asks
+ * the primary) and has no write the replica may not have replayed yet.
+ * 1 with a->conn set, 0 to use the primary.
+ */
+static int replica_conn(nb_req_t *req, api_req_t *a, bool coro, api_loop_t *lp)
+{
+	if (!mw.replica || !req->authed || !nb_replica_usable_for(req->user_id))
+		return 0;
+	if (coro && (!lp || !lp->rpool))
+		return 0;
+	if (coro && lp->rpipe) {
+		a->conn = nb_pool_acquire_virtual(lp->rpool, lp->rpipe);
+		nb_conn_set_fallback(a->conn, lp->pool, lp->pipe); /* a failure there runs it again on the primary */
+		a->pool = lp->rpool;
+	} else {
+		nb_pool_t *p = coro ? lp->rpool : mw.thread_read_pool;
+		if (nb_pool_acquire_by(p, req->deadline_ms, &a->conn) < 0) {
+			nb_replica_fallback(true);
+			return 0;
+		}
+		a->pool = p;
+	}
+	nb_conn_set_deadline(a->conn, req->deadline_ms);
+	return 1;
+}
+
 int nb_req_db(nb_req_t *req, nb_conn_t **out)
 {
 	api_req_t *a = api_req(req);
 	if (!a->conn) {
+		bool coro = nb_sched_in_coro();
+		api_loop_t *lp = req->loop_data;
+		if (req->route && (req->route->flags & NB_ROUTE_READ)) {
+			int on_replica = replica_conn(req, a, coro, lp);
+			nb_replica_count_read(on_replica == 1);
+			if (on_replica) {
+				*out = a->conn;
+				return 0; /* the primary's breaker does not concern the replica */
+			}
+		}
 		int retry_s;
 		if (nb_breaker_rejects(&retry_s)) {
 			req->resp.retry_after = retry_s; /* fail fast: no connect is tried while open */
 			return NB_EUNAVAIL;
 		}
-		bool coro = nb_sched_in_coro();
-		api_loop_t *lp = req->loop_data;
 		nb_pool_t *p = coro ? (lp ? lp->pool : NULL) : mw.thread_pool;
 		if (!p)
 			return NB_EUNAVAIL;
@@ -175,6 +221,15 @@ static void *loop_start(void *arg, int index, int nloops)
 		if (mw.pipelines > 0)
 			lp->pipe = nb_pipe_create(lp->pool, mw.pipelines);
 	}
+	if (mw.replica && lp->pool) {
+		nb_pool_opts_t ro = mw.read_pool;
+		ro.async = true;
+		ro.size = (mw.read_pool.size + nloops - 1) / nloops;
+		ro.overflow = (mw.read_pool.overflow + nloops - 1) / nloops;
+		lp->rpool = nb_pool_create(&ro);
+		if (mw.pipelines > 0)
+			lp->rpipe = nb_pipe_create(lp->rpool, mw.pipelines);
+	}
 	pthread_mutex_lock(&mw.mu);
 	if (!mw.loops) {
 		mw.loops = nb_xcalloc((size_t)nloops, sizeof *mw.loops);
@@ -206,6 +261,8 @@ static void loop_stop(void *arg, void *data)
 		mw.nloops = 0;
 	}
 	pthread_mutex_unlock(&mw.mu);
+	nb_pipe_destroy(lp->rpipe);
+	nb_pool_destroy(lp->rpool);
 	nb_pipe_destroy(lp->pipe);
 	nb_pool_destroy(lp->pool); /* closes its socket watchers on the loop */
 	nb_gen_loop_cleanup();	   /* the loops' libcurl multi handles (streamed model answers) */
@@ -243,6 +300,9 @@ static void after(nb_req_t *req)
 		stmts = nb_conn_statements(a->conn);
 		nb_pool_release(a->pool, a->conn);
 		a->conn = NULL;
+		/* after the commit: this user's reads stay on the primary until the replica has it */
+		if (mw.replica && req->authed && !(req->route->flags & NB_ROUTE_READ))
+			nb_replica_note_write(req->user_id);
 	}
 	if (nb_cfg.expose_statement_count) {
 		char n[16];
@@ -267,7 +327,48 @@ void nb_api_middleware_install(nb_server_opts_t *so, nb_pool_t *thread_pool, con
 	};
 }
 
+void nb_api_middleware_set_replica(const nb_pool_opts_t *loop_read_pool, nb_pool_t *thread_read_pool)
+{
+	mw.replica = loop_read_pool != NULL;
+	if (loop_read_pool)
+		mw.read_pool = *loop_read_pool;
+	mw.thread_read_pool = thread_read_pool;
+}
+
 /* ------------------------------------------------------------------ stats */
+
+static void add_stats(nb_pool_stats_t *sum, const nb_pool_stats_t *st)
+{
+	sum->in_use += st->in_use;
+	sum->idle += st->idle;
+	sum->waiting += st->waiting;
+	sum->total += st->total;
+	sum->acquires += st->acquires;
+	sum->timeouts += st->timeouts;
+	sum->created += st->created;
+	sum->closed += st->closed;
+	sum->replaced_dead += st->replaced_dead;
+	sum->connect_failures += st->connect_failures;
+	sum->wait_us_total += st->wait_us_total;
+}
+
+void nb_api_read_pool_stats(nb_pool_stats_t *sum)
+{
+	nb_pool_stats_t st;
+	memset(sum, 0, sizeof *sum);
+	pthread_mutex_lock(&mw.mu);
+	for (int i = 0; i < mw.nloops; i++) {
+		if (mw.loops[i] && mw.loops[i]->rpool) {
+			nb_pool_stats(mw.loops[i]->rpool, &st);
+			add_stats(sum, &st);
+		}
+	}
+	pthread_mutex_unlock(&mw.mu);
+	if (mw.thread_read_pool) {
+		nb_pool_stats(mw.thread_read_pool, &st);
+		add_stats(sum, &st);
+	}
+}
 
 void nb_api_loop_pool_stats(nb_pool_stats_t *sum)
 {

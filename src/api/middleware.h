@@ -36,6 +36,15 @@ void nb_api_middleware_install(nb_server_opts_t *so, nb_pool_t *thread_pool, con
 			       int pipelines);
 
 /**
+ * A read replica (api/replica.h): each loop also gets an async pool made from
+ * loop_read_pool (size split across the loops) with as many pipelined
+ * connections as the primary's; thread handlers of read-only routes use
+ * thread_read_pool. Call after nb_api_middleware_install, before the loops
+ * start. The option struct is copied; the pool stays the caller's.
+ */
+void nb_api_middleware_set_replica(const nb_pool_opts_t *loop_read_pool, nb_pool_t *thread_read_pool);
+
+/**
  * The body checks of a request: no body passes; multipart passes on routes
  * that take it; otherwise the content type must be JSON (415), nesting at
  * most NB_JSON_MAX_DEPTH (400), valid JSON (400) and an object (400). Sets
@@ -49,6 +58,8 @@ bool nb_api_json_too_deep(const char *p, size_t n, int max);
 
 /** Sums the counters of the per-loop database pools. */
 void nb_api_loop_pool_stats(nb_pool_stats_t *sum);
+/** Sums the counters of the read replica's pools (the loops' and the thread pool's; zeros without one). */
+void nb_api_read_pool_stats(nb_pool_stats_t *sum);
 /** Sums the counters of the per-loop pipelines. */
 void nb_api_pipe_stats(nb_pipe_stats_t *sum);
 /** Adds the acquire-wait histograms of every loop's pool into sum. */

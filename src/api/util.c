@@ -14,6 +14,7 @@
 #include "core/err.h"
 #include "core/utf8.h"
 #include "core/uuid.h"
+#include "db/replica.h"
 #include "store/usercache.h"
 #include "store/users.h"
 
@@ -34,6 +35,7 @@ int nb_api_authenticate(nb_req_t *req)
 		if (rc == 0)
 			return nb_resp_error(req, NB_EUNAUTH, "missing, invalid or expired access token", NULL);
 		nb_usercache_put(uid, gen);
+		nb_replica_note_write(uid); /* maybe new (just registered): its reads wait for the replica to have it */
 	}
 	memcpy(req->user_id, uid, sizeof uid);
 	req->authed = true;

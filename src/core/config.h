@@ -49,6 +49,9 @@ typedef struct nb_config {
 	int db_pipeline_lock_timeout_ms; /* lock_timeout of the pipelined connections */
 	int db_breaker_failures; /* consecutive connect failures that open the breaker (0: off) */
 	int db_breaker_open_ms;  /* how long it stays open before a half-open probe */
+	char *database_read_url; /* a streaming replica for read-only routes (NULL: none; db/replica.h) */
+	int db_read_pool_size;   /* its connections for the event loops */
+	int replica_max_lag_ms;  /* a replica further behind is skipped */
 	/* API-wide limits (src/api/ratelimit.c) */
 	int rate_read_per_min;
 	int rate_write_per_min;

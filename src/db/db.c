@@ -273,6 +273,20 @@ static int expired(nb_conn_t *c, const char *what)
 	return NB_ETIMEOUT;
 }
 
+/*
+ * A read-replica handle whose statement failed there outside a transaction:
+ * moves it to the primary (true: run the statement again). The connection
+ * lost, or a query cancelled by a conflict with recovery (40001).
+ */
+static bool fall_back(nb_conn_t *c, int rc)
+{
+	if (rc == NB_EUNAVAIL)
+		return nb_conn__fall_back(c, true);
+	if (rc == NB_EDB && !strcmp(tl_sqlstate, "40001"))
+		return nb_conn__fall_back(c, false);
+	return false;
+}
+
 static int exec_fmt(nb_conn_t *c, nb_stmt_t *st, const nb_params_t *p, PGresult **res, int rfmt)
 {
 	if (res)
@@ -295,17 +309,20 @@ static int exec_fmt(nb_conn_t *c, nb_stmt_t *st, const nb_params_t *p, PGresult 
 			bool retry = rc == NB_EDB && (!strcmp(tl_sqlstate, NB_SQLSTATE_LOCK_NOT_AVAILABLE) ||
 						      !strcmp(tl_sqlstate, "26000"));
 			if (rc != NB_EBUSY && !retry)
-				return rc;
+				return fall_back(c, rc) ? exec_fmt(c, st, p, res, rfmt) : rc;
 			/* every pipelined connection is held up, or the statement waited
 			 * for a lock: run it on a connection of its own */
 		}
 		bool own = nb_conn__real(c) == NULL;
 		rc = nb_conn__begin_exclusive(c); /* no-op inside a transaction */
 		if (rc < 0)
-			return rc;
+			return own && fall_back(c, rc) ? exec_fmt(c, st, p, res, rfmt) : rc;
 		rc = exec_fmt_real(nb_conn__real(c), st, p, res, rfmt);
-		if (own)
+		if (own) {
 			nb_conn__end_exclusive(c); /* a single statement: give the connection back */
+			if (rc < 0 && fall_back(c, rc))
+				return exec_fmt(c, st, p, res, rfmt);
+		}
 		return rc;
 	}
 	return exec_fmt_real(c, st, p, res, rfmt);
@@ -343,9 +360,10 @@ int nb_db_exec_unprepared(nb_conn_t *c, const char *sql, const nb_params_t *p, P
 		return erc;
 	if (nb_conn__is_virtual(c)) {
 		nb_conn__count_use(c);
+		bool own = nb_conn__real(c) == NULL;
 		int rc = nb_conn__begin_exclusive(c); /* cursors and the like need a session */
 		if (rc < 0)
-			return rc;
+			return own && fall_back(c, rc) ? nb_db_exec_unprepared(c, sql, p, res) : rc;
 		c = nb_conn__real(c);
 	}
 	PGconn *pg = nb_conn_pg(c);
@@ -383,10 +401,16 @@ static int command_virtual(nb_conn_t *c, const char *sql)
 	bool ends = !strncmp(sql, "COMMIT", 6) || (!strncmp(sql, "ROLLBACK", 8) && strncmp(sql, "ROLLBACK TO", 11));
 	if (ends && !nb_conn__real(c))
 		return 0; /* no transaction open */
+	bool begins = !nb_conn__real(c) && !strncmp(sql, "BEGIN", 5);
 	int rc = nb_conn__begin_exclusive(c);
-	if (rc < 0)
-		return rc;
-	rc = command_real(nb_conn__real(c), sql);
+	if (rc == 0)
+		rc = command_real(nb_conn__real(c), sql);
+	if (rc < 0 && begins) {
+		/* a transaction that could not start on a read replica starts on the primary */
+		nb_conn__end_exclusive(c);
+		if (fall_back(c, rc))
+			return command_virtual(c, sql);
+	}
 	if (ends)
 		nb_conn__end_exclusive(c);
 	return rc;

@@ -25,6 +25,7 @@
 #include "db/breaker.h"
 #include "db/connect.h"
 #include "db/pool_internal.h"
+#include "db/replica.h"
 
 #define NB_MAX_STMTS 512
 #define BACKOFF_MIN_MS 100
@@ -45,6 +46,8 @@ struct nb_conn {
 	bool is_virtual;          /* a request's handle: pipe + exclusive connection */
 	struct nb_pipe *pipe;
 	struct nb_conn *excl;     /* virtual: the transaction's real connection */
+	nb_pool_t *fb_pool;       /* virtual on a replica: the primary's pool and pipe (nb_conn_set_fallback) */
+	struct nb_pipe *fb_pipe;
 	int64_t deadline_ms;      /* the request's deadline (monotonic; 0: none) */
 	bool outer_tx;            /* its holder opened a transaction: BEGIN/COMMIT/ROLLBACK nest as savepoints */
 	int inner_depth;          /* savepoints opened by nb_db_begin inside it */
@@ -155,13 +158,15 @@ static PGconn *pg_open(nb_pool_t *p, nb_fdwait_t **fw_out, int lock_timeout_ms)
 	connect_opts(p, &co, lock_timeout_ms);
 	char err[256];
 	*fw_out = NULL;
-	if (!nb_breaker_allow_connect())
+	bool breaker = !p->o.no_breaker;
+	if (breaker && !nb_breaker_allow_connect())
 		return NULL; /* the breaker is open: fail fast, no connect */
 	PGconn *pg = p->o.async ? nb_db_connect_async(&co, fw_out, err, sizeof err) : nb_db_connect(&co, err, sizeof err);
 	if (!pg) {
-		nb_breaker_failure();
-		nb_warn("could not connect to database: %s", err);
-	} else {
+		if (breaker)
+			nb_breaker_failure();
+		nb_warn("could not connect to %s: %s", breaker ? "database" : "the read replica", err);
+	} else if (breaker) {
 		nb_breaker_success();
 	}
 	return pg;
@@ -271,6 +276,26 @@ nb_conn_t *nb_pool_acquire_virtual(nb_pool_t *p, struct nb_pipe *pipe)
 	c->pipe = pipe;
 	c->is_virtual = true;
 	return c;
+}
+
+void nb_conn_set_fallback(nb_conn_t *c, nb_pool_t *pool, struct nb_pipe *pipe)
+{
+	if (c && c->is_virtual) {
+		c->fb_pool = pool;
+		c->fb_pipe = pipe;
+	}
+}
+
+bool nb_conn__fall_back(nb_conn_t *c, bool broken)
+{
+	if (!c->is_virtual || !c->fb_pool || c->excl || c->outer_tx)
+		return false;
+	c->pool = c->fb_pool;
+	c->pipe = c->fb_pipe;
+	c->fb_pool = NULL;
+	c->fb_pipe = NULL;
+	nb_replica_fallback(broken);
+	return true;
 }
 
 struct nb_pipe *nb_conn__pipe(nb_conn_t *c)

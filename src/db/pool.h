@@ -52,6 +52,11 @@ typedef struct nb_pool_opts {
 	 * connections are in libpq's non-blocking mode.
 	 */
 	bool async;
+	/*
+	 * Connect failures of this pool are not the primary's (a read replica's
+	 * pools): they neither consult nor feed the circuit breaker (db/breaker.h).
+	 */
+	bool no_breaker;
 } nb_pool_opts_t;
 
 typedef struct nb_pool_stats {
@@ -141,5 +146,14 @@ struct nb_pipe;
  * fails; release it with nb_pool_release.
  */
 nb_conn_t *nb_pool_acquire_virtual(nb_pool_t *p, struct nb_pipe *pipe);
+
+/**
+ * A virtual handle on a read replica's pool: where its statements go instead
+ * when one fails on the replica outside a transaction (the connection lost,
+ * or a conflict with recovery, SQLSTATE 40001): the handle moves for good to
+ * pool and pipe (the primary's), the statement runs again there, and
+ * db/replica.h is told (nb_replica_fallback). Accepts NULL.
+ */
+void nb_conn_set_fallback(nb_conn_t *c, nb_pool_t *pool, struct nb_pipe *pipe);
 
 #endif

@@ -64,5 +64,11 @@ nb_conn_t *nb_conn__real(nb_conn_t *c);
 int nb_conn__begin_exclusive(nb_conn_t *c);
 /** Virtual handles: gives the transaction's connection back. */
 void nb_conn__end_exclusive(nb_conn_t *c);
+/**
+ * Virtual handles with a fallback (nb_conn_set_fallback) and no transaction
+ * open: moves c to it (broken: the replica's connection failed) and returns
+ * true; else false.
+ */
+bool nb_conn__fall_back(nb_conn_t *c, bool broken);
 
 #endif
