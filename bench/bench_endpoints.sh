@@ -11,7 +11,9 @@
 #
 #   knobs: DURATION [10] seconds a run, WARMUP [2], CONNS [1000], PGBENCH_CLIENTS [32],
 #          USERS [10000] (each: NB [5] notebooks; S [4] sources of CH [1] chunks and
-#          CV [1] conversation of M [10] messages in each), JOBS [20000], ONLY (a name filter)
+#          CV [1] conversation of M [10] messages in each), JOBS [20000], ONLY (a name filter),
+#          BEFORE_BIN (another notebookd: then also before/after on AB_ENDPOINTS [the
+#          conversations and messages lists, search], ROUNDS [3] rounds A B A B .., medians)
 #   the data is seeded with COPY (bench/seed.py); the output ends with one table
 set -eu
 . bench/lib.sh
@@ -36,7 +38,7 @@ bench_setup
 NU=$((USERS < 2000 ? USERS : 2000))
 users=$(python3 -c "print(' '.join(str(1 + i * $USERS // $NU) for i in range($NU)))")
 # shellcheck disable=SC2086
-bench_tokens "$tmp/tokens.txt" $(for u in $users; do python3 bench/seed.py id 1 "$u"; done | tr '\n' ' ')
+bench_tokens "$tmp/tokens.txt" $users
 # lua NAME METHOD PATH-TEMPLATE [BODY]: {u} user, {n} a notebook with sources, {c} its conversation
 lua() {
 	python3 - "$tmp" "$1" "$2" "$3" "${4:-}" "$NB" "$CV" $users <<'PY'
@@ -80,14 +82,12 @@ pgb() { # SCRIPT → "tps pg_ms_per_tx" for DURATION seconds at PGC clients
 	echo "$tps $(ms_per "$p0" "$p1" "$tx")"
 }
 
-serve_start NOTEBOOKD_JWT_SECRET="$SECRET" NOTEBOOKD_WORKERS=0 NOTEBOOKD_RATE_READ_PER_MIN=0 NOTEBOOKD_GENERATOR=extractive
-echo "endpoints: wrk -t2 -c$CONNS, $DURATION s a run ($WARMUP s warm-up), pgbench -c$PGC -j2 -M prepared, $cores cores, load before: $(cut -d' ' -f1-3 /proc/loadavg)"
-for e in notebooks_list notebook_get sources_list conversations_list messages_list search ask; do
-	case "$e" in *"${ONLY:-}"*) ;; *) continue ;; esac
-	wrk -t2 -c"$CONNS" -d"$WARMUP" -s "$tmp/$e.lua" "http://127.0.0.1:$port" >/dev/null 2>&1
+serve() { serve_start NOTEBOOKD_JWT_SECRET="$SECRET" NOTEBOOKD_WORKERS=0 NOTEBOOKD_RATE_READ_PER_MIN=0 NOTEBOOKD_GENERATOR=extractive; }
+http_run() { # ENDPOINT → "req/s p50 p99 errors server_ms pg_ms" against the running server
+	wrk -t2 -c"$CONNS" -d"$WARMUP" -s "$tmp/$1.lua" "http://127.0.0.1:$port" >/dev/null 2>&1
 	pg0=$(pg_ticks)
 	sv0=$(cpu_ticks "$serve_pid")
-	out=$(wrk -t2 -c"$CONNS" -d"$DURATION" --latency -s "$tmp/$e.lua" "http://127.0.0.1:$port" 2>&1)
+	out=$(wrk -t2 -c"$CONNS" -d"$DURATION" --latency -s "$tmp/$1.lua" "http://127.0.0.1:$port" 2>&1)
 	pg1=$(pg_ticks)
 	sv1=$(cpu_ticks "$serve_pid")
 	reqs=$(echo "$out" | awk '/requests in/ {print $1}')
@@ -95,8 +95,16 @@ for e in notebooks_list notebook_get sources_list conversations_list messages_li
 	p50=$(echo "$out" | awk '$1 == "50%" {print $2}')
 	p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
 	errs=$(echo "$out" | awk '/Socket errors/ {gsub(",", ""); n += $4+$6+$8+$10} /Non-2xx/ {n += $5} END {print n+0}')
+	echo "$rps $p50 $p99 $errs $(ms_per "$sv0" "$sv1" "$reqs") $(ms_per "$pg0" "$pg1" "$reqs")"
+}
+HTTP="notebooks_list notebook_get sources_list conversations_list messages_list search ask"
+serve
+echo "endpoints: wrk -t2 -c$CONNS, $DURATION s a run ($WARMUP s warm-up), pgbench -c$PGC -j2 -M prepared, $cores cores, load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+for e in $HTTP; do
+	case "$e" in *"${ONLY:-}"*) ;; *) continue ;; esac
+	r=$(http_run "$e")
 	set -- $(pgb "bench/sql/$e.sql")
-	echo "$e $rps $p50 $p99 $errs $(ms_per "$sv0" "$sv1" "$reqs") $(ms_per "$pg0" "$pg1" "$reqs") $1 $2" | tee -a "$results"
+	echo "$e $r $1 $2" | tee -a "$results"
 done
 rss=$(ps -o rss= -p "$serve_pid")
 serve_stop
@@ -135,6 +143,35 @@ SQL
 	done_pg=$(q "SELECT count(*) FROM jobs WHERE status = 'succeeded'")
 	pgjps=$(python3 -c "print(int($done_pg / ($b1 - $b0)))")
 	echo "job_claim $jps - - 0 $(ms_per 0 "$w1" "$JOBS") $(ms_per "$pg0" "$pg1" "$JOBS") $pgjps $(ms_per "$q0" "$q1" "$done_pg")" | tee -a "$results"
+fi
+
+# before/after: BEFORE_BIN and BIN served in turn on this database, ROUNDS rounds, medians (reads only)
+if [ -n "${BEFORE_BIN:-}" ]; then
+	ab="$tmp/ab.txt"
+	: >"$ab"
+	after_bin=$BIN
+	for _ in $(seq 1 "${ROUNDS:-3}"); do
+		for label in before after; do
+			if [ $label = before ]; then BIN=$BEFORE_BIN; else BIN=$after_bin; fi
+			serve
+			for e in ${AB_ENDPOINTS:-conversations_list messages_list search}; do
+				echo "$label $e $(http_run "$e")" | tee -a "$ab"
+			done
+			serve_stop
+		done
+	done
+	BIN=$after_bin
+	echo
+	python3 - "$ab" <<'PY'
+import statistics, sys
+rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
+print("| median of the rounds | req/s before → after | server CPU ms/req | PostgreSQL CPU ms/req |")
+print("|---|---|---|---|")
+for e in dict.fromkeys(r[1] for r in rows):
+    m = lambda lab, i: statistics.median(float(r[i]) for r in rows if r[0] == lab and r[1] == e)
+    cell = lambda i, f: "%s → %s (×%.2f)" % (f % m("before", i), f % m("after", i), m("after", i) / max(1e-9, m("before", i)))
+    print("| %s | %s | %s | %s |" % (e, cell(2, "%.0f"), cell(6, "%.3f"), cell(7, "%.3f")))
+PY
 fi
 
 echo

@@ -46,7 +46,7 @@ DATABASE_URL=$small_url
 
 # the measured users' tokens and paths (their first notebook and its conversation)
 # shellcheck disable=SC2046
-bench_tokens "$tmp/tokens.txt" $(for u in $(seq 1 "$HOT"); do python3 bench/seed.py id 1 "$u"; done)
+bench_tokens "$tmp/tokens.txt" $(seq 1 "$HOT")
 for e in notebooks_list messages_list search; do
 	python3 - "$tmp" "$e" "$HOT" "$HNB" <<'PY'
 import sys

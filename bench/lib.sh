@@ -75,7 +75,8 @@ bench_seed() {
 }
 bench_setup() { "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 "$DATABASE_URL" -f bench/sql/setup.sql; }
 
-# bench_tokens OUT UID...: access tokens signed with $SECRET for those users, one a line
+# bench_tokens OUT N...: access tokens signed with $SECRET for users number N
+# (bench/seed.py's ids), one a line
 bench_tokens() {
 	out=$1
 	shift
@@ -85,9 +86,9 @@ secret = sys.argv[1].encode()
 b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
 now = int(time.time())
 h = b64(json.dumps({"alg": "HS256", "typ": "at+jwt"}).encode())
-for uid in sys.argv[2:]:
-    p = b64(json.dumps({"sub": uid, "iat": now, "exp": now + 7200, "jti": str(uuid.uuid4()),
-                        "iss": "notebookd", "aud": "notebookd-api"}).encode())
+for n in sys.argv[2:]:
+    p = b64(json.dumps({"sub": "%08x-0000-4000-8000-%012x" % (1, int(n)), "iat": now, "exp": now + 7200,
+                        "jti": str(uuid.uuid4()), "iss": "notebookd", "aud": "notebookd-api"}).encode())
     print(h + "." + p + "." + b64(hmac.new(secret, (h + "." + p).encode(), hashlib.sha256).digest()))
 PY
 }
