@@ -76,18 +76,19 @@ pgb() { # SCRIPT → "tps pg_ms_per_tx" for DURATION seconds at PGC clients
 	p0=$(pg_ticks)
 	out=$("$PGBIN/pgbench" -n -M prepared -f "$1" -c "$PGC" -j 2 -T "$DURATION" -D ufirst=1 -D ulast="$USERS" \
 		-D nb="$NB" -D snb="$NB" -D s="$S" -D ch="$CH" -D cv="$CV" "$DATABASE_URL" 2>&1) || { echo "$out" >&2; echo "0 0"; return; }
+	sleep 1 # pgbench's backends exit after it does: let the postmaster reap them (their CPU moves to its cutime)
 	p1=$(pg_ticks)
 	tx=$(echo "$out" | awk '/actually processed/ {split($NF, a, "/"); print a[1]}')
 	tps=$(echo "$out" | awk '/^tps/ {print int($3)}')
 	echo "$tps $(ms_per "$p0" "$p1" "$tx")"
 }
 
-serve() { serve_start NOTEBOOKD_JWT_SECRET="$SECRET" NOTEBOOKD_WORKERS=0 NOTEBOOKD_RATE_READ_PER_MIN=0 NOTEBOOKD_GENERATOR=extractive; }
+serve() { serve_start NOTEBOOKD_JWT_SECRET="$SECRET" NOTEBOOKD_MAX_CONNECTIONS_PER_CLIENT=100000 NOTEBOOKD_WORKERS=0 NOTEBOOKD_RATE_READ_PER_MIN=0 NOTEBOOKD_GENERATOR=extractive; }
 http_run() { # ENDPOINT → "req/s p50 p99 errors server_ms pg_ms" against the running server
 	wrk -t2 -c"$CONNS" -d"$WARMUP" -s "$tmp/$1.lua" "http://127.0.0.1:$port" >/dev/null 2>&1
 	pg0=$(pg_ticks)
 	sv0=$(cpu_ticks "$serve_pid")
-	out=$(wrk -t2 -c"$CONNS" -d"$DURATION" --latency -s "$tmp/$1.lua" "http://127.0.0.1:$port" 2>&1)
+	out=$(wrk -t2 -c"$CONNS" -d"$DURATION" --timeout 30s --latency -s "$tmp/$1.lua" "http://127.0.0.1:$port" 2>&1)
 	pg1=$(pg_ticks)
 	sv1=$(cpu_ticks "$serve_pid")
 	reqs=$(echo "$out" | awk '/requests in/ {print $1}')

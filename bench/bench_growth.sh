@@ -97,7 +97,7 @@ run() { # LABEL URL
 		wrk -t2 -c"$CONNS" -d2 -s "$tmp/$e.lua" "http://127.0.0.1:$port" >/dev/null 2>&1
 		pg0=$(pg_ticks)
 		sv0=$(cpu_ticks "$serve_pid")
-		out=$(wrk -t2 -c"$CONNS" -d"$DURATION" --latency -s "$tmp/$e.lua" "http://127.0.0.1:$port" 2>&1)
+		out=$(wrk -t2 -c"$CONNS" -d"$DURATION" --timeout 30s --latency -s "$tmp/$e.lua" "http://127.0.0.1:$port" 2>&1)
 		pg1=$(pg_ticks)
 		sv1=$(cpu_ticks "$serve_pid")
 		reqs=$(echo "$out" | awk '/requests in/ {print $1}')
