@@ -2,9 +2,10 @@
  * conversations.c — SQL of conversations, messages, chat retrieval and
  * generation records (see conversations.h).
  *
- * A conversation's JSON carries message_count and last_message as
- * correlated subqueries, so a page of 100 conversations is still one
- * statement. Messages of one answer get clock_timestamp() rather than now():
+ * A conversation carries message_count (a correlated count) and
+ * last_message (a lateral join), so a page of 100 conversations is still one
+ * statement; the reads return binary rows and the nb_store_*_write
+ * functions at the end write their JSON (store/rows.h). Messages of one answer get clock_timestamp() rather than now():
  * the question and the answer are written in one transaction, and the
  * question must sort first.
  */
