@@ -63,3 +63,53 @@ pgbench_best() {
 }
 
 ratio() { python3 -c "print('%.2f' % (float('$1') / float('$2')))"; }
+
+# bench_seed FIRST LAST NB SNB S CH CV M: users FIRST..LAST and their rows
+# (bench/seed.py says which), loaded with COPY into $DATABASE_URL; then
+# bench_setup: bench/sql/setup.sql (bench_id() for pgbench's scripts, VACUUM ANALYZE).
+bench_seed() {
+	for t in users notebooks sources chunks conversations messages; do
+		python3 bench/seed.py "$t" "$@" |
+			"$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 "$DATABASE_URL" -c "COPY $t ($(python3 bench/seed.py columns $t)) FROM STDIN"
+	done
+}
+bench_setup() { "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 "$DATABASE_URL" -f bench/sql/setup.sql; }
+
+# bench_tokens OUT N...: access tokens signed with $SECRET for users number N
+# (bench/seed.py's ids), one a line
+bench_tokens() {
+	out=$1
+	shift
+	python3 - "$SECRET" "$@" >"$out" <<'PY'
+import base64, hashlib, hmac, json, sys, time, uuid
+secret = sys.argv[1].encode()
+b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+now = int(time.time())
+h = b64(json.dumps({"alg": "HS256", "typ": "at+jwt"}).encode())
+for n in sys.argv[2:]:
+    p = b64(json.dumps({"sub": "%08x-0000-4000-8000-%012x" % (1, int(n)), "iat": now, "exp": now + 7200,
+                        "jti": str(uuid.uuid4()), "iss": "notebookd", "aud": "notebookd-api"}).encode())
+    print(h + "." + p + "." + b64(hmac.new(secret, (h + "." + p).encode(), hashlib.sha256).digest()))
+PY
+}
+
+# cpu_ticks PID... → the sum of utime+stime (clock ticks) of those processes
+cpu_ticks() { for p in "$@"; do awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0; done | awk '{s += $1} END {print s + 0}'; }
+# pg_pids → the postmaster and every process of the cluster
+pg_pids() {
+	pm=$(head -n 1 "$tmp/pg/data/postmaster.pid" 2>/dev/null || head -n 1 "$tmp/pg/postmaster.pid")
+	echo "$pm"
+	ps --ppid "$pm" -o pid=
+}
+# pg_ticks → CPU (clock ticks) the cluster has used so far: its live processes'
+# utime+stime plus what the postmaster's children that ended used (its
+# cutime+cstime), so that backends started and ended within a run (pgbench's)
+# count too
+pg_ticks() {
+	pm=$(head -n 1 "$tmp/pg/data/postmaster.pid" 2>/dev/null || head -n 1 "$tmp/pg/postmaster.pid")
+	{
+		awk '{print $16 + $17}' "/proc/$pm/stat" 2>/dev/null || echo 0
+		# shellcheck disable=SC2046
+		cpu_ticks $(pg_pids)
+	} | awk '{s += $1} END {print s + 0}'
+}

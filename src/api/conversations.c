@@ -106,7 +106,7 @@ int nb_api_conversations_list(nb_req_t *req)
 	    (rc = nb_store_conversations_list(c, req->user_id, nb, page.limit, page.after_ts, page.after_id, &rows)) <
 		0)
 		return nb_fail(req, rc);
-	nb_resp_list_rows(req, rows, page.limit);
+	nb_resp_list_write(req, rows, page.limit, nb_store_conversations_write);
 	return 0;
 }
 
@@ -116,9 +116,19 @@ int nb_api_conversation_get(nb_req_t *req)
 	int rc = nb_req_db(req, &c);
 	if (rc < 0)
 		return nb_fail(req, rc);
-	json_t *conv = NULL;
-	rc = nb_store_conversation_get(c, req->user_id, nb_req_param(req, 0), &conv);
-	return answer(req, rc, 200, conv);
+	PGresult *rows = NULL;
+	if ((rc = nb_store_conversation_get(c, req->user_id, nb_req_param(req, 0), &rows)) < 0)
+		return nb_fail(req, rc);
+	nb_resp_t *resp = &req->resp;
+	resp->status = 200;
+	resp->content_type = "application/json";
+	nb_buf_reset(&resp->body);
+	nb_jsonw_t w;
+	nb_jsonw_init(&w, &resp->body);
+	w.upper_hex = true; /* byte for byte what jansson wrote here before */
+	nb_store_conversation_write(&w, rows, 0);
+	PQclear(rows);
+	return 0;
 }
 
 int nb_api_conversation_delete(nb_req_t *req)
@@ -143,7 +153,7 @@ int nb_api_messages_list(nb_req_t *req)
 	if ((rc = nb_req_db(req, &c)) < 0 || (rc = nb_store_conversation_check(c, req->user_id, id, NULL)) < 0 ||
 	    (rc = nb_store_messages_list(c, id, page.limit, page.after_ts, page.after_id, &rows)) < 0)
 		return nb_fail(req, rc);
-	nb_resp_list_rows(req, rows, page.limit);
+	nb_resp_list_write(req, rows, page.limit, nb_store_messages_write);
 	return 0;
 }
 

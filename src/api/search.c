@@ -11,8 +11,9 @@
  * typed). Two statements at most; the second only when the first is empty.
  *
  * The store marks matches with \x01 … \x02 (control characters never present
- * in stored text); here the snippet is HTML-escaped and the markers become
- * <mark>…</mark>, so a client can insert it as HTML safely.
+ * in stored text) and, writing the answer from binary rows, HTML-escapes the
+ * snippet and turns the markers into <mark>…</mark>, so a client can insert
+ * it as HTML safely.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -20,30 +21,13 @@
 #include "api/app.h"
 #include "api/util.h"
 #include "core/buf.h"
+#include "core/jsonw.h"
 #include "core/err.h"
 #include "core/utf8.h"
 #include "store/notebooks.h"
 #include "store/sources.h"
 
 #define Q_MAX_CHARS 1000
-
-static char *mark_up(const char *s)
-{
-	nb_buf_t b = NB_BUF_INIT;
-	for (; *s; s++) {
-		switch (*s) {
-		case '\x01': nb_buf_puts(&b, "<mark>"); break;
-		case '\x02': nb_buf_puts(&b, "</mark>"); break;
-		case '&': nb_buf_puts(&b, "&amp;"); break;
-		case '<': nb_buf_puts(&b, "&lt;"); break;
-		case '>': nb_buf_puts(&b, "&gt;"); break;
-		case '"': nb_buf_puts(&b, "&quot;"); break;
-		case '\'': nb_buf_puts(&b, "&#39;"); break;
-		default: nb_buf_putc(&b, *s);
-		}
-	}
-	return nb_buf_steal(&b, NULL);
-}
 
 static bool is_space(char ch)
 {
@@ -107,31 +91,27 @@ int nb_api_search(nb_req_t *req)
 	if (plain)
 		split_last(req, q, &sq);
 	nb_conn_t *c;
-	json_t *items = NULL;
+	PGresult *rows = NULL;
 	int rc;
 	const char *nb = nb_req_param(req, 0);
 	if ((rc = nb_req_db(req, &c)) < 0 || (rc = nb_store_notebook_check(c, req->user_id, nb)) < 0 ||
-	    (rc = nb_store_search(c, nb, &sq, limit, &items)) < 0)
+	    (rc = nb_store_search(c, nb, &sq, limit, &rows)) < 0)
 		return nb_fail(req, rc);
-	if (plain && json_array_size(items) == 0) {
-		json_decref(items);
-		items = NULL;
+	if (plain && PQntuples(rows) == 0) {
+		PQclear(rows);
+		rows = NULL;
 		sq.match_any = true;
-		if ((rc = nb_store_search(c, nb, &sq, limit, &items)) < 0)
+		if ((rc = nb_store_search(c, nb, &sq, limit, &rows)) < 0)
 			return nb_fail(req, rc);
 	}
-	size_t i;
-	json_t *it;
-	json_array_foreach(items, i, it)
-	{
-		json_t *sn = json_object_get(it, "snippet");
-		if (json_is_string(sn)) {
-			char *m = mark_up(json_string_value(sn));
-			json_object_set_new(it, "snippet", json_string(m));
-			free(m);
-		}
-	}
-	nb_resp_json(&req->resp, 200,
-		     json_pack("{s:o, s:n, s:s}", "items", items, "next_cursor", "match", sq.match_any ? "any" : "all"));
+	nb_resp_t *resp = &req->resp;
+	resp->status = 200;
+	resp->content_type = "application/json";
+	nb_buf_reset(&resp->body);
+	nb_jsonw_t w;
+	nb_jsonw_init(&w, &resp->body);
+	w.upper_hex = true; /* byte for byte what jansson wrote here before */
+	nb_store_search_write(&w, rows, sq.match_any);
+	PQclear(rows);
 	return 0;
 }

@@ -139,7 +139,52 @@ void nb_jsonw_bool(nb_jsonw_t *w, bool v)
 void nb_jsonw_raw(nb_jsonw_t *w, const char *s, size_t n)
 {
 	item(w);
+	size_t from = w->b->len;
 	nb_buf_json_compact(w->b, s, n);
+	if (!w->upper_hex)
+		return;
+	/* PostgreSQL escapes control characters as \u00xx; jansson re-dumped them as \u00XX */
+	char *p = w->b->data + from, *end = w->b->data + w->b->len;
+	bool in_str = false;
+	for (; p < end; p++) {
+		if (*p == '"') {
+			in_str = !in_str;
+		} else if (in_str && *p == '\\' && p + 1 < end) {
+			if (p[1] == 'u')
+				for (char *h = p + 2; h < end && h < p + 6; h++)
+					if (*h >= 'a' && *h <= 'f')
+						*h = (char)(*h - 'a' + 'A');
+			p++;
+		}
+	}
+}
+
+void nb_jsonw_real(nb_jsonw_t *w, double v, int precision)
+{
+	item(w);
+	char s[64];
+	int n = snprintf(s, sizeof s - 3, "%.*g", precision, v);
+	if (n < 0 || n >= (int)sizeof s - 3) {
+		nb_buf_puts(w->b, "null");
+		return;
+	}
+	if (!strchr(s, '.') && !strchr(s, 'e')) {
+		memcpy(s + n, ".0", 3);
+		n += 2;
+	}
+	char *e = strchr(s, 'e');
+	if (e) { /* no '+' and no leading zeros in the exponent */
+		char *start = e + 1, *digits = start + 1;
+		if (*start == '-')
+			start++;
+		while (*digits == '0')
+			digits++;
+		if (digits != start) {
+			memmove(start, digits, strlen(digits) + 1);
+			n = (int)strlen(s);
+		}
+	}
+	nb_buf_append(w->b, s, (size_t)n);
 }
 
 void nb_uuid_fmt(const unsigned char u[16], char out[37])

@@ -45,8 +45,18 @@ void nb_jsonw_strz(nb_jsonw_t *w, const char *s);
 void nb_jsonw_null(nb_jsonw_t *w);
 void nb_jsonw_int(nb_jsonw_t *w, int64_t v);
 void nb_jsonw_bool(nb_jsonw_t *w, bool v);
-/** JSON text s (n bytes, valid JSON) as a value, without its insignificant whitespace. */
+/**
+ * JSON text s (n bytes, valid JSON as PostgreSQL prints it) as a value,
+ * without its insignificant whitespace; with upper_hex its \u00xx escapes
+ * get upper-case hex digits, as jansson re-dumping it wrote them.
+ */
 void nb_jsonw_raw(nb_jsonw_t *w, const char *s, size_t n);
+/**
+ * A finite real as jansson dumps it with JSON_REAL_PRECISION(precision):
+ * "%.*g", ".0" appended when that reads as an integer, the exponent without
+ * '+' or leading zeros.
+ */
+void nb_jsonw_real(nb_jsonw_t *w, double v, int precision);
 /** A uuid of 16 bytes as its 36-character lower-case text. */
 void nb_jsonw_uuid(nb_jsonw_t *w, const unsigned char u[16]);
 /** A timestamp (microseconds since 1970-01-01 UTC) as "YYYY-MM-DDTHH:MM:SS.mmmZ". */

@@ -2,9 +2,10 @@
  * conversations.c — SQL of conversations, messages, chat retrieval and
  * generation records (see conversations.h).
  *
- * A conversation's JSON carries message_count and last_message as
- * correlated subqueries, so a page of 100 conversations is still one
- * statement. Messages of one answer get clock_timestamp() rather than now():
+ * A conversation carries message_count (a correlated count) and
+ * last_message (a lateral join), so a page of 100 conversations is still one
+ * statement; the reads return binary rows and the nb_store_*_write
+ * functions at the end write their JSON (store/rows.h). Messages of one answer get clock_timestamp() rather than now():
  * the question and the answer are written in one transaction, and the
  * question must sort first.
  */
@@ -16,7 +17,9 @@
 #include "core/alloc.h"
 #include "core/err.h"
 #include "core/uuid.h"
+#include "db/bin.h"
 #include "db/db.h"
+#include "store/rows.h"
 #include "store/shapes.h"
 
 /* The live messages of conversation c. */
@@ -35,15 +38,31 @@ NB_STMT(st_conv_create, "INSERT INTO conversations AS c (id, user_id, notebook_i
 			" SELECT $1, $2, n.id, $4 FROM notebooks n"
 			" WHERE n.id = $3 AND n.owner_id = $2 AND n.deleted_at IS NULL"
 			" RETURNING " CONVERSATION_JSON("c"));
-NB_STMT(st_conv_get,
-	"SELECT " CONVERSATION_JSON("c") " FROM conversations c" VISIBLE("c", "n") " AND c.id = $1 AND c.user_id = $2");
-NB_STMT(st_conv_list_first, "SELECT " CONVERSATION_JSON("c") ", " ACTIVE(
-				"c") "::text, c.id FROM conversations c"
-				     " WHERE c.user_id = $1 AND c.notebook_id = $2 AND c.deleted_at IS NULL"
+/*
+ * The hot reads (get, list, messages) ask for binary rows and write the JSON
+ * in C (store/rows.h): CONV_COLS are a conversation's columns with its live
+ * message count and its last live message (LAST_MSG, a lateral join: one
+ * index probe, NULL columns when there is none), then its activity time, the
+ * list's cursor key.
+ */
+#define MSG_COLS(m) m ".id, " m ".conversation_id, " m ".role, " m ".content, " m ".citations::json, " m ".created_at"
+#define CONV_COLS(c)                                                                                   \
+	c ".id, " c ".notebook_id, " c ".title, (SELECT count(*)" LIVE_MSGS(c) "), " MSG_COLS("lm") ", " \
+	c ".created_at, " c ".updated_at, " ACTIVE(c)
+#define LAST_MSG(c)                                                                                         \
+	" LEFT JOIN LATERAL (SELECT m.id, m.conversation_id, m.role, m.content, m.citations, m.created_at" \
+	LIVE_MSGS(c) " ORDER BY m.created_at DESC, m.id DESC LIMIT 1) lm ON true"
+/* Column indexes of CONV_COLS and MSG_COLS. */
+enum { CV_ID, CV_NOTEBOOK, CV_TITLE, CV_COUNT, CV_LAST, CV_CREATED = CV_LAST + 6, CV_UPDATED, CV_ACTIVE };
+enum { MS_ID, MS_CONV, MS_ROLE, MS_CONTENT, MS_CITATIONS, MS_CREATED };
+
+NB_STMT(st_conv_get, "SELECT " CONV_COLS("c") " FROM conversations c" LAST_MSG("c") VISIBLE(
+			     "c", "n") " AND c.id = $1 AND c.user_id = $2");
+NB_STMT(st_conv_list_first, "SELECT " CONV_COLS("c") " FROM conversations c" LAST_MSG(
+				"c") " WHERE c.user_id = $1 AND c.notebook_id = $2 AND c.deleted_at IS NULL"
 				     " ORDER BY " ACTIVE("c") " DESC, c.id DESC LIMIT $3");
-NB_STMT(st_conv_list_next, "SELECT " CONVERSATION_JSON("c") ", " ACTIVE(
-			       "c") "::text, c.id FROM conversations c"
-				    " WHERE c.user_id = $1 AND c.notebook_id = $2 AND c.deleted_at IS NULL"
+NB_STMT(st_conv_list_next, "SELECT " CONV_COLS("c") " FROM conversations c" LAST_MSG(
+			       "c") " WHERE c.user_id = $1 AND c.notebook_id = $2 AND c.deleted_at IS NULL"
 				    " AND (" ACTIVE("c") ", c.id) < ($4::timestamptz, $5::uuid)"
 							 " ORDER BY " ACTIVE("c") " DESC, c.id DESC LIMIT $3");
 NB_STMT(st_conv_trash, "UPDATE conversations c SET deleted_at = now() FROM notebooks n"
@@ -54,13 +73,10 @@ NB_STMT(st_conv_check,
 NB_STMT(st_conv_lock,
 	"SELECT c.notebook_id FROM conversations c" VISIBLE("c",
 							    "n") " AND c.id = $1 AND c.user_id = $2 FOR UPDATE OF c");
-NB_STMT(st_msgs_first, "SELECT " NB_SQL_MESSAGE_JSON("m") ", m.created_at::text, m.id FROM messages m"
-							  " WHERE m.conversation_id = $1 AND m.deleted_at IS NULL"
-							  " ORDER BY m.created_at, m.id LIMIT $2");
-NB_STMT(st_msgs_next, "SELECT " NB_SQL_MESSAGE_JSON("m") ", m.created_at::text, m.id FROM messages m"
-							 " WHERE m.conversation_id = $1 AND m.deleted_at IS NULL"
-							 " AND (m.created_at, m.id) > ($3::timestamptz, $4::uuid)"
-							 " ORDER BY m.created_at, m.id LIMIT $2");
+NB_STMT(st_msgs_first, "SELECT " MSG_COLS("m") " FROM messages m WHERE m.conversation_id = $1 AND m.deleted_at IS NULL"
+		       " ORDER BY m.created_at, m.id LIMIT $2");
+NB_STMT(st_msgs_next, "SELECT " MSG_COLS("m") " FROM messages m WHERE m.conversation_id = $1 AND m.deleted_at IS NULL"
+		      " AND (m.created_at, m.id) > ($3::timestamptz, $4::uuid) ORDER BY m.created_at, m.id LIMIT $2");
 NB_STMT(st_chat_context,
 	"SELECT c.notebook_id, coalesce((SELECT json_agg(json_build_object('role', t.role, 'content', t.content)"
 	"                                   ORDER BY t.created_at, t.id)"
@@ -114,6 +130,13 @@ NB_STMT(st_gen_next, "SELECT " NB_SQL_GENERATION_JSON("h") ", h.created_at::text
 							   " AND (h.created_at, h.id) < ($5::timestamptz, $6::uuid)"
 							   " ORDER BY h.created_at DESC, h.id DESC LIMIT $4");
 
+static void id_owner(nb_params_t *p, const char *id, const char *owner)
+{
+	nb_params_init(p);
+	nb_p_text(p, id);
+	nb_p_text(p, owner);
+}
+
 int nb_store_conversation_create(nb_conn_t *c, const char *owner, const char *id, const char *notebook_id,
 				 const char *title, json_t **out)
 {
@@ -126,18 +149,21 @@ int nb_store_conversation_create(nb_conn_t *c, const char *owner, const char *id
 	return nb_db_one_json(c, &st_conv_create, &p, out);
 }
 
-static void id_owner(nb_params_t *p, const char *id, const char *owner)
+int nb_store_conversation_get(nb_conn_t *c, const char *owner, const char *id, PGresult **rows)
 {
-	nb_params_init(p);
-	nb_p_text(p, id);
-	nb_p_text(p, owner);
-}
-
-int nb_store_conversation_get(nb_conn_t *c, const char *owner, const char *id, json_t **out)
-{
+	*rows = NULL;
 	nb_params_t p;
 	id_owner(&p, id, owner);
-	return nb_db_one_json(c, &st_conv_get, &p, out);
+	PGresult *r = NULL;
+	int rc = nb_db_exec_binary(c, &st_conv_get, &p, &r);
+	if (rc < 0)
+		return rc;
+	if (PQntuples(r) == 0) {
+		PQclear(r);
+		return NB_ENOTFOUND;
+	}
+	*rows = r;
+	return 0;
 }
 
 int nb_store_conversations_list(nb_conn_t *c, const char *owner, const char *notebook_id, int limit,
@@ -149,10 +175,10 @@ int nb_store_conversations_list(nb_conn_t *c, const char *owner, const char *not
 	nb_p_text(&p, notebook_id);
 	nb_p_int(&p, limit + 1);
 	if (!after_ts)
-		return nb_db_exec(c, &st_conv_list_first, &p, rows);
+		return nb_db_exec_binary(c, &st_conv_list_first, &p, rows);
 	nb_p_text(&p, after_ts);
 	nb_p_text(&p, after_id);
-	return nb_db_exec(c, &st_conv_list_next, &p, rows);
+	return nb_db_exec_binary(c, &st_conv_list_next, &p, rows);
 }
 
 int nb_store_conversation_trash(nb_conn_t *c, const char *owner, const char *id)
@@ -199,10 +225,10 @@ int nb_store_messages_list(nb_conn_t *c, const char *conversation_id, int limit,
 	nb_p_text(&p, conversation_id);
 	nb_p_int(&p, limit + 1);
 	if (!after_ts)
-		return nb_db_exec(c, &st_msgs_first, &p, rows);
+		return nb_db_exec_binary(c, &st_msgs_first, &p, rows);
 	nb_p_text(&p, after_ts);
 	nb_p_text(&p, after_id);
-	return nb_db_exec(c, &st_msgs_next, &p, rows);
+	return nb_db_exec_binary(c, &st_msgs_next, &p, rows);
 }
 
 int nb_store_chat_context(nb_conn_t *c, const char *owner, const char *conversation_id, int turns, char notebook_id[37],
@@ -385,4 +411,60 @@ int nb_store_generations_list(nb_conn_t *c, const char *owner, const char *kind,
 	nb_p_text(&p, after_ts);
 	nb_p_text(&p, after_id);
 	return nb_db_exec(c, &st_gen_next, &p, rows);
+}
+
+/* The message whose MSG_COLS start at column c0 of row. */
+static void message_row(nb_jsonw_t *w, const PGresult *r, int row, int c0)
+{
+	nb_jsonw_obj(w);
+	nb_jsonw_key(w, "id");
+	nb_row_uuid(w, r, row, c0 + MS_ID);
+	nb_jsonw_key(w, "conversation_id");
+	nb_row_uuid(w, r, row, c0 + MS_CONV);
+	nb_jsonw_key(w, "role");
+	nb_row_text(w, r, row, c0 + MS_ROLE);
+	nb_jsonw_key(w, "content");
+	nb_row_text(w, r, row, c0 + MS_CONTENT);
+	nb_jsonw_key(w, "citations");
+	nb_row_json(w, r, row, c0 + MS_CITATIONS);
+	nb_jsonw_key(w, "created_at");
+	nb_row_ts(w, r, row, c0 + MS_CREATED);
+	nb_jsonw_obj_end(w);
+}
+
+void nb_store_conversation_write(nb_jsonw_t *w, const PGresult *r, int row)
+{
+	nb_jsonw_obj(w);
+	nb_jsonw_key(w, "id");
+	nb_row_uuid(w, r, row, CV_ID);
+	nb_jsonw_key(w, "notebook_id");
+	nb_row_uuid(w, r, row, CV_NOTEBOOK);
+	nb_jsonw_key(w, "title");
+	nb_row_text(w, r, row, CV_TITLE);
+	nb_jsonw_key(w, "message_count");
+	nb_row_int(w, r, row, CV_COUNT);
+	nb_jsonw_key(w, "last_message");
+	if (nb_bin_null(r, row, CV_LAST + MS_ID))
+		nb_jsonw_null(w);
+	else
+		message_row(w, r, row, CV_LAST);
+	nb_jsonw_key(w, "created_at");
+	nb_row_ts(w, r, row, CV_CREATED);
+	nb_jsonw_key(w, "updated_at");
+	nb_row_ts(w, r, row, CV_UPDATED);
+	nb_jsonw_obj_end(w);
+}
+
+void nb_store_conversations_write(nb_jsonw_t *w, const PGresult *r, int row, char key_out[40], char id_out[37])
+{
+	nb_store_conversation_write(w, r, row);
+	nb_row_ts_text(r, row, CV_ACTIVE, key_out);
+	nb_row_uuid_text(r, row, CV_ID, id_out);
+}
+
+void nb_store_messages_write(nb_jsonw_t *w, const PGresult *r, int row, char key_out[40], char id_out[37])
+{
+	message_row(w, r, row, 0);
+	nb_row_ts_text(r, row, MS_CREATED, key_out);
+	nb_row_uuid_text(r, row, MS_ID, id_out);
 }

@@ -5,7 +5,7 @@
  * Every read is scoped to an owner: another user's conversation, one in the
  * trash and any conversation of a notebook in the trash are NB_ENOTFOUND,
  * exactly like one that does not exist. Lists are keyset pages (limit + 1
- * rows for nb_resp_list_rows) and run one statement however many
+ * binary rows, written by the nb_store_*_write functions) and run one statement however many
  * conversations or messages there are: message_count and last_message are
  * correlated subqueries over messages_conversation_live_idx.
  *
@@ -22,17 +22,22 @@
 #include <libpq-fe.h>
 #include <stdbool.h>
 
+#include "core/jsonw.h"
 #include "db/pool.h"
 
 /** Creates a conversation in a live notebook of the owner (title may be NULL); *out is its JSON. */
 int nb_store_conversation_create(nb_conn_t *c, const char *owner, const char *id, const char *notebook_id,
 				 const char *title, json_t **out);
-/** One live conversation of the owner, in a live notebook. */
-int nb_store_conversation_get(nb_conn_t *c, const char *owner, const char *id, json_t **out);
+/**
+ * One live conversation of the owner, in a live notebook: *rows is its binary
+ * row for nb_store_conversation_write (caller owns); NB_ENOTFOUND (and NULL)
+ * when it is not visible.
+ */
+int nb_store_conversation_get(nb_conn_t *c, const char *owner, const char *id, PGresult **rows);
 /**
  * A page of a notebook's live conversations, most recently active first
  * (last message, else creation). The caller checks the notebook first.
- * *rows: (conversation JSON, cursor key, id) rows for nb_resp_list_rows.
+ * *rows: binary rows for nb_store_conversations_write (caller owns).
  */
 int nb_store_conversations_list(nb_conn_t *c, const char *owner, const char *notebook_id, int limit,
 				const char *after_ts, const char *after_id, PGresult **rows);
@@ -40,7 +45,7 @@ int nb_store_conversations_list(nb_conn_t *c, const char *owner, const char *not
 int nb_store_conversation_trash(nb_conn_t *c, const char *owner, const char *id);
 /** 0 and the conversation's notebook id when it is visible to the owner, else NB_ENOTFOUND. */
 int nb_store_conversation_check(nb_conn_t *c, const char *owner, const char *id, char notebook_id[37]);
-/** A page of a conversation's messages, oldest first (the caller checks the conversation). */
+/** A page of a conversation's messages, oldest first (the caller checks the conversation): binary rows for nb_store_messages_write. */
 int nb_store_messages_list(nb_conn_t *c, const char *conversation_id, int limit, const char *after_ts,
 			   const char *after_id, PGresult **rows);
 
@@ -115,5 +120,15 @@ int nb_store_generation_insert(nb_conn_t *c, const char *owner, const char *note
  */
 int nb_store_generations_list(nb_conn_t *c, const char *owner, const char *kind, const char *notebook_id, int limit,
 			      const char *after_ts, const char *after_id, PGresult **rows);
+
+/** Writes the conversation of `row` of a nb_store_conversation_get or _list result. */
+void nb_store_conversation_write(nb_jsonw_t *w, const PGresult *r, int row);
+/**
+ * nb_row_writer_fn callbacks (api/util.h): the conversation / message of
+ * `row` of a list result, with its cursor key (activity time / created_at as
+ * PostgreSQL prints it under TimeZone UTC) and id.
+ */
+void nb_store_conversations_write(nb_jsonw_t *w, const PGresult *r, int row, char key_out[40], char id_out[37]);
+void nb_store_messages_write(nb_jsonw_t *w, const PGresult *r, int row, char key_out[40], char id_out[37]);
 
 #endif

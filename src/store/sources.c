@@ -94,7 +94,10 @@ NB_STMT(st_source_ready, "UPDATE sources SET status = 'ready', error = NULL, chu
 			 " WHERE id = $1");
 
 /* The notebook's language picks the configuration; nb_search_query
- * (migration 0003) builds the all-words or any-word query with the prefix. */
+ * (migration 0003) builds the all-words or any-word query with the prefix.
+ * Ranking and snippets stay in SQL; the hits come back as binary rows
+ * (chunk id, source id, source title, index, page, score rounded to 6
+ * decimals as text, snippet) and nb_store_search_write writes the JSON. */
 NB_STMT_SLOW(st_search,
 	"WITH q AS (SELECT nb_ts_config(n.language) AS cfg,"
 	"             nb_search_query(nb_ts_config(n.language), $2, $4, $5) AS q FROM notebooks n WHERE n.id = $1),"
@@ -104,10 +107,9 @@ NB_STMT_SLOW(st_search,
 	"   LIMIT " SEARCH_CANDIDATES "),"
 	" top AS (SELECT h.*, s.title FROM hits h JOIN sources s ON s.id = h.source_id AND s.deleted_at IS NULL"
 	"   ORDER BY h.score DESC, h.id LIMIT $3)"
-	" SELECT json_build_object('chunk_id', t.id, 'source_id', t.source_id, 'source_title', t.title,"
-	"  'index', t.chunk_index, 'page', t.page, 'score', round(t.score::numeric, 6),"
-	"  'snippet', ts_headline(q.cfg, t.text, q.q,"
-	"     'StartSel=\x01, StopSel=\x02, MaxWords=35, MinWords=12, MaxFragments=2, FragmentDelimiter=\" … \"'))"
+	" SELECT t.id, t.source_id, t.title, t.chunk_index, t.page, round(t.score::numeric, 6)::text,"
+	"  ts_headline(q.cfg, t.text, q.q,"
+	"     'StartSel=\x01, StopSel=\x02, MaxWords=35, MinWords=12, MaxFragments=2, FragmentDelimiter=\" … \"')"
 	" FROM top t, q ORDER BY t.score DESC, t.id");
 
 int nb_store_document_upsert(nb_conn_t *c, const char *user_id, const unsigned char sha256[32], const char *mime,
@@ -516,7 +518,7 @@ int nb_store_chunks_replace(nb_conn_t *c, const char *source_id, const char *not
 	return rc;
 }
 
-int nb_store_search(nb_conn_t *c, const char *notebook_id, const nb_search_query_t *q, int limit, json_t **items)
+int nb_store_search(nb_conn_t *c, const char *notebook_id, const nb_search_query_t *q, int limit, PGresult **rows)
 {
 	nb_params_t p;
 	nb_params_init(&p);
@@ -525,16 +527,63 @@ int nb_store_search(nb_conn_t *c, const char *notebook_id, const nb_search_query
 	nb_p_int(&p, limit);
 	nb_p_text(&p, q->last);
 	nb_p_bool(&p, q->match_any);
-	PGresult *r = NULL;
-	int rc = nb_db_exec(c, &st_search, &p, &r);
-	if (rc < 0)
-		return rc;
-	*items = json_array();
-	for (int i = 0; i < PQntuples(r); i++) {
-		json_t *o = json_loads(PQgetvalue(r, i, 0), JSON_DECODE_ANY, NULL);
-		if (o)
-			json_array_append_new(*items, o);
+	return nb_db_exec_binary(c, &st_search, &p, rows);
+}
+
+/* A snippet HTML-escaped, its \x01 … \x02 marks as <mark>…</mark>, as a JSON string. */
+static void snippet(nb_jsonw_t *w, nb_buf_t *tmp, const char *s, size_t n)
+{
+	nb_buf_reset(tmp);
+	for (size_t i = 0; i < n; i++) {
+		switch (s[i]) {
+		case '\x01': nb_buf_puts(tmp, "<mark>"); break;
+		case '\x02': nb_buf_puts(tmp, "</mark>"); break;
+		case '&': nb_buf_puts(tmp, "&amp;"); break;
+		case '<': nb_buf_puts(tmp, "&lt;"); break;
+		case '>': nb_buf_puts(tmp, "&gt;"); break;
+		case '"': nb_buf_puts(tmp, "&quot;"); break;
+		case '\'': nb_buf_puts(tmp, "&#39;"); break;
+		default: nb_buf_putc(tmp, s[i]);
+		}
 	}
-	PQclear(r);
-	return 0;
+	nb_jsonw_str(w, tmp->data ? tmp->data : "", tmp->len);
+}
+
+void nb_store_search_write(nb_jsonw_t *w, const PGresult *r, bool match_any)
+{
+	nb_buf_t tmp = NB_BUF_INIT;
+	nb_jsonw_obj(w);
+	nb_jsonw_key(w, "items");
+	nb_jsonw_arr(w);
+	for (int i = 0; i < PQntuples(r); i++) {
+		nb_jsonw_obj(w);
+		nb_jsonw_key(w, "chunk_id");
+		nb_row_uuid(w, r, i, 0);
+		nb_jsonw_key(w, "source_id");
+		nb_row_uuid(w, r, i, 1);
+		nb_jsonw_key(w, "source_title");
+		nb_row_text(w, r, i, 2);
+		nb_jsonw_key(w, "index");
+		nb_row_int(w, r, i, 3);
+		nb_jsonw_key(w, "page");
+		nb_row_int(w, r, i, 4);
+		nb_jsonw_key(w, "score");
+		if (nb_bin_null(r, i, 5))
+			nb_jsonw_null(w);
+		else /* the numeric's text, as jansson read and re-dumped it */
+			nb_jsonw_real(w, strtod(PQgetvalue(r, i, 5), NULL), 6);
+		nb_jsonw_key(w, "snippet");
+		if (nb_bin_null(r, i, 6))
+			nb_jsonw_null(w);
+		else
+			snippet(w, &tmp, PQgetvalue(r, i, 6), (size_t)PQgetlength(r, i, 6));
+		nb_jsonw_obj_end(w);
+	}
+	nb_jsonw_arr_end(w);
+	nb_jsonw_key(w, "next_cursor");
+	nb_jsonw_null(w);
+	nb_jsonw_key(w, "match");
+	nb_jsonw_strz(w, match_any ? "any" : "all");
+	nb_jsonw_obj_end(w);
+	nb_buf_dispose(&tmp);
 }

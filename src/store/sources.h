@@ -105,11 +105,17 @@ typedef struct nb_search_query {
 /**
  * Full-text search over the notebook's live chunks in the notebook's
  * language, ranked (cover density, length-normalised), at most limit hits,
- * with snippets whose matches are wrapped in \x01 … \x02 (the caller
- * escapes and marks them up). *items is an array of {chunk_id, source_id,
- * source_title, index, page, score, snippet}.
+ * best first, with snippets whose matches are wrapped in \x01 … \x02.
+ * *rows: binary rows for nb_store_search_write (caller owns).
  */
-int nb_store_search(nb_conn_t *c, const char *notebook_id, const nb_search_query_t *q, int limit, json_t **items);
+int nb_store_search(nb_conn_t *c, const char *notebook_id, const nb_search_query_t *q, int limit, PGresult **rows);
+/**
+ * Writes the search answer {items: [{chunk_id, source_id, source_title,
+ * index, page, score, snippet}], next_cursor: null, match} from those rows:
+ * each snippet HTML-escaped with its marks as <mark>…</mark> (safe to insert
+ * as HTML), the score as jansson printed it (JSON_REAL_PRECISION(6)).
+ */
+void nb_store_search_write(nb_jsonw_t *w, const PGresult *r, bool match_any);
 
 /**
  * nb_resp_list_writer callbacks (api/util.h): write the source / chunk of
