@@ -324,6 +324,7 @@ void nb_api_middleware_install(nb_server_opts_t *so, nb_pool_t *thread_pool, con
 		.on_head = on_head,
 		.before = before,
 		.after = after,
+		.uncapped_peer = nb_api_trusted_proxy, /* a proxy carries many clients */
 	};
 }
 

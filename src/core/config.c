@@ -56,7 +56,7 @@ static const var_t vars[] = {
 	{"NOTEBOOKD_WRITE_TIMEOUT_MS", T_INT, OFF(write_timeout_ms), "30000", 100, 3600000,
 	 "a client that reads nothing of its answer (or stream) for this long is disconnected"},
 	{"NOTEBOOKD_MAX_CONNECTIONS_PER_CLIENT", T_INT, OFF(max_connections_per_client), "256", 1, 1000000,
-	 "open connections from one client address; beyond it new ones are closed at once"},
+	 "open connections from one client address; beyond it new ones are closed at once (a NOTEBOOKD_TRUSTED_PROXIES peer is not capped)"},
 	{"NOTEBOOKD_METRICS_LISTEN", T_STR, OFF(metrics_listen), NULL, 0, 0,
 	 "host:port serving /metrics (only there, 404 on the API port); unset: /metrics on the API port;"
 	 " `notebookd worker` serves its /metrics there (unset: none)"},

@@ -20,7 +20,8 @@
  * Every write goes through uv_write with a heap buffer (never uv_try_write,
  * whose partial result would leave half an answer). Each connection counts
  * in a per-client-address table shared by the loops; past the cap a new
- * connection from that address is closed at once.
+ * connection from that address is closed at once (a peer the hooks call
+ * uncapped — a trusted proxy, which carries many clients — is not counted).
  */
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -723,7 +724,7 @@ static void accept_conn(uv_stream_t *server, int status, bool admin)
 			uv_ip6_name((struct sockaddr_in6 *)&ss, c->remote, sizeof c->remote);
 	}
 	bool over_client = false;
-	if (c->remote[0]) {
+	if (c->remote[0] && !(s->o.hooks.uncapped_peer && s->o.hooks.uncapped_peer(c->remote))) {
 		c->counted = true;
 		over_client = clients_add(s, c->remote) > s->o.max_connections_per_client;
 	}

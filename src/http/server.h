@@ -49,6 +49,12 @@ typedef struct nb_server_hooks {
 	int (*before)(nb_req_t *req);
 	/** Runs where the handler ran, just after it, even on failure: release what the request took. */
 	void (*after)(nb_req_t *req);
+	/**
+	 * May be NULL. True for a peer address that carries many clients (a
+	 * trusted proxy): its connections are not held to
+	 * max_connections_per_client. Called once per accepted connection.
+	 */
+	bool (*uncapped_peer)(const char *addr);
 } nb_server_hooks_t;
 
 typedef struct nb_server_opts {

@@ -400,6 +400,37 @@ def test_per_client_cap_and_first_request_deadline():
         eq(s2.stop(), 0)
 
 
+def test_a_trusted_proxy_is_not_held_to_the_per_client_cap():
+    # an nginx in front (NOTEBOOKD_TRUSTED_PROXIES) carries every client: the
+    # per-address cap would cap the whole service; other addresses keep it
+    s2 = Server(env={"NOTEBOOKD_MAX_CONNECTIONS_PER_CLIENT": "5", "NOTEBOOKD_TRUSTED_PROXIES": "127.0.0.3"})
+    held = []
+    try:
+        for _ in range(12):
+            held.append(connect(s2.port, source="127.0.0.3"))
+        for s in held:  # every one is served, the last ones included
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        for s in held:
+            out = read_head(s, timeout=5)
+            check(out.startswith(b"HTTP/1.1 200"), out[:100])
+        # an untrusted address is still capped at 5
+        other = [connect(s2.port, source="127.0.0.4") for _ in range(8)]
+        held.extend(other)
+        served = 0
+        for s in other:
+            try:
+                s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                if read_head(s, timeout=5).startswith(b"HTTP/1.1 200"):
+                    served += 1
+            except OSError:
+                pass
+        eq(served, 5)
+    finally:
+        for s in held:
+            s.close()
+        eq(s2.stop(), 0)
+
+
 def test_metrics_only_on_the_metrics_listener():
     mport = free_port()
     s2 = Server(env={"NOTEBOOKD_METRICS_LISTEN": "127.0.0.1:%d" % mport})
