@@ -19,8 +19,9 @@ bench_start() {
 serve_start() { # extra env as arguments: VAR=value ...
 	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 	# API-wide limits: reads stay limited per user (the list benchmark measures their cost), but the
-	# load generator is one address sending for thousands of users, and a few users upload a lot
-	env NOTEBOOKD_LISTEN="127.0.0.1:$port" NOTEBOOKD_ACCESS_LOG=0 NOTEBOOKD_JWT_SECRET="bench-secret-0123456789abcdef0123456789" \
+	# load generator is one address sending for thousands of users (so it is not held to the
+	# per-address connection cap either), and a few users upload a lot
+	env NOTEBOOKD_MAX_CONNECTIONS_PER_CLIENT=1000000 NOTEBOOKD_LISTEN="127.0.0.1:$port" NOTEBOOKD_ACCESS_LOG=0 NOTEBOOKD_JWT_SECRET="bench-secret-0123456789abcdef0123456789" \
 		NOTEBOOKD_RATE_IP_MULTIPLIER=100000 NOTEBOOKD_RATE_WRITE_PER_MIN=0 NOTEBOOKD_RATE_UPLOAD_PER_MIN=0 \
 		NOTEBOOKD_RATE_GENERATE_PER_MIN=0 NOTEBOOKD_MAIL_DIR="$tmp/mail" "$@" "$BIN" serve >"$tmp/serve.log" 2>&1 &
 	serve_pid=$!
