@@ -39,6 +39,7 @@ typedef struct api_req {
 	nb_conn_t *conn;
 	nb_pool_t *pool;    /* where conn came from */
 	nb_api_idem_t idem; /* Idempotency-Key: its transaction around the handler */
+	bool no_shed;       /* nb_req_db_unshed: a health check's waits are never shed */
 } api_req_t;
 
 static struct {
@@ -130,6 +131,13 @@ static api_req_t *api_req(nb_req_t *req)
 	return a;
 }
 
+void nb_req_db_unshed(nb_req_t *req)
+{
+	api_req_t *a = api_req(req);
+	a->no_shed = true;
+	nb_conn_set_shed(a->conn, false);
+}
+
 int nb_req_db(nb_req_t *req, nb_conn_t **out)
 {
 	api_req_t *a = api_req(req);
@@ -146,9 +154,11 @@ int nb_req_db(nb_req_t *req, nb_conn_t **out)
 			return NB_EUNAVAIL;
 		if (coro && lp->pipe) {
 			a->conn = nb_pool_acquire_virtual(p, lp->pipe);
+			nb_conn_set_shed(a->conn, !a->no_shed);
 		} else {
-			/* a thread's wait for a connection never outlives the request */
-			int rc = nb_pool_acquire_by(p, req->deadline_ms, &a->conn);
+			/* a thread's wait for a connection never outlives the request; a
+			 * coroutine's is refused at once when it would (pool.c) */
+			int rc = nb_pool_acquire_by(p, req->deadline_ms, !a->no_shed, &a->conn);
 			if (rc < 0)
 				return rc;
 		}
@@ -289,6 +299,7 @@ void nb_api_loop_pool_stats(nb_pool_stats_t *sum)
 		sum->replaced_dead += st.replaced_dead;
 		sum->connect_failures += st.connect_failures;
 		sum->wait_us_total += st.wait_us_total;
+		sum->shed += st.shed;
 	}
 	pthread_mutex_unlock(&mw.mu);
 }

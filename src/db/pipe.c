@@ -31,8 +31,13 @@
 #include "db/pool_internal.h"
 
 #define MAX_STMTS 512
-/* A connection whose oldest statement has waited this long is held up by a
- * slow one: new statements go elsewhere (head-of-line blocking). */
+/* A connection that has statements in flight and has answered none of them
+ * for this long, and in two loop iterations, is held up by a slow one: new
+ * statements go elsewhere (head-of-line blocking). Measured from its last
+ * answer, not from when its oldest statement was sent: under load a long
+ * queue that keeps moving is not stuck, and sending its statements elsewhere
+ * (to a pool connection each) would serve them out of arrival order. The
+ * iterations count because a loop busy for 100 ms reads nothing meanwhile. */
 #define STUCK_MS 50
 
 typedef struct entry {
@@ -41,7 +46,6 @@ typedef struct entry {
 	PGresult *result;
 	int rc;
 	int stmt_id;
-	int64_t sent_ms;
 	bool expect_prepare, got_prepare, done;
 } entry_t;
 
@@ -51,6 +55,8 @@ typedef struct pconn {
 	uv_poll_t *poll; /* heap: outlives the connection until closed */
 	entry_t *head, *tail;
 	int pending;
+	uint64_t progress_ms;   /* loop time of its last answer, or of its first statement after being idle */
+	uint64_t progress_iter; /* the pipe's iteration count then */
 	bool dirty, want_write, connecting;
 	unsigned char prepared[MAX_STMTS / 8];
 } pconn_t;
@@ -60,6 +66,7 @@ struct nb_pipe {
 	uv_loop_t *loop;
 	uv_prepare_t *prep;
 	bool prep_active;
+	uint64_t iter; /* loop iterations seen by on_prepare while statements were in flight */
 	pconn_t *conns;
 	int n;
 	nb_pipe_stats_t st;
@@ -114,6 +121,8 @@ static void conn_fail(pconn_t *pc, const char *why)
 
 static void complete(pconn_t *pc, entry_t *e)
 {
+	pc->progress_ms = uv_now(pc->pp->loop);
+	pc->progress_iter = pc->pp->iter;
 	pc->head = e->next;
 	if (!pc->head)
 		pc->tail = NULL;
@@ -209,10 +218,12 @@ static void update_poll(pconn_t *pc)
 		conn_fail(pc, uv_strerror(rc));
 }
 
-/* Once per loop iteration: flush what was queued. */
+/* Once per loop iteration while statements are in flight: flush what was
+ * queued, count the iteration. */
 static void on_prepare(uv_prepare_t *h)
 {
 	nb_pipe_t *pp = h->data;
+	pp->iter++;
 	for (int i = 0; i < pp->n; i++) {
 		pconn_t *pc = &pp->conns[i];
 		if (!pc->dirty || !pc->pg)
@@ -227,6 +238,8 @@ static void on_prepare(uv_prepare_t *h)
 		pc->want_write = f == 1;
 		update_poll(pc);
 	}
+	if (pp->st.pending > 0)
+		return; /* keep counting iterations while answers are awaited */
 	uv_prepare_stop(h);
 	pp->prep_active = false;
 }
@@ -297,11 +310,11 @@ static int conn_open(pconn_t *pc)
 static pconn_t *pick(nb_pipe_t *pp, int *rc)
 {
 	pconn_t *best = NULL, *closed = NULL;
-	int64_t now = nb_mono_ms();
+	uint64_t now = uv_now(pp->loop); /* when the loop last polled: a long iteration is not the connection's delay */
 	bool stuck_seen = false;
 	for (int i = 0; i < pp->n; i++) {
 		pconn_t *pc = &pp->conns[i];
-		if (pc->pg && pc->head && now - pc->head->sent_ms > STUCK_MS) {
+		if (pc->pg && pc->head && now > pc->progress_ms + STUCK_MS && pp->iter > pc->progress_iter + 1) {
 			stuck_seen = true;
 			continue;
 		}
@@ -365,7 +378,6 @@ int nb_pipe_exec(nb_pipe_t *pp, int stmt_id, const char *name, const char *sql, 
 		return rc;
 	entry_t *e = nb_xcalloc(1, sizeof *e);
 	e->stmt_id = stmt_id;
-	e->sent_ms = nb_mono_ms();
 	bool prepared = stmt_id < MAX_STMTS && (pc->prepared[stmt_id / 8] & (1u << (stmt_id % 8)));
 	if (!prepared) {
 		if (!PQsendPrepare(pc->pg, name, sql, 0, NULL))
@@ -376,10 +388,13 @@ int nb_pipe_exec(nb_pipe_t *pp, int stmt_id, const char *name, const char *sql, 
 	}
 	if (!PQsendQueryPrepared(pc->pg, name, nparams, values, lengths, formats, rfmt) || !PQpipelineSync(pc->pg))
 		goto send_failed;
-	if (pc->tail)
+	if (pc->tail) {
 		pc->tail->next = e;
-	else
+	} else {
 		pc->head = e;
+		pc->progress_ms = uv_now(pp->loop);
+		pc->progress_iter = pp->iter;
+	}
 	pc->tail = e;
 	pc->pending++;
 	pp->st.pending++;
