@@ -31,13 +31,16 @@
 #include "db/pool_internal.h"
 
 #define MAX_STMTS 512
-/* A connection that has statements in flight and has answered none of them
- * for this long, and in two loop iterations, is held up by a slow one: new
- * statements go elsewhere (head-of-line blocking). Measured from its last
- * answer, not from when its oldest statement was sent: under load a long
- * queue that keeps moving is not stuck, and sending its statements elsewhere
- * (to a pool connection each) would serve them out of arrival order. The
- * iterations count because a loop busy for 100 ms reads nothing meanwhile. */
+/* A connection with statements in flight that had answered none of them
+ * when the loop polled this long after its last answer is held up by a slow
+ * one: new statements go elsewhere (head-of-line blocking). Measured from
+ * its last answer, not from when its oldest statement was sent: under load a
+ * long queue that keeps moving is not stuck, and sending its statements
+ * elsewhere (to a pool connection each) would serve them out of arrival
+ * order. And measured at the poll (a uv_check callback notes when the last
+ * one returned), not at the moment of the choice: a loop busy for 100 ms
+ * parsing requests reads no answer meanwhile, which is not the connection's
+ * fault. */
 #define STUCK_MS 50
 
 typedef struct entry {
@@ -55,8 +58,7 @@ typedef struct pconn {
 	uv_poll_t *poll; /* heap: outlives the connection until closed */
 	entry_t *head, *tail;
 	int pending;
-	uint64_t progress_ms;   /* loop time of its last answer, or of its first statement after being idle */
-	uint64_t progress_iter; /* the pipe's iteration count then */
+	uint64_t progress_ms; /* loop time of its last answer, or of its first statement after being idle */
 	bool dirty, want_write, connecting;
 	unsigned char prepared[MAX_STMTS / 8];
 } pconn_t;
@@ -66,7 +68,8 @@ struct nb_pipe {
 	uv_loop_t *loop;
 	uv_prepare_t *prep;
 	bool prep_active;
-	uint64_t iter; /* loop iterations seen by on_prepare while statements were in flight */
+	uv_check_t *check;  /* notes polled_ms after every poll */
+	uint64_t polled_ms; /* loop time at which the last poll returned (its answers all read) */
 	pconn_t *conns;
 	int n;
 	nb_pipe_stats_t st;
@@ -122,7 +125,6 @@ static void conn_fail(pconn_t *pc, const char *why)
 static void complete(pconn_t *pc, entry_t *e)
 {
 	pc->progress_ms = uv_now(pc->pp->loop);
-	pc->progress_iter = pc->pp->iter;
 	pc->head = e->next;
 	if (!pc->head)
 		pc->tail = NULL;
@@ -218,12 +220,17 @@ static void update_poll(pconn_t *pc)
 		conn_fail(pc, uv_strerror(rc));
 }
 
-/* Once per loop iteration while statements are in flight: flush what was
- * queued, count the iteration. */
+/* Right after every poll: what it brought has been read. */
+static void on_check(uv_check_t *h)
+{
+	nb_pipe_t *pp = h->data;
+	pp->polled_ms = uv_now(pp->loop);
+}
+
+/* Once per loop iteration: flush what was queued. */
 static void on_prepare(uv_prepare_t *h)
 {
 	nb_pipe_t *pp = h->data;
-	pp->iter++;
 	for (int i = 0; i < pp->n; i++) {
 		pconn_t *pc = &pp->conns[i];
 		if (!pc->dirty || !pc->pg)
@@ -238,8 +245,6 @@ static void on_prepare(uv_prepare_t *h)
 		pc->want_write = f == 1;
 		update_poll(pc);
 	}
-	if (pp->st.pending > 0)
-		return; /* keep counting iterations while answers are awaited */
 	uv_prepare_stop(h);
 	pp->prep_active = false;
 }
@@ -261,6 +266,13 @@ nb_pipe_t *nb_pipe_create(nb_pool_t *pool, int nconns)
 		abort();
 	}
 	pp->prep->data = pp;
+	pp->check = nb_xmalloc(sizeof(uv_check_t));
+	if (uv_check_init(pp->loop, pp->check) < 0 || uv_check_start(pp->check, on_check) < 0) {
+		nb_error("could not set up the database pipeline's poll watch");
+		abort();
+	}
+	pp->check->data = pp;
+	uv_unref((uv_handle_t *)pp->check); /* never keeps the loop running by itself */
 	return pp;
 }
 
@@ -272,6 +284,8 @@ void nb_pipe_destroy(nb_pipe_t *pp)
 		conn_fail(&pp->conns[i], NULL); /* a clean stop is not a failure */
 	uv_prepare_stop(pp->prep);
 	uv_close((uv_handle_t *)pp->prep, poll_closed);
+	uv_check_stop(pp->check);
+	uv_close((uv_handle_t *)pp->check, poll_closed);
 	free(pp->conns);
 	free(pp);
 }
@@ -310,11 +324,10 @@ static int conn_open(pconn_t *pc)
 static pconn_t *pick(nb_pipe_t *pp, int *rc)
 {
 	pconn_t *best = NULL, *closed = NULL;
-	uint64_t now = uv_now(pp->loop); /* when the loop last polled: a long iteration is not the connection's delay */
 	bool stuck_seen = false;
 	for (int i = 0; i < pp->n; i++) {
 		pconn_t *pc = &pp->conns[i];
-		if (pc->pg && pc->head && now > pc->progress_ms + STUCK_MS && pp->iter > pc->progress_iter + 1) {
+		if (pc->pg && pc->head && pp->polled_ms > pc->progress_ms + STUCK_MS) {
 			stuck_seen = true;
 			continue;
 		}
@@ -393,7 +406,6 @@ int nb_pipe_exec(nb_pipe_t *pp, int stmt_id, const char *name, const char *sql, 
 	} else {
 		pc->head = e;
 		pc->progress_ms = uv_now(pp->loop);
-		pc->progress_iter = pp->iter;
 	}
 	pc->tail = e;
 	pc->pending++;
