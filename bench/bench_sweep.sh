@@ -10,7 +10,9 @@
 # ROUNDS [2] rounds, the combinations interleaved inside each round (so drift
 # on a shared machine hits all of them alike); SECONDS_RUN [8] per run. Prints
 # one line per run and a table of medians: req/s, p50, p99, p99 ÷ p50, non-200
-# answers (503s when load is shed) and socket errors.
+# answers (503s when load is shed) and socket errors. THINK_MS=1000 makes each
+# connection a user who waits 0.5-1.5 x THINK_MS between requests (not counted
+# in the latency): the think-time shape of the load test instead of saturation.
 #
 #   sh bench/bench_sweep.sh
 #   BINS="/tmp/before/notebookd build/release/notebookd" POOLS=8 PIPES=2 LOOPS=0 ROUNDS=3 sh bench/bench_sweep.sh
@@ -37,9 +39,9 @@ SQL
 "$PGBIN/psql" "$DATABASE_URL" -tAc "SELECT id FROM users ORDER BY random() LIMIT 2000" > "$tmp/users.txt"
 # access tokens signed with the server's key; a wrk script that rotates them and
 # counts the answers that are not 200 across wrk's threads
-python3 - "$tmp" <<'PY'
+python3 - "$tmp" "${THINK_MS:-0}" <<'PY'
 import base64, hashlib, hmac, json, sys, time, uuid
-tmp, secret = sys.argv[1], b"bench-secret-0123456789abcdef0123456789"
+tmp, secret, think = sys.argv[1], b"bench-secret-0123456789abcdef0123456789", int(sys.argv[2])
 b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
 now = int(time.time())
 toks = []
@@ -67,6 +69,8 @@ function done(summary, latency, requests)
   io.write(string.format('SWEEP %%.3f %%.3f %%d\\n', latency:percentile(50) / 1000, latency:percentile(99) / 1000, n))
 end
 """ % (len(toks), len(toks)))
+    if think > 0:
+        f.write("function delay() return math.random(%d, %d) end\n" % (think // 2, think * 3 // 2))
 PY
 res="$tmp/results.txt"
 : > "$res"
