@@ -48,6 +48,7 @@ int nb_api_healthz(nb_req_t *req)
 int nb_api_readyz(nb_req_t *req)
 {
 	nb_conn_t *c;
+	nb_req_db_unshed(req); /* a health check is never shed under load */
 	int rc = nb_req_db(req, &c);
 	if (rc < 0)
 		return nb_resp_error(req, NB_EUNAVAIL, "database unreachable", NULL);
@@ -288,8 +289,16 @@ static void process_wide(nb_buf_t *b)
 		nb_pool_stats(jobs_pool, &pools[npools].s);
 		nb_pool_wait_histo(jobs_pool, &pools[npools++].wait);
 	}
-	if (npools)
+	if (npools) {
 		pool_metrics(b, pools, npools);
+		uint64_t shed = 0;
+		for (int i = 0; i < npools; i++)
+			shed += pools[i].s.shed;
+		family(b, "notebookd_http_shed_total", "counter",
+		       "Requests answered 503 at once because their wait for a database connection would have "
+		       "outlasted their deadline.");
+		nb_buf_printf(b, "notebookd_http_shed_total %llu\n", (unsigned long long)shed);
+	}
 	if (srv && nb_api_loop_count() > 0) {
 		nb_pipe_stats_t ps;
 		nb_api_pipe_stats(&ps);

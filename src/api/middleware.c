@@ -46,6 +46,7 @@ typedef struct api_req {
 	nb_conn_t *conn;
 	nb_pool_t *pool;    /* where conn came from */
 	nb_api_idem_t idem; /* Idempotency-Key: its transaction around the handler */
+	bool no_shed;       /* nb_req_db_unshed: a health check's waits are never shed */
 } api_req_t;
 
 static struct {
@@ -158,7 +159,7 @@ static int replica_conn(nb_req_t *req, api_req_t *a, bool coro, api_loop_t *lp)
 		a->pool = lp->rpool;
 	} else {
 		nb_pool_t *p = coro ? lp->rpool : mw.thread_read_pool;
-		if (nb_pool_acquire_by(p, req->deadline_ms, &a->conn) < 0) {
+		if (nb_pool_acquire_by(p, req->deadline_ms, !a->no_shed, &a->conn) < 0) {
 			nb_replica_fallback(true);
 			return 0;
 		}
@@ -166,6 +167,13 @@ static int replica_conn(nb_req_t *req, api_req_t *a, bool coro, api_loop_t *lp)
 	}
 	nb_conn_set_deadline(a->conn, req->deadline_ms);
 	return 1;
+}
+
+void nb_req_db_unshed(nb_req_t *req)
+{
+	api_req_t *a = api_req(req);
+	a->no_shed = true;
+	nb_conn_set_shed(a->conn, false);
 }
 
 int nb_req_db(nb_req_t *req, nb_conn_t **out)
@@ -192,9 +200,11 @@ int nb_req_db(nb_req_t *req, nb_conn_t **out)
 			return NB_EUNAVAIL;
 		if (coro && lp->pipe) {
 			a->conn = nb_pool_acquire_virtual(p, lp->pipe);
+			nb_conn_set_shed(a->conn, !a->no_shed);
 		} else {
-			/* a thread's wait for a connection never outlives the request */
-			int rc = nb_pool_acquire_by(p, req->deadline_ms, &a->conn);
+			/* a thread's wait for a connection never outlives the request; a
+			 * coroutine's is refused at once when it would (pool.c) */
+			int rc = nb_pool_acquire_by(p, req->deadline_ms, !a->no_shed, &a->conn);
 			if (rc < 0)
 				return rc;
 		}
@@ -391,6 +401,7 @@ void nb_api_loop_pool_stats(nb_pool_stats_t *sum)
 		sum->replaced_dead += st.replaced_dead;
 		sum->connect_failures += st.connect_failures;
 		sum->wait_us_total += st.wait_us_total;
+		sum->shed += st.shed;
 	}
 	pthread_mutex_unlock(&mw.mu);
 }

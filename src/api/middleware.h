@@ -25,6 +25,12 @@
  * NB_EUNAVAIL (pool exhausted or database down).
  */
 int nb_req_db(nb_req_t *r, nb_conn_t **out);
+/**
+ * Marks the request as one whose waits for a database connection are never
+ * shed (health checks): called before or after nb_req_db, it waits up to its
+ * deadline instead of the fast 503 a loaded pool gives other requests.
+ */
+void nb_req_db_unshed(nb_req_t *r);
 
 /**
  * Fills the hooks of so: each loop gets an async pool made from loop_pool

@@ -31,8 +31,16 @@
 #include "db/pool_internal.h"
 
 #define MAX_STMTS 512
-/* A connection whose oldest statement has waited this long is held up by a
- * slow one: new statements go elsewhere (head-of-line blocking). */
+/* A connection with statements in flight that had answered none of them
+ * when the loop polled this long after its last answer is held up by a slow
+ * one: new statements go elsewhere (head-of-line blocking). Measured from
+ * its last answer, not from when its oldest statement was sent: under load a
+ * long queue that keeps moving is not stuck, and sending its statements
+ * elsewhere (to a pool connection each) would serve them out of arrival
+ * order. And measured at the poll (a uv_check callback notes when the last
+ * one returned), not at the moment of the choice: a loop busy for 100 ms
+ * parsing requests reads no answer meanwhile, which is not the connection's
+ * fault. */
 #define STUCK_MS 50
 
 typedef struct entry {
@@ -41,7 +49,6 @@ typedef struct entry {
 	PGresult *result;
 	int rc;
 	int stmt_id;
-	int64_t sent_ms;
 	bool expect_prepare, got_prepare, done;
 } entry_t;
 
@@ -51,6 +58,7 @@ typedef struct pconn {
 	uv_poll_t *poll; /* heap: outlives the connection until closed */
 	entry_t *head, *tail;
 	int pending;
+	uint64_t progress_ms; /* loop time of its last answer, or of its first statement after being idle */
 	bool dirty, want_write, connecting;
 	unsigned char prepared[MAX_STMTS / 8];
 } pconn_t;
@@ -60,6 +68,8 @@ struct nb_pipe {
 	uv_loop_t *loop;
 	uv_prepare_t *prep;
 	bool prep_active;
+	uv_check_t *check;  /* notes polled_ms after every poll */
+	uint64_t polled_ms; /* loop time at which the last poll returned (its answers all read) */
 	pconn_t *conns;
 	int n;
 	nb_pipe_stats_t st;
@@ -114,6 +124,7 @@ static void conn_fail(pconn_t *pc, const char *why)
 
 static void complete(pconn_t *pc, entry_t *e)
 {
+	pc->progress_ms = uv_now(pc->pp->loop);
 	pc->head = e->next;
 	if (!pc->head)
 		pc->tail = NULL;
@@ -209,6 +220,13 @@ static void update_poll(pconn_t *pc)
 		conn_fail(pc, uv_strerror(rc));
 }
 
+/* Right after every poll: what it brought has been read. */
+static void on_check(uv_check_t *h)
+{
+	nb_pipe_t *pp = h->data;
+	pp->polled_ms = uv_now(pp->loop);
+}
+
 /* Once per loop iteration: flush what was queued. */
 static void on_prepare(uv_prepare_t *h)
 {
@@ -248,6 +266,13 @@ nb_pipe_t *nb_pipe_create(nb_pool_t *pool, int nconns)
 		abort();
 	}
 	pp->prep->data = pp;
+	pp->check = nb_xmalloc(sizeof(uv_check_t));
+	if (uv_check_init(pp->loop, pp->check) < 0 || uv_check_start(pp->check, on_check) < 0) {
+		nb_error("could not set up the database pipeline's poll watch");
+		abort();
+	}
+	pp->check->data = pp;
+	uv_unref((uv_handle_t *)pp->check); /* never keeps the loop running by itself */
 	return pp;
 }
 
@@ -259,6 +284,8 @@ void nb_pipe_destroy(nb_pipe_t *pp)
 		conn_fail(&pp->conns[i], NULL); /* a clean stop is not a failure */
 	uv_prepare_stop(pp->prep);
 	uv_close((uv_handle_t *)pp->prep, poll_closed);
+	uv_check_stop(pp->check);
+	uv_close((uv_handle_t *)pp->check, poll_closed);
 	free(pp->conns);
 	free(pp);
 }
@@ -297,11 +324,10 @@ static int conn_open(pconn_t *pc)
 static pconn_t *pick(nb_pipe_t *pp, int *rc)
 {
 	pconn_t *best = NULL, *closed = NULL;
-	int64_t now = nb_mono_ms();
 	bool stuck_seen = false;
 	for (int i = 0; i < pp->n; i++) {
 		pconn_t *pc = &pp->conns[i];
-		if (pc->pg && pc->head && now - pc->head->sent_ms > STUCK_MS) {
+		if (pc->pg && pc->head && pp->polled_ms > pc->progress_ms + STUCK_MS) {
 			stuck_seen = true;
 			continue;
 		}
@@ -365,7 +391,6 @@ int nb_pipe_exec(nb_pipe_t *pp, int stmt_id, const char *name, const char *sql, 
 		return rc;
 	entry_t *e = nb_xcalloc(1, sizeof *e);
 	e->stmt_id = stmt_id;
-	e->sent_ms = nb_mono_ms();
 	bool prepared = stmt_id < MAX_STMTS && (pc->prepared[stmt_id / 8] & (1u << (stmt_id % 8)));
 	if (!prepared) {
 		if (!PQsendPrepare(pc->pg, name, sql, 0, NULL))
@@ -376,10 +401,12 @@ int nb_pipe_exec(nb_pipe_t *pp, int stmt_id, const char *name, const char *sql, 
 	}
 	if (!PQsendQueryPrepared(pc->pg, name, nparams, values, lengths, formats, rfmt) || !PQpipelineSync(pc->pg))
 		goto send_failed;
-	if (pc->tail)
+	if (pc->tail) {
 		pc->tail->next = e;
-	else
+	} else {
 		pc->head = e;
+		pc->progress_ms = uv_now(pp->loop);
+	}
 	pc->tail = e;
 	pc->pending++;
 	pp->st.pending++;

@@ -14,9 +14,10 @@
  * Every statement has its own sync point, so one statement's error never
  * aborts another request's. A backend answers in order, so one slow
  * statement holds up those behind it: statements declared NB_STMT_SLOW never
- * come here, and a connection whose oldest statement has waited over 50 ms is
- * passed over (NB_EBUSY when all are, and the caller then uses a connection
- * of its own). The pipelined connections have a short lock_timeout
+ * come here, and a connection that had answered nothing when the loop polled
+ * 50 ms after its last answer is passed over (NB_EBUSY when all are, and the
+ * caller then uses a connection of its own); a long queue that keeps moving
+ * is load, not a slow statement, and stays. The pipelined connections have a short lock_timeout
  * (NOTEBOOKD_DB_PIPELINE_LOCK_TIMEOUT_MS), so a statement waiting on a lock
  * holds a pipeline briefly: it fails with 55P03 and db.c runs it again on a
  * connection of its own. A coroutine whose request passes its deadline

@@ -4,6 +4,16 @@
  * Locking: one mutex guards the idle stack and the counters. Connecting,
  * pinging and closing happen outside it: a slot is reserved (total++) first
  * so that concurrent callers never exceed size + overflow.
+ *
+ * Async pools serve waiting coroutines in arrival order: a released
+ * connection is handed straight to the first waiter (never put back on the
+ * idle stack for a newcomer to take), a newcomer queues behind those already
+ * waiting, and a waiter woken by a freed slot that loses it goes back to the
+ * head of the queue, not the tail. A request whose wait would outlast its
+ * deadline is refused at once (shed: NB_EUNAVAIL, counted) instead of
+ * queueing to be cut at the deadline: the predicted wait is (its position + 1)
+ * × the moving average of how long a connection is held ÷ the connections in
+ * use, plus one hold for its own statement.
  */
 #include "db/pool.h"
 
@@ -40,6 +50,7 @@ struct nb_conn {
 	struct nb_conn *next; /* idle stack link */
 	int64_t created_ms;   /* monotonic */
 	int64_t released_ms;  /* monotonic, when it last went idle */
+	int64_t acquired_us;  /* monotonic, when it was last handed out (0: never) */
 	int uses;             /* statements since acquire */
 	bool broken;
 	nb_fdwait_t *fw; /* async pools: watches the socket */
@@ -50,6 +61,7 @@ struct nb_conn {
 	struct nb_pipe *fb_pipe;
 	int64_t deadline_ms;      /* the request's deadline (monotonic; 0: none) */
 	bool outer_tx;            /* its holder opened a transaction: BEGIN/COMMIT/ROLLBACK nest as savepoints */
+	bool no_shed;             /* virtual: its waits for a connection are never shed (health checks) */
 	int inner_depth;          /* savepoints opened by nb_db_begin inside it */
 	unsigned char prepared[NB_MAX_STMTS / 8];
 };
@@ -64,7 +76,8 @@ struct nb_pool {
 	int nidle;
 	int total;   /* open or being opened */
 	int waiting;
-	nb_wait_t *wq_head, *wq_tail; /* async pools: coroutines waiting for a connection */
+	struct waiter *wq_head, *wq_tail; /* async pools: coroutines waiting for a connection, FIFO */
+	int64_t hold_ewma_us; /* moving average of how long a connection is held (0: no sample yet) */
 	int64_t down_until_ms; /* connect backoff window (monotonic) */
 	int backoff_ms;
 	nb_pool_stats_t st;
@@ -111,6 +124,13 @@ nb_pool_t *nb_pool_create(const nb_pool_opts_t *o)
 	pthread_condattr_destroy(&ca);
 	return p;
 }
+
+/* A coroutine waiting for a connection of an async pool (on its stack). */
+typedef struct waiter {
+	nb_wait_t w;
+	nb_conn_t *given; /* handed over by release */
+	struct waiter *next;
+} waiter_t;
 
 static void conn_close(nb_conn_t *c)
 {
@@ -267,7 +287,7 @@ PGconn *nb_pool__open_async(nb_pool_t *p)
 	return pg;
 }
 
-static int acquire_until(nb_pool_t *p, int64_t deadline, nb_conn_t **out);
+static int acquire_until(nb_pool_t *p, int64_t deadline, bool shed, nb_conn_t **out);
 
 nb_conn_t *nb_pool_acquire_virtual(nb_pool_t *p, struct nb_pipe *pipe)
 {
@@ -322,6 +342,12 @@ int nb_conn__inner_depth(nb_conn_t *c, int delta)
 	return c->inner_depth;
 }
 
+void nb_conn_set_shed(nb_conn_t *c, bool on)
+{
+	if (c)
+		c->no_shed = !on;
+}
+
 bool nb_conn__is_virtual(nb_conn_t *c)
 {
 	return c->is_virtual;
@@ -339,7 +365,7 @@ int nb_conn__begin_exclusive(nb_conn_t *c)
 	int64_t until = nb_mono_ms() + c->pool->o.acquire_timeout_ms;
 	if (c->deadline_ms > 0 && c->deadline_ms < until)
 		until = c->deadline_ms; /* never wait past the request's deadline */
-	int rc = acquire_until(c->pool, until, &c->excl);
+	int rc = acquire_until(c->pool, until, c->deadline_ms > 0 && !c->no_shed, &c->excl);
 	if (rc == 0)
 		c->excl->deadline_ms = c->deadline_ms;
 	return rc;
@@ -519,13 +545,46 @@ static void timespec_at(int64_t mono_ms, struct timespec *ts)
 	ts->tv_nsec = (mono_ms % 1000) * 1000000L;
 }
 
+/* Unlinks w from the wait queue if it is still there. Lock held. */
+static void unqueue_locked(nb_pool_t *p, waiter_t *w)
+{
+	waiter_t **pp = &p->wq_head;
+	while (*pp && *pp != w)
+		pp = &(*pp)->next;
+	if (*pp)
+		*pp = w->next;
+	p->wq_tail = NULL;
+	for (waiter_t *q = p->wq_head; q; q = q->next)
+		p->wq_tail = q;
+}
+
+/*
+ * True when a coroutine queueing now behind the `ahead` waiters would not
+ * have its connection and its statement done by `deadline`: the predicted
+ * wait is (ahead + 1) holds spread over the connections in use, plus one hold
+ * for its own work. No sample yet: never. Lock held.
+ */
+static bool would_miss_locked(nb_pool_t *p, int ahead, int64_t deadline)
+{
+	if (p->hold_ewma_us <= 0)
+		return false;
+	int busy = p->total - p->nidle;
+	if (busy < 1)
+		busy = 1;
+	int64_t need_us = (int64_t)(ahead + 1) * p->hold_ewma_us / busy + p->hold_ewma_us;
+	return need_us > (deadline - nb_mono_ms()) * 1000;
+}
+
 /*
  * Takes an idle connection, or reserves a slot for a new one (*reserved), or
  * waits. Returns 0 with *c or *reserved set, NB_EUNAVAIL on timeout or
- * while the database is known to be down. Called with the lock held.
+ * while the database is known to be down, or when `shed` allows refusing a
+ * wait that would outlast the deadline (*was_shed set). Called with the lock
+ * held.
  */
-static int take_locked(nb_pool_t *p, int64_t deadline, nb_conn_t **c, bool *reserved)
+static int take_locked(nb_pool_t *p, int64_t deadline, bool shed, nb_conn_t **c, bool *reserved, bool *was_shed)
 {
+	bool first = true;
 	for (;;) {
 		if (p->idle) {
 			*c = p->idle;
@@ -533,7 +592,9 @@ static int take_locked(nb_pool_t *p, int64_t deadline, nb_conn_t **c, bool *rese
 			p->nidle--;
 			return 0;
 		}
-		if (p->total < p->o.size + p->o.overflow) {
+		/* a newcomer does not take a freed slot ahead of coroutines already waiting for it */
+		bool behind = p->o.async && first && p->wq_head;
+		if (!behind && p->total < p->o.size + p->o.overflow) {
 			if (nb_mono_ms() < p->down_until_ms)
 				return NB_EUNAVAIL;
 			p->total++;
@@ -543,35 +604,45 @@ static int take_locked(nb_pool_t *p, int64_t deadline, nb_conn_t **c, bool *rese
 		if (nb_mono_ms() >= deadline)
 			return NB_EUNAVAIL;
 		if (p->o.async) {
-			/* A coroutine waits in FIFO order; release signals the first. */
-			nb_wait_t w;
-			nb_wait_init(&w);
+			if (first && shed && would_miss_locked(p, p->waiting, deadline)) {
+				*was_shed = true;
+				return NB_EUNAVAIL;
+			}
+			/* Coroutines wait in arrival order; one that was woken and
+			 * lost its slot keeps its place at the head. */
+			waiter_t w;
+			nb_wait_init(&w.w);
+			w.given = NULL;
 			w.next = NULL;
-			if (p->wq_tail)
-				p->wq_tail->next = &w;
-			else
+			if (first || !p->wq_head) {
+				if (p->wq_tail)
+					p->wq_tail->next = &w;
+				else
+					p->wq_head = &w;
+				p->wq_tail = &w;
+			} else {
+				w.next = p->wq_head;
 				p->wq_head = &w;
-			p->wq_tail = &w;
+			}
+			first = false;
 			p->waiting++;
 			pthread_mutex_unlock(&p->mu);
 			int64_t left = deadline - nb_mono_ms();
-			int rc = nb_wait_park(&w, left > 0 ? (int)left : 0);
+			int rc = nb_wait_park(&w.w, left > 0 ? (int)left : 0);
 			pthread_mutex_lock(&p->mu);
 			p->waiting--;
-			if (rc < 0) { /* timed out: unlink ourselves */
-				nb_wait_t **pp = &p->wq_head;
-				while (*pp && *pp != &w)
-					pp = &(*pp)->next;
-				if (*pp)
-					*pp = w.next;
-				p->wq_tail = NULL;
-				for (nb_wait_t *q = p->wq_head; q; q = q->next)
-					p->wq_tail = q;
+			if (w.given) { /* handed over by release (even if the timer fired meanwhile) */
+				*c = w.given;
+				return 0;
+			}
+			if (rc < 0) {
+				unqueue_locked(p, &w);
 				if (!p->idle && p->total >= p->o.size + p->o.overflow)
 					return NB_EUNAVAIL;
 			}
 			continue;
 		}
+		first = false;
 		struct timespec ts;
 		timespec_at(deadline, &ts);
 		p->waiting++;
@@ -587,12 +658,12 @@ static int take_locked(nb_pool_t *p, int64_t deadline, nb_conn_t **c, bool *rese
 static void wake_one_locked(nb_pool_t *p)
 {
 	if (p->o.async) {
-		nb_wait_t *w = p->wq_head;
+		waiter_t *w = p->wq_head;
 		if (w) {
 			p->wq_head = w->next;
 			if (!p->wq_head)
 				p->wq_tail = NULL;
-			nb_wait_signal(w);
+			nb_wait_signal(&w->w);
 		}
 		return;
 	}
@@ -608,17 +679,20 @@ static void slot_free(nb_pool_t *p)
 	pthread_mutex_unlock(&p->mu);
 }
 
-static int acquire_until(nb_pool_t *p, int64_t deadline, nb_conn_t **out)
+static int acquire_until(nb_pool_t *p, int64_t deadline, bool shed, nb_conn_t **out)
 {
 	int64_t t0 = nb_mono_us();
 	*out = NULL;
 	for (int tries = 0; tries < 4; tries++) {
 		nb_conn_t *c = NULL;
-		bool reserved = false;
+		bool reserved = false, was_shed = false;
 		pthread_mutex_lock(&p->mu);
-		int rc = take_locked(p, deadline, &c, &reserved);
+		int rc = take_locked(p, deadline, shed && tries == 0, &c, &reserved, &was_shed);
 		if (rc < 0) {
-			p->st.timeouts++;
+			if (was_shed)
+				p->st.shed++;
+			else
+				p->st.timeouts++;
 			p->st.wait_us_total += (uint64_t)(nb_mono_us() - t0);
 			nb_histo_observe(&p->wait_hist, nb_mono_us() - t0);
 			pthread_mutex_unlock(&p->mu);
@@ -653,6 +727,7 @@ static int acquire_until(nb_pool_t *p, int64_t deadline, nb_conn_t **out)
 			}
 		}
 		c->uses = 0;
+		c->acquired_us = nb_mono_us();
 		c->deadline_ms = 0;
 		c->outer_tx = false;
 		c->inner_depth = 0;
@@ -673,15 +748,15 @@ static int acquire_until(nb_pool_t *p, int64_t deadline, nb_conn_t **out)
 
 int nb_pool_acquire_timeout(nb_pool_t *p, int timeout_ms, nb_conn_t **out)
 {
-	return acquire_until(p, deadline_after(timeout_ms), out);
+	return acquire_until(p, deadline_after(timeout_ms), false, out);
 }
 
-int nb_pool_acquire_by(nb_pool_t *p, int64_t deadline_mono_ms, nb_conn_t **out)
+int nb_pool_acquire_by(nb_pool_t *p, int64_t deadline_mono_ms, bool shed, nb_conn_t **out)
 {
 	int64_t until = deadline_after(p->o.acquire_timeout_ms);
 	if (deadline_mono_ms > 0 && deadline_mono_ms < until)
 		until = deadline_mono_ms;
-	int rc = acquire_until(p, until, out);
+	int rc = acquire_until(p, until, shed && deadline_mono_ms > 0, out);
 	if (rc == 0)
 		nb_conn_set_deadline(*out, deadline_mono_ms);
 	return rc;
@@ -718,7 +793,20 @@ void nb_pool_release(nb_pool_t *p, nb_conn_t *c)
 		return;
 	}
 	c->released_ms = now;
+	int64_t held_us = c->acquired_us > 0 ? nb_mono_us() - c->acquired_us : -1;
 	pthread_mutex_lock(&p->mu);
+	if (held_us >= 0) /* moving average over about the last 8 holds */
+		p->hold_ewma_us = p->hold_ewma_us <= 0 ? held_us : p->hold_ewma_us + (held_us - p->hold_ewma_us) / 8;
+	if (p->o.async && p->wq_head) { /* straight to the longest waiter: no newcomer takes it first */
+		waiter_t *w = p->wq_head;
+		p->wq_head = w->next;
+		if (!p->wq_head)
+			p->wq_tail = NULL;
+		w->given = c;
+		nb_wait_signal(&w->w);
+		pthread_mutex_unlock(&p->mu);
+		return;
+	}
 	c->next = p->idle;
 	p->idle = c;
 	p->nidle++;

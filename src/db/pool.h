@@ -72,6 +72,7 @@ typedef struct nb_pool_stats {
 	uint64_t connect_failures;
 	uint64_t wait_us_total;    /* total time callers waited in acquire */
 	uint64_t cancels;          /* statements cancelled at their request's deadline */
+	uint64_t shed;             /* waits refused at once: they would have outlasted their deadline */
 } nb_pool_stats_t;
 
 /** Fills opts from nb_cfg (the environment) with the given conninfo. */
@@ -91,9 +92,11 @@ int nb_pool_acquire_timeout(nb_pool_t *p, int timeout_ms, nb_conn_t **out);
 /**
  * Same, waiting no longer than the acquire timeout nor past deadline_mono_ms
  * (a request's deadline; 0: none), and setting that deadline on the
- * connection (nb_conn_set_deadline).
+ * connection (nb_conn_set_deadline). With `shed` and a deadline, an async
+ * pool refuses at once (NB_EUNAVAIL, counted in `shed`) a wait it predicts
+ * would outlast the deadline (see pool.c).
  */
-int nb_pool_acquire_by(nb_pool_t *p, int64_t deadline_mono_ms, nb_conn_t **out);
+int nb_pool_acquire_by(nb_pool_t *p, int64_t deadline_mono_ms, bool shed, nb_conn_t **out);
 /**
  * Gives a connection back. A connection left inside a transaction is rolled
  * back; a broken or expired one is closed. Accepts NULL.
@@ -146,6 +149,12 @@ struct nb_pipe;
  * fails; release it with nb_pool_release.
  */
 nb_conn_t *nb_pool_acquire_virtual(nb_pool_t *p, struct nb_pipe *pipe);
+/**
+ * Virtual handles: whether a wait for a pool connection that would outlast
+ * the request's deadline is refused at once (the default, on) or waits to
+ * the deadline (off: health checks, which must never be shed). Accepts NULL.
+ */
+void nb_conn_set_shed(nb_conn_t *c, bool on);
 
 /**
  * A virtual handle on a read replica's pool: where its statements go instead

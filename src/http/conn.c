@@ -17,6 +17,14 @@
  * every completed write, so only a client that reads nothing is cut), and the
  * linger before a refused connection closes.
  *
+ * Accepting: the loops listen on one socket, and the loop that wakes first
+ * may accept a whole burst. So a loop keeps a new connection only while it
+ * holds no more than any other; otherwise it hands the socket to the loop
+ * with the fewest (a dup'd fd in that loop's queue, and a wake-up). The
+ * loops then carry equal shares of the clients: without it one loop could
+ * end up with most of 1,000 connections and its requests wait for its CPU
+ * while the other loop idles.
+ *
  * Every write goes through uv_write with a heap buffer (never uv_try_write,
  * whose partial result would leave half an answer). Each connection counts
  * in a per-client-address table shared by the loops; past the cap a new
@@ -24,9 +32,11 @@
  * uncapped — a trusted proxy, which carries many clients — is not counted).
  */
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/alloc.h"
 #include "core/err.h"
@@ -259,6 +269,7 @@ static void on_handle_closed(uv_handle_t *h)
 	if (c->next)
 		c->next->prev = c->prev;
 	lp->nconns--;
+	atomic_fetch_sub(&lp->owned, 1);
 	atomic_fetch_sub(&lp->srv->conns_open, 1);
 	if (c->counted)
 		clients_remove(lp->srv, c->remote);
@@ -685,18 +696,23 @@ static void conn_next_request(conn_t *c)
 
 /* ------------------------------------------------------------ accepting */
 
-static void accept_conn(uv_stream_t *server, int status, bool admin)
+/*
+ * Sets up a connection on lp, from the listener (server) or from a socket
+ * another loop accepted for it (fd, when server is NULL). lp->owned already
+ * counts it.
+ */
+static void conn_start(loop_t *lp, uv_stream_t *server, int fd, bool admin)
 {
-	loop_t *lp = server->data;
 	nb_server_t *s = lp->srv;
-	if (status < 0)
-		return;
 	conn_t *c = nb_xcalloc(1, sizeof *c);
 	c->lp = lp;
 	c->admin = admin;
 	int rc = uv_tcp_init(&lp->loop, &c->tcp);
 	if (rc < 0) {
 		nb_warn("could not accept a connection: %s", uv_strerror(rc));
+		atomic_fetch_sub(&lp->owned, 1);
+		if (!server)
+			close(fd);
 		free(c);
 		return;
 	}
@@ -711,7 +727,9 @@ static void accept_conn(uv_stream_t *server, int status, bool admin)
 	lp->nconns++;
 	atomic_fetch_add(&s->conns_open, 1);
 	atomic_fetch_add(&s->conns_total, 1);
-	if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0) {
+	if (server ? uv_accept(server, (uv_stream_t *)&c->tcp) < 0 : uv_tcp_open(&c->tcp, fd) < 0) {
+		if (!server)
+			close(fd); /* not the handle's yet */
 		nb_http__conn_close(c);
 		return;
 	}
@@ -735,6 +753,96 @@ static void accept_conn(uv_stream_t *server, int status, bool admin)
 	}
 	uv_tcp_nodelay(&c->tcp, 1);
 	conn_next_request(c);
+}
+
+static void free_handle(uv_handle_t *h)
+{
+	free(h);
+}
+
+/*
+ * The loop that should own a new connection: lp while it holds no more than
+ * any other, else the one holding the fewest. Counts it there.
+ */
+static loop_t *owner_for(loop_t *lp)
+{
+	nb_server_t *s = lp->srv;
+	loop_t *best = lp;
+	long fewest = atomic_load(&lp->owned);
+	for (int i = 0; i < s->nloops; i++) {
+		long n = atomic_load(&s->loops[i].owned);
+		if (n < fewest) {
+			fewest = n;
+			best = &s->loops[i];
+		}
+	}
+	atomic_fetch_add(&best->owned, 1);
+	return best;
+}
+
+/* Accepts on lp and queues the socket for loop `to`. */
+static void hand_off(loop_t *lp, loop_t *to, uv_stream_t *server)
+{
+	uv_tcp_t *t = nb_xmalloc(sizeof *t);
+	int fd = -1;
+	if (uv_tcp_init(&lp->loop, t) < 0) {
+		free(t);
+		atomic_fetch_sub(&to->owned, 1);
+		return;
+	}
+	uv_os_fd_t ofd;
+	if (uv_accept(server, (uv_stream_t *)t) == 0 && uv_fileno((uv_handle_t *)t, &ofd) == 0)
+		fd = fcntl(ofd, F_DUPFD_CLOEXEC, 0); /* the handle closes its own fd below */
+	uv_close((uv_handle_t *)t, free_handle);
+	if (fd < 0) {
+		atomic_fetch_sub(&to->owned, 1);
+		atomic_fetch_add(&lp->srv->rejected, 1);
+		return;
+	}
+	pthread_mutex_lock(&to->mu);
+	if (to->nhandoff == to->handoff_cap) {
+		to->handoff_cap = to->handoff_cap ? to->handoff_cap * 2 : 64;
+		to->handoff = nb_xrealloc(to->handoff, (size_t)to->handoff_cap * sizeof *to->handoff);
+	}
+	to->handoff[to->nhandoff++] = fd;
+	pthread_mutex_unlock(&to->mu);
+	uv_async_send(&to->wake);
+}
+
+void nb_http__take_handoffs(loop_t *lp, bool drop)
+{
+	pthread_mutex_lock(&lp->mu);
+	int n = lp->nhandoff;
+	int *fds = lp->handoff;
+	lp->handoff = NULL;
+	lp->nhandoff = lp->handoff_cap = 0;
+	pthread_mutex_unlock(&lp->mu);
+	for (int i = 0; i < n; i++) {
+		if (drop) {
+			close(fds[i]);
+			atomic_fetch_sub(&lp->owned, 1);
+		} else {
+			conn_start(lp, NULL, fds[i], false);
+		}
+	}
+	free(fds);
+}
+
+static void accept_conn(uv_stream_t *server, int status, bool admin)
+{
+	loop_t *lp = server->data;
+	if (status < 0)
+		return;
+	if (admin) { /* only loop 0 listens there */
+		atomic_fetch_add(&lp->owned, 1);
+		conn_start(lp, server, -1, true);
+		return;
+	}
+	loop_t *to = owner_for(lp);
+	if (to != lp)
+		hand_off(lp, to, server);
+	else
+		conn_start(lp, server, -1, false);
 }
 
 void nb_http__on_connection(uv_stream_t *server, int status)

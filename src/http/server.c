@@ -245,6 +245,7 @@ static void on_wake(uv_async_t *h)
 	loop_t *lp = h->data;
 	if (atomic_load(&lp->srv->stopping) && !lp->draining)
 		start_drain(lp);
+	nb_http__take_handoffs(lp, false);
 	nb_http__on_wake(lp);
 	if (lp->draining && lp->nconns == 0 && !lp->listening)
 		uv_stop(&lp->loop);
@@ -448,6 +449,7 @@ int nb_server_run(nb_server_t *s, char *err, size_t errlen)
 	}
 	for (int i = 0; i < s->nloops; i++) {
 		loop_t *lp = &s->loops[i];
+		nb_http__take_handoffs(lp, true);
 		nb_http__on_wake(lp);
 		for (conn_t *c = lp->conns; c; c = c->next)
 			nb_http__conn_close(c);

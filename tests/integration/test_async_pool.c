@@ -1,7 +1,8 @@
 /*
  * test_async_pool.c — coroutines on a libuv loop using an async connection
  * pool: many coroutines sharing few connections, FIFO waiting with a
- * timeout, a killed backend replaced, offloading to a thread pool, and
+ * timeout (a released connection handed to the longest waiter, waits that
+ * would miss their deadline shed), a killed backend replaced, offloading to a thread pool, and
  * statement errors — all without blocking the loop.
  */
 #include <stdlib.h>
@@ -656,6 +657,179 @@ static void test_lock_wait_leaves_the_pipeline(void)
 	PQfinish(locker);
 }
 
+/* ------------------------------------------- arrival order and shedding */
+
+typedef struct orderjob {
+	nb_pool_t *pool;
+	double hold_s;
+	bool again; /* after releasing, asks again at once, as a newcomer */
+	int order[2];
+	int *seq;
+	bool finished;
+} orderjob_t;
+
+static void order_hold(orderjob_t *o, int slot)
+{
+	nb_conn_t *c = NULL;
+	if (nb_pool_acquire(o->pool, &c) < 0)
+		return;
+	o->order[slot] = ++*o->seq;
+	nb_params_t p;
+	nb_params_init(&p);
+	char s[32];
+	snprintf(s, sizeof s, "%.3f", o->hold_s);
+	nb_p_text(&p, s);
+	nb_db_exec(c, &st_sleep, &p, NULL);
+	nb_pool_release(o->pool, c);
+}
+
+static void order_job(void *arg)
+{
+	orderjob_t *o = arg;
+	order_hold(o, 0);
+	if (o->again)
+		order_hold(o, 1);
+	o->finished = true;
+}
+
+/* A released connection goes to the longest waiter: a coroutine asking
+ * again right after its release (a newcomer) queues behind those already
+ * waiting instead of taking it back (before: it did, and the waiter woken
+ * for it went back to the end of the queue). */
+static void test_waiters_are_served_in_arrival_order(void)
+{
+	nb_pool_t *p = make_pool(1, 10000);
+	int seq = 0;
+	orderjob_t a = {p, 0.2, true, {0, 0}, &seq, false};
+	orderjob_t b = {p, 0.02, false, {0, 0}, &seq, false};
+	orderjob_t c = {p, 0.02, false, {0, 0}, &seq, false};
+	orderjob_t d = {p, 0.02, false, {0, 0}, &seq, false};
+	nb_sched_spawn(sched, order_job, &a, NULL);
+	nb_sched_spawn(sched, order_job, &b, NULL);
+	nb_sched_spawn(sched, order_job, &c, NULL);
+	nb_sched_spawn(sched, order_job, &d, NULL);
+	run_until_flag(&a.finished);
+	run_until_flag(&d.finished);
+	CHECK_INT(a.order[0], 1);
+	CHECK_INT(b.order[0], 2);
+	CHECK_INT(c.order[0], 3);
+	CHECK_INT(d.order[0], 4);
+	CHECK_INT(a.order[1], 5);
+	nb_pool_destroy(p);
+}
+
+typedef struct shedjob {
+	nb_pool_t *pool;
+	int deadline_ms;
+	bool shed;
+	int rc;
+	int64_t took_ms;
+	bool finished;
+} shedjob_t;
+
+static void shed_job(void *arg)
+{
+	shedjob_t *j = arg;
+	nb_conn_t *c = NULL;
+	int64_t t0 = nb_mono_ms();
+	j->rc = nb_pool_acquire_by(j->pool, t0 + j->deadline_ms, j->shed, &c);
+	j->took_ms = nb_mono_ms() - t0;
+	if (j->rc == 0)
+		nb_pool_release(j->pool, c);
+	j->finished = true;
+}
+
+/* With the connection held and holds measured at 200 ms, a request with
+ * 300 ms left cannot have its turn and its statement in time: refused at
+ * once (counted), where one that may not be shed waits to its deadline. */
+static void test_a_wait_that_would_miss_its_deadline_is_shed(void)
+{
+	nb_pool_t *p = make_pool(1, 10000);
+	int seq = 0;
+	orderjob_t learn = {p, 0.2, false, {0, 0}, &seq, false};
+	nb_sched_spawn(sched, order_job, &learn, NULL);
+	run_until_flag(&learn.finished);
+	orderjob_t hold = {p, 0.8, false, {0, 0}, &seq, false};
+	nb_sched_spawn(sched, order_job, &hold, NULL);
+	shedjob_t shed = {p, 300, true, -99, 0, false};
+	shedjob_t wait = {p, 300, false, -99, 0, false};
+	nb_sched_spawn(sched, shed_job, &shed, NULL);
+	nb_sched_spawn(sched, shed_job, &wait, NULL);
+	run_until_flag(&shed.finished);
+	run_until_flag(&wait.finished);
+	CHECK_INT(shed.rc, NB_EUNAVAIL);
+	CHECK_MSG(shed.took_ms < 150, "shed after %lld ms", (long long)shed.took_ms);
+	CHECK_INT(wait.rc, NB_EUNAVAIL);
+	CHECK_MSG(wait.took_ms >= 250, "gave up after %lld ms", (long long)wait.took_ms);
+	nb_pool_stats_t st;
+	nb_pool_stats(p, &st);
+	CHECK_INT((int)st.shed, 1);
+	CHECK_INT((int)st.timeouts, 1);
+	run_until_flag(&hold.finished);
+	/* free again: nothing is shed when a connection is idle */
+	shedjob_t later = {p, 300, true, -99, 0, false};
+	nb_sched_spawn(sched, shed_job, &later, NULL);
+	run_until_flag(&later.finished);
+	CHECK_INT(later.rc, 0);
+	nb_pool_destroy(p);
+}
+
+/* its own statement: the earlier tests keep st_pipe_sleep off the pipelines for a while */
+NB_STMT(st_pipe_short, "SELECT pg_sleep($1::float8) AS short_sleep");
+
+typedef struct streamjob {
+	nb_pool_t *pool;
+	nb_pipe_t *pipe;
+	int ok;
+	int *done;
+} streamjob_t;
+
+static void stream_job(void *arg)
+{
+	streamjob_t *j = arg;
+	for (int i = 0; i < 5; i++) {
+		nb_conn_t *c = nb_pool_acquire_virtual(j->pool, j->pipe);
+		nb_params_t p;
+		nb_params_init(&p);
+		nb_p_text(&p, "0.004");
+		if (nb_db_exec(c, &st_pipe_short, &p, NULL) == 0)
+			j->ok++;
+		nb_pool_release(j->pool, c);
+	}
+	(*j->done)++;
+}
+
+/* 60 clients in a closed loop on one pipelined connection: its queue holds
+ * about 240 ms of 4 ms statements and keeps moving. That is load, not a slow
+ * statement: every statement stays on the pipeline, in arrival order (before,
+ * any statement sent while the oldest in flight was over 50 ms old went to a
+ * pool connection of its own). */
+static void test_a_long_moving_pipeline_queue_is_not_stuck(void)
+{
+	nb_pool_t *pool = make_pool(4, 5000);
+	nb_pipe_t *pipe = nb_pipe_create(pool, 1);
+	enum { N = 60 };
+	streamjob_t jobs[N];
+	int done = 0;
+	for (int i = 0; i < N; i++) {
+		jobs[i] = (streamjob_t){pool, pipe, 0, &done};
+		nb_sched_spawn(sched, stream_job, &jobs[i], NULL);
+	}
+	run_until(&done, N);
+	CHECK_INT(done, N);
+	int ok = 0;
+	for (int i = 0; i < N; i++)
+		ok += jobs[i].ok;
+	CHECK_INT(ok, N * 5);
+	nb_pool_stats_t st;
+	nb_pool_stats(pool, &st);
+	CHECK_MSG(st.acquires == 0, "%llu statements left the pipeline for a pool connection",
+		  (unsigned long long)st.acquires);
+	nb_pipe_destroy(pipe);
+	uv_run(&loop, UV_RUN_NOWAIT);
+	nb_pool_destroy(pool);
+}
+
 int main(void)
 {
 	url = getenv("NB_TEST_DATABASE_URL");
@@ -677,6 +851,9 @@ int main(void)
 	T_RUN(test_pipeline_deadline_abandons_without_failing_the_connection);
 	T_RUN(test_deadline_cancels_a_statement_on_its_own_connection);
 	T_RUN(test_lock_wait_leaves_the_pipeline);
+	T_RUN(test_waiters_are_served_in_arrival_order);
+	T_RUN(test_a_wait_that_would_miss_its_deadline_is_shed);
+	T_RUN(test_a_long_moving_pipeline_queue_is_not_stuck);
 	nb_sched_destroy(sched);
 	uv_run(&loop, UV_RUN_DEFAULT);
 	uv_loop_close(&loop);

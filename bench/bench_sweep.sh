@@ -1,0 +1,121 @@
+#!/bin/sh
+# Pool and pipeline settings by measurement (docs/architecture.md, "Pool and
+# pipeline defaults"): the list benchmark of bench_list.sh
+# (GET /v1/notebooks?limit=20, 2,000 users rotating over 10k users / 50k
+# notebooks / 200k sources, wrk -t2 -c1000) for every combination of
+#   POOLS      NOTEBOOKD_DB_POOL_SIZE          [default "4 8 16"]
+#   PIPES      NOTEBOOKD_DB_PIPELINES          [default "1 2 4"]
+#   LOOPS      NOTEBOOKD_IO_THREADS            [default "1 2"]
+#   BINS       notebookd binaries              [default build/release/notebookd]
+# ROUNDS [2] rounds, the combinations interleaved inside each round (so drift
+# on a shared machine hits all of them alike); SECONDS_RUN [8] per run. Prints
+# one line per run and a table of medians: req/s, p50, p99, p99 ÷ p50, non-200
+# answers (503s when load is shed) and socket errors. THINK_MS=1000 makes each
+# connection a user who waits 0.5-1.5 x THINK_MS between requests (not counted
+# in the latency): the think-time shape of the load test instead of saturation.
+#
+#   sh bench/bench_sweep.sh
+#   BINS="/tmp/before/notebookd build/release/notebookd" POOLS=8 PIPES=2 LOOPS=0 ROUNDS=3 sh bench/bench_sweep.sh
+set -eu
+. bench/lib.sh
+POOLS=${POOLS:-"4 8 16"}
+PIPES=${PIPES:-"1 2 4"}
+LOOPS=${LOOPS:-"1 2"}
+BINS=${BINS:-$BIN}
+ROUNDS=${ROUNDS:-2}
+SECONDS_RUN=${SECONDS_RUN:-8}
+CONNS=${CONNS:-1000}
+bench_start
+echo "seeding 10k users, 50k notebooks, 200k sources ..."
+"$PGBIN/psql" "$DATABASE_URL" -q <<'SQL'
+INSERT INTO users (id, email, password_hash)
+  SELECT gen_random_uuid(), 'u' || i || '@bench.test', '$argon2id$v=19$m=19456,t=2,p=1$x$y' FROM generate_series(1, 10000) i;
+INSERT INTO notebooks (id, owner_id, title, created_at)
+  SELECT gen_random_uuid(), u.id, 'notebook ' || k, now() - k * interval '1 minute' FROM users u, generate_series(1, 5) k;
+INSERT INTO sources (id, notebook_id, title, kind, status, chunk_count)
+  SELECT gen_random_uuid(), n.id, 'source ' || k, 'text', 'ready', 12 FROM notebooks n, generate_series(1, 4) k;
+VACUUM ANALYZE users; VACUUM ANALYZE notebooks; VACUUM ANALYZE sources;
+SQL
+"$PGBIN/psql" "$DATABASE_URL" -tAc "SELECT id FROM users ORDER BY random() LIMIT 2000" > "$tmp/users.txt"
+# access tokens signed with the server's key; a wrk script that rotates them and
+# counts the answers that are not 200 across wrk's threads
+python3 - "$tmp" "${THINK_MS:-0}" <<'PY'
+import base64, hashlib, hmac, json, sys, time, uuid
+tmp, secret, think = sys.argv[1], b"bench-secret-0123456789abcdef0123456789", int(sys.argv[2])
+b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+now = int(time.time())
+toks = []
+for uid in open(tmp + "/users.txt").read().split():
+    h = b64(json.dumps({"alg": "HS256", "typ": "at+jwt"}).encode())
+    p = b64(json.dumps({"sub": uid, "iat": now, "exp": now + 7200, "jti": str(uuid.uuid4()),
+                        "iss": "notebookd", "aud": "notebookd-api"}).encode())
+    s = b64(hmac.new(secret, (h + "." + p).encode(), hashlib.sha256).digest())
+    toks.append(h + "." + p + "." + s)
+with open(tmp + "/sweep.lua", "w") as f:
+    f.write("local toks = {" + ",".join('"%s"' % t for t in toks) + "}\n")
+    f.write("""local threads = {}
+function setup(thread) table.insert(threads, thread) end
+local i = 0
+bad = 0 -- global: done() reads it from each thread
+function init(args) i = math.random(1, %d) end
+function request()
+  i = i + 1
+  return wrk.format('GET', '/v1/notebooks?limit=20', {['Authorization'] = 'Bearer ' .. toks[(i %% %d) + 1]})
+end
+function response(status, headers, body) if status ~= 200 then bad = bad + 1 end end
+function done(summary, latency, requests)
+  local n = 0
+  for _, t in ipairs(threads) do n = n + t:get('bad') end
+  io.write(string.format('SWEEP %%.3f %%.3f %%d\\n', latency:percentile(50) / 1000, latency:percentile(99) / 1000, n))
+end
+""" % (len(toks), len(toks)))
+    if think > 0:
+        f.write("function delay() return math.random(%d, %d) end\n" % (think // 2, think * 3 // 2))
+PY
+res="$tmp/results.txt"
+: > "$res"
+round=1
+while [ "$round" -le "$ROUNDS" ]; do
+	for loops in $LOOPS; do for pool in $POOLS; do for pipes in $PIPES; do
+		b=0
+		for bin in $BINS; do
+			b=$((b + 1))
+			BIN=$bin serve_start NOTEBOOKD_WORKERS=0 NOTEBOOKD_MAX_CONNECTIONS_PER_CLIENT=100000 NOTEBOOKD_IO_THREADS="$loops" \
+				NOTEBOOKD_DB_POOL_SIZE="$pool" NOTEBOOKD_DB_PIPELINES="$pipes"
+			wrk -t2 -c"$CONNS" -d2 -s "$tmp/sweep.lua" "http://127.0.0.1:$port" >/dev/null 2>&1 || true # warm-up
+			out=$(wrk -t2 -c"$CONNS" -d"$SECONDS_RUN" -s "$tmp/sweep.lua" "http://127.0.0.1:$port" 2>&1 || true)
+			if [ -n "${DIAG:-}" ]; then # CPU ticks of the server's busiest threads, and its pool and pipeline counters
+				for t in /proc/$serve_pid/task/*; do awk '{print $14 + $15, $2}' "$t/stat"; done | sort -rn | head -n 4 | tr '\n' ' '
+				echo
+				curl -s "http://127.0.0.1:$port/metrics" | grep -E '^notebookd_(db_acquires|db_pipeline_statements|db_acquire_wait|http_shed)' || true
+			fi
+			serve_stop
+			rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+			errs=$(echo "$out" | awk '/Socket errors/ {gsub(",", ""); n += $4+$6+$8+$10} END {print n+0}')
+			set -- $(echo "$out" | awk '/^SWEEP/ {print $2, $3, $4}')
+			line="bin$b loops=$loops pool=$pool pipes=$pipes rps=${rps:-0} p50=${1:-0} p99=${2:-0} non200=${3:-0} sockerr=$errs"
+			echo "round $round: $line"
+			echo "$line" >> "$res"
+		done
+	done; done; done
+	round=$((round + 1))
+done
+echo
+b=0
+for bin in $BINS; do b=$((b + 1)); echo "bin$b = $bin"; done
+echo "GET /v1/notebooks?limit=20, wrk -t2 -c$CONNS -d$SECONDS_RUN, medians of $ROUNDS rounds ($cores cores; io_threads 0 = one per core)"
+python3 - "$res" <<'PY'
+import statistics, sys
+runs = {}
+for line in open(sys.argv[1]):
+    kv = dict(w.split("=") for w in line.split()[1:])
+    key = (line.split()[0], kv["loops"], kv["pool"], kv["pipes"])
+    runs.setdefault(key, []).append(kv)
+print("| binary | loops | pool | pipelines | req/s | p50 ms | p99 ms | p99 / p50 | non-200 | socket errors |")
+print("|---|---|---|---|---|---|---|---|---|---|")
+for key, rs in runs.items():
+    med = lambda f: statistics.median(float(r[f]) for r in rs)
+    p50, p99 = med("p50"), med("p99")
+    print("| %s | %s | %s | %s | %.0f | %.1f | %.1f | %.1f | %d | %d |" % (
+        key + (med("rps"), p50, p99, p99 / p50 if p50 else 0, med("non200"), med("sockerr"))))
+PY
