@@ -43,7 +43,7 @@ echo "soak: $VUS users, think ${LOADTEST_THINK_MS:-1000} ms ± 50 %, a source ev
 wrk -t"$THREADS" -c"$VUS" -d"$((nwin * WINDOW + 5))s" --timeout 60s -s bench/loadtest.lua \
 	"http://127.0.0.1:$port" >"$tmp/wrk.txt" 2>&1 &
 wrk_pid=$!
-trap 'kill $wrk_pid 2>/dev/null; bench_stop' EXIT
+trap 'kill $wrk_pid 2>/dev/null || true; bench_stop' EXIT
 
 sample() { # window → one line of server and database figures
 	rss=$(awk '/VmRSS/ {print $2}' "/proc/$serve_pid/status")
