@@ -6,9 +6,13 @@
 # NOTEBOOKD_RATE_IP_MULTIPLIER), the login door per account and per address
 # (NOTEBOOKD_AUTH_RATE_PER_MIN=0, NOTEBOOKD_AUTH_IP_RATE_PER_MIN=0) and the
 # connections per client address; access tokens live a day (a soak outlasts
-# the default 15 minutes). bench/README.md lists them.
+# the default 15 minutes); a connection may wait for its first request (wrk
+# opens all of them at once, the users start over the ramp) and stay idle
+# (a user thinking) for 10 minutes instead of 5 s and 60 s: the server
+# closing it would make wrk re-open it and lose the user's place.
+# bench/README.md lists them.
 loadtest_serve() {
-	serve_start NOTEBOOKD_RATE_READ_PER_MIN=0 NOTEBOOKD_RATE_WRITE_PER_MIN=0 NOTEBOOKD_RATE_UPLOAD_PER_MIN=0 \
+	serve_start NOTEBOOKD_FIRST_REQUEST_TIMEOUT_MS=600000 NOTEBOOKD_IDLE_TIMEOUT_MS=600000 NOTEBOOKD_RATE_READ_PER_MIN=0 NOTEBOOKD_RATE_WRITE_PER_MIN=0 NOTEBOOKD_RATE_UPLOAD_PER_MIN=0 \
 		NOTEBOOKD_RATE_GENERATE_PER_MIN=0 NOTEBOOKD_AUTH_RATE_PER_MIN=0 NOTEBOOKD_AUTH_IP_RATE_PER_MIN=0 \
 		NOTEBOOKD_MAX_CONNECTIONS_PER_CLIENT=1000000 NOTEBOOKD_ACCESS_TTL_S=86400 "$@"
 }
