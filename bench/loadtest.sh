@@ -47,6 +47,7 @@ LT_OUT="$tmp/think.out" LT_TOKENS_OUT="$tmp/tokens" \
 rss1=$(awk '/VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$serve_pid/status")
 rc=0
 python3 bench/loadtest_report.py "$tmp/think.out" "run 1: $VUS users with think time (notebookd RSS $rss1 MiB):" check || rc=1
+loadtest_counters
 if [ "$SAT" -gt 0 ]; then
 	echo
 	LOADTEST_THINK_MS=0 LOADTEST_RAMP_S=0 LT_OUT="$tmp/sat.out" LT_TOKENS_IN="$tmp/tokens" \
@@ -54,5 +55,6 @@ if [ "$SAT" -gt 0 ]; then
 		{ cat "$tmp/wrk2.txt"; exit 1; }
 	rss2=$(awk '/VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$serve_pid/status")
 	python3 bench/loadtest_report.py "$tmp/sat.out" "run 2: saturation, the same $VUS users with no think time, ${SAT} s (notebookd RSS $rss2 MiB):"
+	loadtest_counters
 fi
 exit $rc

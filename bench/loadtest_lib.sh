@@ -33,3 +33,15 @@ PY
 	echo "seeded in $(($(date +%s) - t0)) s"
 	export LT_USERS_FILE="$tmp/users.lua"
 }
+
+# Where a run's errors came from: the server's own counters (GET /metrics).
+loadtest_counters() {
+	python3 - "$port" <<'PY'
+import re, sys, urllib.request
+text = urllib.request.urlopen("http://127.0.0.1:%s/metrics" % sys.argv[1], timeout=10).read().decode()
+keep = ("notebookd_http_responses_total", "notebookd_db_acquire_timeouts_total", "notebookd_http_request_timeouts_total",
+        "notebookd_http_timeouts_total", "notebookd_http_shed_total", "notebookd_db_breaker_opens_total")
+vals = [l for l in text.split("\n") if l.startswith(keep) and not l.endswith(" 0")]
+print("server counters: " + ("; ".join(vals) if vals else "-"))
+PY
+}
