@@ -8,7 +8,7 @@
 # off (one load generator speaks for every user), then two wrk runs of
 # bench/loadtest.lua:
 #   1. LOADTEST_VUS (1000) users, each logging in once (spread over
-#      LOADTEST_RAMP_S, 30 s), then list → open → messages → ask → search with
+#      LOADTEST_RAMP_S, 60 s), then list → open → messages → ask → search with
 #      LOADTEST_THINK_MS (1000) ± LOADTEST_THINK_JITTER (0.5) think time, for
 #      LOADTEST_DURATION_S (120 s): checked against the thresholds
 #      (bench/loadtest_report.py: p95 < 300 ms, p99 < 500 ms, errors < 1 %;
