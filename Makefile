@@ -7,6 +7,8 @@
 #   make test       every test against a throwaway PostgreSQL cluster
 #   make asan       the same tests under AddressSanitizer + UBSan
 #   make bench      benchmarks (see bench/README.md)
+#   make loadtest   the original system's load test: 1,000 users on a seeded dataset (bench/README.md)
+#   make soak       the load test's scenario at a moderate rate for SOAK_MINUTES (30), checked for trends
 #   make fuzz       build the fuzz drivers (clang + libFuzzer); scripts/fuzz.sh runs them
 
 CC      ?= cc
@@ -42,7 +44,7 @@ INTEG_BINS := $(patsubst tests/%.c,$(OUT)/tests/%,$(INTEG_SRCS))
 MIGRATIONS := $(sort $(wildcard sql/migrations/*.sql))
 WEB_FILES := $(shell find web -type f ! -name '.*' 2>/dev/null)
 
-.PHONY: all run stop test asan bench fuzz clean deps tests-build FORCE
+.PHONY: all run stop test asan bench loadtest soak fuzz clean deps tests-build FORCE
 
 all: build/notebookd
 
@@ -112,6 +114,16 @@ bench: deps
 	@sh scripts/deps.sh --bench
 	@$(MAKE) --no-print-directory MODE=release all tests-build
 	@sh bench/run.sh
+
+loadtest: deps
+	@sh scripts/deps.sh --bench
+	@$(MAKE) --no-print-directory MODE=release all
+	@sh bench/loadtest.sh
+
+soak: deps
+	@sh scripts/deps.sh --bench
+	@$(MAKE) --no-print-directory MODE=release all
+	@sh bench/soak.sh
 
 fuzz:
 	@$(MAKE) --no-print-directory -f fuzz/Makefile
