@@ -64,8 +64,16 @@ void nb_buf_vprintf(nb_buf_t *b, const char *fmt, va_list ap)
 {
 	va_list ap2;
 	va_copy(ap2, ap);
-	int n = vsnprintf(NULL, 0, fmt, ap2);
+	/* Usually it fits in the room there is: one pass instead of measure + write. */
+	size_t room = b->data ? b->cap - b->len : 0;
+	int n = vsnprintf(room ? b->data + b->len : NULL, room, fmt, ap2);
 	va_end(ap2);
+	if (n >= 0 && (size_t)n < room) {
+		b->len += (size_t)n; /* vsnprintf wrote the trailing NUL */
+		return;
+	}
+	if (room)
+		b->data[b->len] = '\0'; /* the truncated attempt is not part of the contents */
 	if (n <= 0)
 		return;
 	nb_buf_reserve(b, (size_t)n);

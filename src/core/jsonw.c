@@ -126,8 +126,16 @@ void nb_jsonw_int(nb_jsonw_t *w, int64_t v)
 {
 	item(w);
 	char tmp[24];
-	int n = snprintf(tmp, sizeof tmp, "%lld", (long long)v);
-	nb_buf_append(w->b, tmp, (size_t)n);
+	char *e = tmp + sizeof tmp, *p = e;
+	/* digits from the end; through uint64_t so that INT64_MIN negates */
+	uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+	do {
+		*--p = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (v < 0)
+		*--p = '-';
+	nb_buf_append(w->b, p, (size_t)(e - p));
 }
 
 void nb_jsonw_bool(nb_jsonw_t *w, bool v)
@@ -243,9 +251,25 @@ void nb_jsonw_ts(nb_jsonw_t *w, int64_t unix_us)
 	civil_t c;
 	civil(unix_us, &c);
 	char s[48];
-	int n = snprintf(s, sizeof s, "\"%04lld-%02d-%02dT%02d:%02d:%02d.%03dZ\"", c.y, c.mo, c.d, c.h, c.mi, c.s,
-			 c.us / 1000);
-	nb_buf_append(w->b, s, (size_t)n);
+	if (c.y < 0 || c.y > 9999) { /* outside four digits: as printf writes it */
+		int n = snprintf(s, sizeof s, "\"%04lld-%02d-%02dT%02d:%02d:%02d.%03dZ\"", c.y, c.mo, c.d, c.h, c.mi,
+				 c.s, c.us / 1000);
+		nb_buf_append(w->b, s, (size_t)n);
+		return;
+	}
+	/* "YYYY-MM-DDTHH:MM:SS.mmmZ" without printf: one per timestamp of every row */
+	static const char tpl[] = "\"0000-00-00T00:00:00.000Z\"";
+	memcpy(s, tpl, sizeof tpl - 1);
+	int y = (int)c.y, ms = c.us / 1000;
+	s[1] = (char)('0' + y / 1000), s[2] = (char)('0' + y / 100 % 10), s[3] = (char)('0' + y / 10 % 10);
+	s[4] = (char)('0' + y % 10);
+	s[6] = (char)('0' + c.mo / 10), s[7] = (char)('0' + c.mo % 10);
+	s[9] = (char)('0' + c.d / 10), s[10] = (char)('0' + c.d % 10);
+	s[12] = (char)('0' + c.h / 10), s[13] = (char)('0' + c.h % 10);
+	s[15] = (char)('0' + c.mi / 10), s[16] = (char)('0' + c.mi % 10);
+	s[18] = (char)('0' + c.s / 10), s[19] = (char)('0' + c.s % 10);
+	s[21] = (char)('0' + ms / 100), s[22] = (char)('0' + ms / 10 % 10), s[23] = (char)('0' + ms % 10);
+	nb_buf_append(w->b, s, sizeof tpl - 1);
 }
 
 void nb_ts_pg_fmt(int64_t unix_us, char out[40])

@@ -142,12 +142,32 @@ static const char *reason(int status)
 	}
 }
 
+/* Decimal digits of n (no printf: every answer writes a few). */
+static void put_uint(nb_buf_t *out, unsigned long long n)
+{
+	char tmp[24], *e = tmp + sizeof tmp, *p = e;
+	do {
+		*--p = (char)('0' + n % 10);
+		n /= 10;
+	} while (n);
+	nb_buf_append(out, p, (size_t)(e - p));
+}
+
 void nb_http__head_common(nb_buf_t *out, sreq_t *r, int status, const char *ctype, bool keep_alive)
 {
-	nb_buf_printf(out, "HTTP/1.1 %d %s\r\n", status, reason(status));
-	if (ctype)
-		nb_buf_printf(out, "Content-Type: %s\r\n", ctype);
-	nb_buf_printf(out, "X-Request-Id: %s\r\n", r->req.request_id);
+	nb_buf_puts(out, "HTTP/1.1 ");
+	put_uint(out, (unsigned)status);
+	nb_buf_putc(out, ' ');
+	nb_buf_puts(out, reason(status));
+	nb_buf_puts(out, "\r\n");
+	if (ctype) {
+		nb_buf_puts(out, "Content-Type: ");
+		nb_buf_puts(out, ctype);
+		nb_buf_puts(out, "\r\n");
+	}
+	nb_buf_puts(out, "X-Request-Id: ");
+	nb_buf_puts(out, r->req.request_id);
+	nb_buf_puts(out, "\r\n");
 	nb_buf_puts(out, keep_alive ? "" : "Connection: close\r\n");
 	/* no-store unless the handler chose a caching policy (the web app's assets) */
 	const nb_buf_t *h = &r->req.resp.headers;
@@ -165,8 +185,11 @@ void nb_http__serialize(sreq_t *r, nb_buf_t *out, bool keep_alive)
 		nb_buf_printf(out, "Retry-After: %d\r\n", resp->retry_after);
 	if (resp->headers.len)
 		nb_buf_append(out, resp->headers.data, resp->headers.len);
-	if (resp->status != 204 && resp->status != 304)
-		nb_buf_printf(out, "Content-Length: %zu\r\n", resp->body.len);
+	if (resp->status != 204 && resp->status != 304) {
+		nb_buf_puts(out, "Content-Length: ");
+		put_uint(out, resp->body.len);
+		nb_buf_puts(out, "\r\n");
+	}
 	nb_buf_puts(out, "\r\n");
 	if (resp->body.len && !(r->req.method && strcmp(r->req.method, "HEAD") == 0))
 		nb_buf_append(out, resp->body.data, resp->body.len);

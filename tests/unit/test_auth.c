@@ -1,16 +1,21 @@
 /*
  * test_auth.c — unit tests of the pure auth primitives: base64url,
- * Argon2id passwords, refresh tokens and one-time codes, field validation.
- * (JWT and the rate limiter have their own files.)
+ * Argon2id passwords, refresh tokens and one-time codes, field validation,
+ * and the bearer check's table of verified tokens. (JWT and the rate limiter
+ * have their own files.)
  */
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "auth/jwt.h"
 #include "auth/password.h"
+#include "auth/service.h"
 #include "auth/secret.h"
 #include "auth/validate.h"
 #include "core/b64.h"
+#include "core/config.h"
 #include "core/err.h"
 #include "core/timeutil.h"
 #include "t.h"
@@ -482,6 +487,60 @@ static void test_email_mixed_script_lookalikes(void)
 	CHECK(em("taro\xe5\xa4\xaa\xe9\x83\x8e@example.jp", &why) != NULL);
 }
 
+/* The bearer check remembers verified tokens per thread: a hit must be the
+ * same bytes, still unexpired, verified under the keys of now. */
+static void test_bearer_cache(void)
+{
+	static const char sub[] = "01937000-0000-7000-8000-000000000001";
+	static char a[] = "unit-test-secret-A-unit-test-secret-A-0123456789";
+	static char b[] = "unit-test-secret-B-unit-test-secret-B-0123456789";
+	nb_cfg.jwt_issuer = (char *)"notebookd";
+	nb_cfg.jwt_audience = (char *)"notebookd-api";
+	nb_cfg.jwt_secret = a;
+	nb_cfg.jwt_secret_previous = NULL;
+	char err[256], uid[37], hdr[NB_JWT_MAX_LEN + 16];
+	CHECK_INT(nb_auth_init(err, sizeof err), 0);
+	int64_t now = nb_now_ms() / 1000;
+	char *tok = nb_jwt_sign((const unsigned char *)a, strlen(a), "notebookd", "notebookd-api", sub, now, 600);
+	CHECK(tok != NULL);
+	snprintf(hdr, sizeof hdr, "Bearer %s", tok);
+	for (int i = 0; i < 3; i++) { /* verified, then from the table */
+		memset(uid, 0, sizeof uid);
+		CHECK_INT(nb_auth_check_bearer(hdr, uid), 0);
+		CHECK_STR(uid, sub);
+	}
+	/* same signature (same slot), one payload byte changed: never a hit */
+	char *dot = strchr(hdr + 7, '.');
+	dot[3] = dot[3] == 'A' ? 'B' : 'A';
+	CHECK_INT(nb_auth_check_bearer(hdr, uid), NB_EUNAUTH);
+	dot[3] = tok[dot + 3 - hdr - 7];
+	CHECK_INT(nb_auth_check_bearer(hdr, uid), 0);
+	/* the keys change: the remembered token is checked again, and refused */
+	nb_auth_shutdown();
+	nb_cfg.jwt_secret = b;
+	CHECK_INT(nb_auth_init(err, sizeof err), 0);
+	CHECK_INT(nb_auth_check_bearer(hdr, uid), NB_EUNAUTH);
+	free(tok);
+	/* a token about to expire: accepted (and remembered), then refused once its exp passes */
+	now = nb_now_ms() / 1000;
+	tok = nb_jwt_sign((const unsigned char *)b, strlen(b), "notebookd", "notebookd-api", sub, now - 599, 600);
+	CHECK(tok != NULL);
+	snprintf(hdr, sizeof hdr, "Bearer %s", tok);
+	int64_t exp = now + 1;
+	int rc = nb_auth_check_bearer(hdr, uid);
+	if (nb_now_ms() / 1000 < exp)
+		CHECK_INT(rc, 0);
+	int64_t t0 = nb_now_ms();
+	while (nb_auth_check_bearer(hdr, uid) == 0 && nb_now_ms() - t0 < 5000) {
+		struct timespec ms = {0, 1000000}; /* poll the state each millisecond */
+		nanosleep(&ms, NULL);
+	}
+	CHECK_INT(nb_auth_check_bearer(hdr, uid), NB_EUNAUTH);
+	CHECK(nb_now_ms() / 1000 >= exp); /* refused only at its exp, not before */
+	free(tok);
+	nb_auth_shutdown();
+}
+
 int main(void)
 {
 	if (sodium_init() < 0)
@@ -503,5 +562,6 @@ int main(void)
 	T_RUN(test_display_name_check);
 	T_RUN(test_email_canonical_form);
 	T_RUN(test_email_mixed_script_lookalikes);
+	T_RUN(test_bearer_cache);
 	return t_done();
 }

@@ -1,13 +1,16 @@
 /*
  * test_core.c — unit tests of src/core: buffers, arena, UTF-8, UUIDv7, time.
  */
+#include <inttypes.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/arena.h"
 #include "core/buf.h"
 #include "core/err.h"
+#include "core/jsonw.h"
 #include "core/timeutil.h"
 #include "core/utf8.h"
 #include "core/uuid.h"
@@ -170,6 +173,40 @@ static void test_utf8_label(void)
 	CHECK(!nb_utf8_label_ok("a\xff", 2));			 /* not UTF-8 */
 }
 
+/* The JSON writer's integers and nb_buf_printf's one-pass write, against printf. */
+static void test_jsonw_int_and_buf_printf(void)
+{
+	const int64_t vals[] = {0, 1, -1, 9, 10, -10, 123456789, -987654321, INT64_MAX, INT64_MIN, INT64_MIN + 1};
+	nb_buf_t b = NB_BUF_INIT;
+	for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) {
+		nb_buf_reset(&b);
+		nb_jsonw_t w;
+		nb_jsonw_init(&w, &b);
+		nb_jsonw_int(&w, vals[i]);
+		char want[32];
+		snprintf(want, sizeof want, "%" PRId64, vals[i]);
+		CHECK_STR(b.data, want);
+	}
+	/* printf into a buffer with room, without, and exactly at its edge */
+	nb_buf_t p = NB_BUF_INIT;
+	nb_buf_printf(&p, "%s-%d", "a", 1); /* no storage yet */
+	CHECK_STR(p.data, "a-1");
+	for (int i = 0; i < 200; i++)
+		nb_buf_printf(&p, "%03d", i % 1000);
+	CHECK_INT((long)p.len, 3 + 600);
+	CHECK(p.data[p.len] == '\0');
+	char big[300];
+	memset(big, 'x', sizeof big - 1);
+	big[sizeof big - 1] = '\0';
+	size_t before = p.len;
+	nb_buf_printf(&p, "%s", big); /* larger than the room left: measured, grown, written */
+	CHECK_INT((long)p.len, (long)(before + sizeof big - 1));
+	CHECK(strcmp(p.data + before, big) == 0);
+	CHECK(strncmp(p.data, "a-1000001002", 12) == 0);
+	nb_buf_dispose(&p);
+	nb_buf_dispose(&b);
+}
+
 int main(void)
 {
 	T_RUN(test_buf_json_escape);
@@ -181,5 +218,6 @@ int main(void)
 	T_RUN(test_rfc3339);
 	T_RUN(test_err_table);
 	T_RUN(test_utf8_label);
+	T_RUN(test_jsonw_int_and_buf_printf);
 	return t_done();
 }
