@@ -211,8 +211,8 @@ int nb_auth_refresh(nb_conn_t *c, const char *refresh_token, json_t **out)
  * change: an erased account is refused by the live-user check, which runs on
  * every request whatever this table says.
  */
-#define TOKEN_SLOTS 1024
-#define TOKEN_MAX_CACHED 480
+#define TOKEN_SLOTS 4096
+#define TOKEN_MAX_CACHED 352 /* ours are about 324 bytes */
 
 typedef struct token_slot {
 	uint32_t gen; /* key_gen when it verified; 0: empty */
