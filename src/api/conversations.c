@@ -119,13 +119,8 @@ int nb_api_conversation_get(nb_req_t *req)
 	PGresult *rows = NULL;
 	if ((rc = nb_store_conversation_get(c, req->user_id, nb_req_param(req, 0), &rows)) < 0)
 		return nb_fail(req, rc);
-	nb_resp_t *resp = &req->resp;
-	resp->status = 200;
-	resp->content_type = "application/json";
-	nb_buf_reset(&resp->body);
 	nb_jsonw_t w;
-	nb_jsonw_init(&w, &resp->body);
-	w.upper_hex = true; /* byte for byte what jansson wrote here before */
+	nb_resp_json_begin(req, &w, true); /* byte for byte what jansson wrote here before */
 	nb_store_conversation_write(&w, rows, 0);
 	PQclear(rows);
 	return 0;

@@ -89,12 +89,8 @@ int nb_api_notebooks_list(nb_req_t *req)
 	if (rc < 0)
 		return nb_fail(req, rc);
 	/* written straight from the rows: {"items":[...],"next_cursor":...} */
-	nb_resp_t *resp = &req->resp;
-	resp->status = 200;
-	resp->content_type = "application/json";
-	nb_buf_reset(&resp->body);
 	nb_jsonw_t w;
-	nb_jsonw_init(&w, &resp->body);
+	nb_resp_json_begin(req, &w, false);
 	nb_jsonw_obj(&w);
 	nb_jsonw_key(&w, "items");
 	nb_jsonw_arr(&w);
@@ -127,13 +123,8 @@ int nb_api_notebook_get(nb_req_t *req)
 	rc = nb_store_notebook_get(c, req->user_id, nb_req_param(req, 0), &rows);
 	if (rc < 0)
 		return nb_fail(req, rc);
-	nb_resp_t *resp = &req->resp;
-	resp->status = 200;
-	resp->content_type = "application/json";
-	nb_buf_reset(&resp->body);
 	nb_jsonw_t w;
-	nb_jsonw_init(&w, &resp->body);
-	w.upper_hex = true; /* byte for byte what jansson wrote here before */
+	nb_resp_json_begin(req, &w, true); /* byte for byte what jansson wrote here before */
 	nb_store_notebook_write(&w, rows, 0);
 	PQclear(rows);
 	return 0;

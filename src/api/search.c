@@ -104,13 +104,8 @@ int nb_api_search(nb_req_t *req)
 		if ((rc = nb_store_search(c, nb, &sq, limit, &rows)) < 0)
 			return nb_fail(req, rc);
 	}
-	nb_resp_t *resp = &req->resp;
-	resp->status = 200;
-	resp->content_type = "application/json";
-	nb_buf_reset(&resp->body);
 	nb_jsonw_t w;
-	nb_jsonw_init(&w, &resp->body);
-	w.upper_hex = true; /* byte for byte what jansson wrote here before */
+	nb_resp_json_begin(req, &w, true); /* byte for byte what jansson wrote here before */
 	nb_store_search_write(&w, rows, sq.match_any);
 	PQclear(rows);
 	return 0;

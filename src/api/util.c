@@ -290,19 +290,24 @@ void nb_resp_list_rows(nb_req_t *req, PGresult *r, int limit)
 	PQclear(r);
 }
 
+void nb_resp_json_begin(nb_req_t *req, nb_jsonw_t *w, bool upper_hex)
+{
+	nb_resp_t *resp = &req->resp;
+	resp->status = 200;
+	resp->content_type = "application/json";
+	nb_buf_reset(&resp->body);
+	nb_jsonw_init(w, &resp->body);
+	w->upper_hex = upper_hex;
+}
+
 static void list_write(nb_req_t *req, PGresult *r, int limit, nb_row_writer_fn fn, bool upper_hex)
 {
 	int n = PQntuples(r);
 	bool more = n > limit;
 	if (more)
 		n = limit;
-	nb_resp_t *resp = &req->resp;
-	resp->status = 200;
-	resp->content_type = "application/json";
-	nb_buf_reset(&resp->body);
 	nb_jsonw_t w;
-	nb_jsonw_init(&w, &resp->body);
-	w.upper_hex = upper_hex;
+	nb_resp_json_begin(req, &w, upper_hex);
 	nb_jsonw_obj(&w);
 	nb_jsonw_key(&w, "items");
 	nb_jsonw_arr(&w);

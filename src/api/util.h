@@ -73,6 +73,13 @@ void nb_resp_list_write(nb_req_t *req, PGresult *r, int limit, nb_row_writer_fn 
 /** The same, escaping control characters in strings as jansson does (\u00XX): for a list that jansson wrote before. */
 void nb_resp_list_write_jansson(nb_req_t *req, PGresult *r, int limit, nb_row_writer_fn fn);
 
+/**
+ * Starts a 200 application/json answer written straight into the response
+ * body by w; upper_hex escapes control characters as jansson did (\u00XX),
+ * for answers that jansson wrote before.
+ */
+void nb_resp_json_begin(nb_req_t *req, nb_jsonw_t *w, bool upper_hex);
+
 /** Answers an error code with its default message (for `return nb_fail(req, rc)`). */
 int nb_fail(nb_req_t *req, int err);
 
