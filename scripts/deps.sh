@@ -7,7 +7,7 @@ set -eu
 PKGS="gcc make pkg-config libc6-dev
 libpq-dev libuv1-dev libhttp-parser-dev libjansson-dev libsodium-dev
 libcurl4-openssl-dev libpoppler-glib-dev libglib2.0-dev libxml2-dev libcmark-dev
-postgresql-15 postgresql-client-15 python3 python3-jsonschema ca-certificates
+postgresql-15 postgresql-client-15 python3 python3-jsonschema python3-yaml ca-certificates
 libicu-dev clang chromium nodejs"
 
 # the browser tests (tests/browser) need npm; a nodejs from NodeSource ships
