@@ -18,39 +18,9 @@ set -eu
 AFTER_BIN=$BIN
 bench_start
 SECRET="bench-secret-0123456789abcdef0123456789"
-echo "seeding 10k users, 50k notebooks, 200k sources ..."
-"$PGBIN/psql" "$DATABASE_URL" -q <<'SQL'
-INSERT INTO users (id, email, password_hash)
-  SELECT gen_random_uuid(), 'u' || i || '@bench.test', '$argon2id$v=19$m=19456,t=2,p=1$x$y' FROM generate_series(1, 10000) i;
-INSERT INTO notebooks (id, owner_id, title, created_at)
-  SELECT gen_random_uuid(), u.id, 'notebook ' || k, now() - k * interval '1 minute' FROM users u, generate_series(1, 5) k;
-INSERT INTO sources (id, notebook_id, title, kind, status, chunk_count)
-  SELECT gen_random_uuid(), n.id, 'source ' || k, 'text', 'ready', 12 FROM notebooks n, generate_series(1, 4) k;
-VACUUM ANALYZE users; VACUUM ANALYZE notebooks; VACUUM ANALYZE sources;
-SQL
-"$PGBIN/psql" "$DATABASE_URL" -tAc "SELECT id FROM users ORDER BY random() LIMIT 2000" > "$tmp/users.txt"
-python3 - "$tmp" "$SECRET" <<'PY'
-import base64, hashlib, hmac, json, sys, time, uuid
-tmp, secret = sys.argv[1], sys.argv[2].encode()
-b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
-now = int(time.time())
-toks = []
-for uid in open(tmp + "/users.txt").read().split():
-    h = b64(json.dumps({"alg": "HS256", "typ": "at+jwt"}).encode())
-    p = b64(json.dumps({"sub": uid, "iat": now, "exp": now + 7200, "jti": str(uuid.uuid4()),
-                        "iss": "notebookd", "aud": "notebookd-api"}).encode())
-    s = b64(hmac.new(secret, (h + "." + p).encode(), hashlib.sha256).digest())
-    toks.append(h + "." + p + "." + s)
-with open(tmp + "/list.lua", "w") as f:
-    f.write("local toks = {" + ",".join('"%s"' % t for t in toks) + "}\n")
-    f.write("local i = 0\nrequest = function()\n  i = i + 1\n"
-            "  return wrk.format('GET', '/v1/notebooks?limit=20', {['Authorization'] = 'Bearer ' .. toks[(i %% %d) + 1]})\nend\n" % len(toks))
-    f.write("response = function(status, headers, body)\n  if status ~= 200 then print('status ' .. status) end\nend\n")
-PY
-postmaster=$(head -n 1 "$tmp/pg/data/postmaster.pid" 2>/dev/null || head -n 1 "$tmp/pg/postmaster.pid")
-# cpu_ticks PID... → the sum of utime+stime (clock ticks) of those processes
-cpu_ticks() { for p in "$@"; do awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0; done | awk '{s += $1} END {print s + 0}'; }
-pg_pids() { echo "$postmaster"; ps --ppid "$postmaster" -o pid= ; }
+list_seed 10000
+list_tokens 2000
+list_lua "$tmp/list.lua"
 hz=$(getconf CLK_TCK)
 results="$tmp/results.txt"
 : > "$results"

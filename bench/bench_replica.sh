@@ -21,40 +21,16 @@ mkdir -p "$rdir/run"
 [ "$(id -u)" -eq 0 ] && chown -R postgres:postgres "$rdir"
 stop_replica() { as_pg "$PGBIN/pg_ctl" -D "$rdir/data" -m immediate -w stop >/dev/null 2>&1 || true; }
 trap 'stop_replica; bench_stop' EXIT
-echo "seeding 2k users, 10k notebooks ..."
-"$PGBIN/psql" "$DATABASE_URL" -q <<'SQL'
-INSERT INTO users (id, email, password_hash)
-  SELECT gen_random_uuid(), 'u' || i || '@bench.test', '$argon2id$v=19$m=19456,t=2,p=1$x$y' FROM generate_series(1, 2000) i;
-INSERT INTO notebooks (id, owner_id, title, created_at)
-  SELECT gen_random_uuid(), u.id, 'notebook ' || k, now() - k * interval '1 minute' FROM users u, generate_series(1, 5) k;
-VACUUM ANALYZE users; VACUUM ANALYZE notebooks;
-SQL
+SECRET="bench-secret-0123456789abcdef0123456789"
+list_seed 2000 0
 psock=$(echo "$DATABASE_URL" | sed 's/.*host=\([^&]*\).*/\1/')
 as_pg "$PGBIN/pg_basebackup" -h "$psock" -p "$pgport" -U notebookd -D "$rdir/data" -R -X stream -c fast
 rport=$((pgport + 1))
 as_pg "$PGBIN/pg_ctl" -D "$rdir/data" -l "$rdir/postgres.log" -w -t 60 \
 	-o "-p $rport -c listen_addresses='' -c unix_socket_directories=$rdir/run" start >/dev/null
 READ_URL="postgresql:///notebookd?host=$rdir/run&port=$rport&user=notebookd"
-"$PGBIN/psql" "$DATABASE_URL" -tAc "SELECT id FROM users ORDER BY random() LIMIT 500" > "$tmp/users.txt"
-python3 - "$tmp" <<'PY'
-import base64, hashlib, hmac, json, sys, time, uuid
-tmp, secret = sys.argv[1], b"bench-secret-0123456789abcdef0123456789"
-b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
-now = int(time.time())
-toks = []
-for uid in open(tmp + "/users.txt").read().split():
-    h = b64(json.dumps({"alg": "HS256", "typ": "at+jwt"}).encode())
-    p = b64(json.dumps({"sub": uid, "iat": now, "exp": now + 7200, "jti": str(uuid.uuid4()),
-                        "iss": "notebookd", "aud": "notebookd-api"}).encode())
-    s = b64(hmac.new(secret, (h + "." + p).encode(), hashlib.sha256).digest())
-    toks.append(h + "." + p + "." + s)
-with open(tmp + "/list.lua", "w") as f:
-    f.write("local toks = {" + ",".join('"%s"' % t for t in toks) + "}\n")
-    f.write("local i = 0\nrequest = function()\n  i = i + 1\n"
-            "  return wrk.format('GET', '/v1/notebooks?limit=20', {['Authorization'] = 'Bearer ' .. toks[(i %% %d) + 1]})\nend\n" % len(toks))
-    f.write("response = function(status, headers, body)\n  if status ~= 200 then print('status ' .. status) end\nend\n")
-PY
-cpu_ticks() { for p in "$@"; do awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0; done | awk '{s += $1} END {print s + 0}'; }
+list_tokens 500
+list_lua "$tmp/list.lua"
 tree() { pm=$(head -n 1 "$1/postmaster.pid"); echo "$pm"; ps --ppid "$pm" -o pid=; }
 metric() { python3 -c "import urllib.request as u,sys
 for l in u.urlopen('http://127.0.0.1:$port/metrics').read().decode().splitlines():

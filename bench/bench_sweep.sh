@@ -26,31 +26,15 @@ ROUNDS=${ROUNDS:-2}
 SECONDS_RUN=${SECONDS_RUN:-8}
 CONNS=${CONNS:-1000}
 bench_start
-echo "seeding 10k users, 50k notebooks, 200k sources ..."
-"$PGBIN/psql" "$DATABASE_URL" -q <<'SQL'
-INSERT INTO users (id, email, password_hash)
-  SELECT gen_random_uuid(), 'u' || i || '@bench.test', '$argon2id$v=19$m=19456,t=2,p=1$x$y' FROM generate_series(1, 10000) i;
-INSERT INTO notebooks (id, owner_id, title, created_at)
-  SELECT gen_random_uuid(), u.id, 'notebook ' || k, now() - k * interval '1 minute' FROM users u, generate_series(1, 5) k;
-INSERT INTO sources (id, notebook_id, title, kind, status, chunk_count)
-  SELECT gen_random_uuid(), n.id, 'source ' || k, 'text', 'ready', 12 FROM notebooks n, generate_series(1, 4) k;
-VACUUM ANALYZE users; VACUUM ANALYZE notebooks; VACUUM ANALYZE sources;
-SQL
-"$PGBIN/psql" "$DATABASE_URL" -tAc "SELECT id FROM users ORDER BY random() LIMIT 2000" > "$tmp/users.txt"
-# access tokens signed with the server's key; a wrk script that rotates them and
-# counts the answers that are not 200 across wrk's threads
+SECRET="bench-secret-0123456789abcdef0123456789"
+list_seed 10000
+list_tokens 2000
+# a wrk script that rotates the tokens and counts the answers that are not
+# 200 across wrk's threads
 python3 - "$tmp" "${THINK_MS:-0}" <<'PY'
-import base64, hashlib, hmac, json, sys, time, uuid
-tmp, secret, think = sys.argv[1], b"bench-secret-0123456789abcdef0123456789", int(sys.argv[2])
-b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
-now = int(time.time())
-toks = []
-for uid in open(tmp + "/users.txt").read().split():
-    h = b64(json.dumps({"alg": "HS256", "typ": "at+jwt"}).encode())
-    p = b64(json.dumps({"sub": uid, "iat": now, "exp": now + 7200, "jti": str(uuid.uuid4()),
-                        "iss": "notebookd", "aud": "notebookd-api"}).encode())
-    s = b64(hmac.new(secret, (h + "." + p).encode(), hashlib.sha256).digest())
-    toks.append(h + "." + p + "." + s)
+import sys
+tmp, think = sys.argv[1], int(sys.argv[2])
+toks = open(tmp + "/tokens.txt").read().split()
 with open(tmp + "/sweep.lua", "w") as f:
     f.write("local toks = {" + ",".join('"%s"' % t for t in toks) + "}\n")
     f.write("""local threads = {}
@@ -80,7 +64,7 @@ while [ "$round" -le "$ROUNDS" ]; do
 		b=0
 		for bin in $BINS; do
 			b=$((b + 1))
-			BIN=$bin serve_start NOTEBOOKD_WORKERS=0 NOTEBOOKD_MAX_CONNECTIONS_PER_CLIENT=100000 NOTEBOOKD_IO_THREADS="$loops" \
+			BIN=$bin serve_start NOTEBOOKD_WORKERS=0 NOTEBOOKD_IO_THREADS="$loops" \
 				NOTEBOOKD_DB_POOL_SIZE="$pool" NOTEBOOKD_DB_PIPELINES="$pipes"
 			wrk -t2 -c"$CONNS" -d2 -s "$tmp/sweep.lua" "http://127.0.0.1:$port" >/dev/null 2>&1 || true # warm-up
 			out=$(wrk -t2 -c"$CONNS" -d"$SECONDS_RUN" -s "$tmp/sweep.lua" "http://127.0.0.1:$port" 2>&1 || true)

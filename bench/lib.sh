@@ -94,6 +94,52 @@ for n in sys.argv[2:]:
 PY
 }
 
+# The list benchmarks' data: list_seed USERS [SOURCES] — USERS users with five
+# notebooks each and SOURCES (4) sources per notebook, then VACUUM ANALYZE.
+list_seed() {
+	echo "seeding $1 users, $(($1 * 5)) notebooks, $(($1 * 5 * ${2:-4})) sources ..."
+	"$PGBIN/psql" "$DATABASE_URL" -q -v users="$1" -v sources="${2:-4}" <<'SQL'
+INSERT INTO users (id, email, password_hash)
+  SELECT gen_random_uuid(), 'u' || i || '@bench.test', '$argon2id$v=19$m=19456,t=2,p=1$x$y' FROM generate_series(1, :users) i;
+INSERT INTO notebooks (id, owner_id, title, created_at)
+  SELECT gen_random_uuid(), u.id, 'notebook ' || k, now() - k * interval '1 minute' FROM users u, generate_series(1, 5) k;
+INSERT INTO sources (id, notebook_id, title, kind, status, chunk_count)
+  SELECT gen_random_uuid(), n.id, 'source ' || k, 'text', 'ready', 12 FROM notebooks n, generate_series(1, :sources) k;
+VACUUM ANALYZE users; VACUUM ANALYZE notebooks; VACUUM ANALYZE sources;
+SQL
+}
+
+# list_tokens N: N random users to $tmp/users.txt and their access tokens,
+# signed with $SECRET (valid two hours), to $tmp/tokens.txt, one a line
+list_tokens() {
+	"$PGBIN/psql" "$DATABASE_URL" -tAc "SELECT id FROM users ORDER BY random() LIMIT $1" >"$tmp/users.txt"
+	python3 - "$SECRET" "$tmp/users.txt" >"$tmp/tokens.txt" <<'PY'
+import base64, hashlib, hmac, json, sys, time, uuid
+secret = sys.argv[1].encode()
+b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+now = int(time.time())
+h = b64(json.dumps({"alg": "HS256", "typ": "at+jwt"}).encode())
+for uid in open(sys.argv[2]).read().split():
+    p = b64(json.dumps({"sub": uid, "iat": now, "exp": now + 7200, "jti": str(uuid.uuid4()),
+                        "iss": "notebookd", "aud": "notebookd-api"}).encode())
+    print(h + "." + p + "." + b64(hmac.new(secret, (h + "." + p).encode(), hashlib.sha256).digest()))
+PY
+}
+
+# list_lua OUT: a wrk script that sends GET /v1/notebooks?limit=20 with the
+# tokens of $tmp/tokens.txt in turn and prints the status of an answer not 200
+list_lua() {
+	python3 - "$tmp/tokens.txt" "$1" <<'PY'
+import sys
+toks = open(sys.argv[1]).read().split()
+with open(sys.argv[2], "w") as f:
+    f.write("local toks = {" + ",".join('"%s"' % t for t in toks) + "}\n")
+    f.write("local i = 0\nrequest = function()\n  i = i + 1\n"
+            "  return wrk.format('GET', '/v1/notebooks?limit=20', {['Authorization'] = 'Bearer ' .. toks[(i %% %d) + 1]})\nend\n" % len(toks))
+    f.write("response = function(status, headers, body)\n  if status ~= 200 then print('status ' .. status) end\nend\n")
+PY
+}
+
 # cpu_ticks PID... → the sum of utime+stime (clock ticks) of those processes
 cpu_ticks() { for p in "$@"; do awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0; done | awk '{s += $1} END {print s + 0}'; }
 # pg_pids → the postmaster and every process of the cluster
