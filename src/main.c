@@ -273,7 +273,7 @@ static int cmd_serve(int argc, char **argv)
 	if (nb_cfg.workers > 0) {
 		nb_pool_opts_t wo;
 		nb_pool_opts_from_config(&wo, nb_cfg.database_url);
-		wo.size = nb_cfg.workers + 3; /* + the retention scheduler */
+		wo.size = nb_cfg.workers + NB_WORKERS_EXTRA_CONNS;
 		wo.application_name = "notebookd-worker";
 		wpool = nb_pool_create(&wo);
 		nb_api_metrics_set_jobs_pool(wpool);

@@ -361,7 +361,7 @@ int nb_api_message_create(nb_req_t *req)
 			       .history = turns,
 			       .nhistory = nturns};
 	if (streamed) { /* from here on errors are `event: error`: 404 and 422 came as plain answers above */
-		nb_resp_header(&req->resp, "Cache-Control", "no-cache");
+		req->resp.cache_control = "no-cache";
 		nb_resp_header(&req->resp, "X-Accel-Buffering", "no");
 		if (nb_stream_begin(req, 200, "text/event-stream") < 0) {
 			rc = NB_EUNAVAIL;

@@ -361,6 +361,7 @@ static void add_stats(nb_pool_stats_t *sum, const nb_pool_stats_t *st)
 	sum->replaced_dead += st->replaced_dead;
 	sum->connect_failures += st->connect_failures;
 	sum->wait_us_total += st->wait_us_total;
+	sum->shed += st->shed;
 }
 
 void nb_api_read_pool_stats(nb_pool_stats_t *sum)
@@ -390,18 +391,7 @@ void nb_api_loop_pool_stats(nb_pool_stats_t *sum)
 			continue;
 		nb_pool_stats_t st;
 		nb_pool_stats(mw.loops[i]->pool, &st);
-		sum->in_use += st.in_use;
-		sum->idle += st.idle;
-		sum->waiting += st.waiting;
-		sum->total += st.total;
-		sum->acquires += st.acquires;
-		sum->timeouts += st.timeouts;
-		sum->created += st.created;
-		sum->closed += st.closed;
-		sum->replaced_dead += st.replaced_dead;
-		sum->connect_failures += st.connect_failures;
-		sum->wait_us_total += st.wait_us_total;
-		sum->shed += st.shed;
+		add_stats(sum, &st);
 	}
 	pthread_mutex_unlock(&mw.mu);
 }

@@ -61,7 +61,7 @@ int nb_api_static(nb_req_t *req)
 	if (!f)
 		return nb_resp_error(req, NB_ENOTFOUND, "no such file", NULL);
 	nb_resp_t *resp = &req->resp;
-	nb_resp_header(resp, "Cache-Control", f->immutable ? "public, max-age=31536000, immutable" : "no-cache");
+	resp->cache_control = f->immutable ? "public, max-age=31536000, immutable" : "no-cache";
 	nb_resp_header(resp, "ETag", f->etag);
 	nb_resp_header(resp, "Vary", "Accept-Encoding");
 	nb_resp_header(resp, "Content-Security-Policy", CSP);

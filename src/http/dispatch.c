@@ -169,11 +169,10 @@ void nb_http__head_common(nb_buf_t *out, sreq_t *r, int status, const char *ctyp
 	nb_buf_puts(out, r->req.request_id);
 	nb_buf_puts(out, "\r\n");
 	nb_buf_puts(out, keep_alive ? "" : "Connection: close\r\n");
-	/* no-store unless the handler chose a caching policy (the web app's assets) */
-	const nb_buf_t *h = &r->req.resp.headers;
-	bool cached = h->len && memmem(h->data, h->len, "Cache-Control:", 14) != NULL;
-	nb_buf_puts(out, cached ? "X-Content-Type-Options: nosniff\r\n"
-				: "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n");
+	/* no-store unless the handler chose a caching policy (the web app's assets, streams) */
+	nb_buf_puts(out, "Cache-Control: ");
+	nb_buf_puts(out, r->req.resp.cache_control ? r->req.resp.cache_control : "no-store");
+	nb_buf_puts(out, "\r\nX-Content-Type-Options: nosniff\r\n");
 }
 
 void nb_http__serialize(sreq_t *r, nb_buf_t *out, bool keep_alive)

@@ -34,6 +34,7 @@ typedef struct nb_resp {
 	nb_buf_t headers; /* extra header lines, each ending in \r\n */
 	nb_buf_t body;
 	int retry_after; /* > 0 adds Retry-After */
+	const char *cache_control; /* the Cache-Control value; NULL: no-store */
 } nb_resp_t;
 
 typedef struct nb_req nb_req_t;

@@ -114,7 +114,7 @@ int nb_jobs_cmd_worker(int argc, char **argv)
 	nb_pool_opts_t po;
 	nb_pool_opts_from_config(&po, nb_cfg.database_url);
 	po.application_name = "notebookd-worker";
-	po.size = concurrency + 4; /* handlers, fetcher, completer, maintenance, retention */
+	po.size = concurrency + NB_WORKERS_EXTRA_CONNS;
 	po.async = false;
 	nb_pool_t *pool = nb_pool_create(&po);
 	void *side_h = NULL;

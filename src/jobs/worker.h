@@ -69,6 +69,8 @@ void nb_workers_opts_default(nb_workers_opts_t *o, int concurrency, const char *
  */
 nb_workers_t *nb_workers_start(nb_pool_t *pool, const char *conninfo_for_listen, int concurrency,
 			       const char *worker_name);
+/** Connections a pool for nb_workers_start needs beyond `concurrency`: fetcher, completer, maintenance, retention. */
+#define NB_WORKERS_EXTRA_CONNS 4
 /** Same with explicit options (copied). */
 nb_workers_t *nb_workers_start_opts(nb_pool_t *pool, const char *conninfo_for_listen, const nb_workers_opts_t *o);
 

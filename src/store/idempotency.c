@@ -15,7 +15,7 @@
 #include "core/err.h"
 #include "db/db.h"
 
-#define WINDOW "make_interval(hours => 24)"
+#define WINDOW NB_IDEM_WINDOW_SQL
 
 NB_STMT(st_claim, "INSERT INTO idempotency_keys (user_id, key, fingerprint) VALUES ($1, $2, $3)"
 		  " ON CONFLICT (user_id, key) DO UPDATE SET fingerprint = excluded.fingerprint, status = NULL,"

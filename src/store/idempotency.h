@@ -16,8 +16,8 @@
 
 #include "db/pool.h"
 
-/** How long a key is remembered. */
-#define NB_IDEM_WINDOW_H 24
+/** How long a key is remembered, as SQL (the claim and the scheduled retention). */
+#define NB_IDEM_WINDOW_SQL "interval '24 hours'"
 
 /** A stored answer. Strings are malloc'd; free with nb_store_idem_dispose. */
 typedef struct nb_idem_row {

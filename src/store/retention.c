@@ -12,6 +12,7 @@
 
 #include "core/err.h"
 #include "db/db.h"
+#include "store/idempotency.h"
 
 #define OLDER(col) col " < now() - make_interval(days => $1)"
 #define BATCH(table, cond) \
@@ -29,9 +30,9 @@ NB_STMT(st_ret_documents, "DELETE FROM documents WHERE id = ANY (ARRAY(SELECT d.
 NB_STMT(st_ret_refresh, BATCH("refresh_tokens", "expires_at < now() - interval '1 day' AND $1::int IS NOT NULL"));
 NB_STMT(st_ret_otps, BATCH("otps", "expires_at < now() - interval '1 day' AND $1::int IS NOT NULL"));
 NB_STMT(st_ret_jobs, BATCH("jobs", OLDER("finished_at") " AND status IN ('succeeded', 'dead')"));
-/* keyed by (user, key), no id: batched by ctid within the one statement; the window is fixed (24 h) */
+/* keyed by (user, key), no id: batched by ctid within the one statement; the window is the claim's (NB_IDEM_WINDOW_SQL) */
 NB_STMT(st_ret_idem, "DELETE FROM idempotency_keys WHERE ctid = ANY (ARRAY(SELECT ctid FROM idempotency_keys"
-		     " WHERE created_at < now() - interval '24 hours' AND $1::int IS NOT NULL"
+		     " WHERE created_at < now() - " NB_IDEM_WINDOW_SQL " AND $1::int IS NOT NULL"
 		     " LIMIT $2 FOR UPDATE SKIP LOCKED))");
 
 NB_STMT(st_task_take, "UPDATE scheduled_tasks SET next_run_at = now() + make_interval(secs => $2),"
