@@ -275,8 +275,7 @@ static void on_handle_closed(uv_handle_t *h)
 		clients_remove(lp->srv, c->remote);
 	nb_buf_dispose(&c->pending);
 	free(c);
-	if (lp->draining && lp->nconns == 0)
-		uv_stop(&lp->loop);
+	nb_http__stop_if_drained(lp);
 }
 
 void nb_http__conn_close(conn_t *c)
@@ -746,11 +745,16 @@ static void conn_start(loop_t *lp, uv_stream_t *server, int fd, bool admin)
 		c->counted = true;
 		over_client = clients_add(s, c->remote) > s->o.max_connections_per_client;
 	}
-	if (over_client || atomic_load(&s->conns_open) > s->o.max_connections || lp->draining) {
+	if (over_client || atomic_load(&s->conns_open) > s->o.max_connections) {
 		atomic_fetch_add(&s->rejected, 1);
 		nb_http__conn_close(c);
 		return;
 	}
+	/* Accepted before the drain (another loop's hand-off): the kernel gave it
+	 * to us, so its client expects an answer. Closing it unread would reset
+	 * the request; serve it once instead. */
+	if (lp->draining)
+		c->close_after = true;
 	uv_tcp_nodelay(&c->tcp, 1);
 	conn_next_request(c);
 }
@@ -800,13 +804,38 @@ static void hand_off(loop_t *lp, loop_t *to, uv_stream_t *server)
 		return;
 	}
 	pthread_mutex_lock(&to->mu);
-	if (to->nhandoff == to->handoff_cap) {
-		to->handoff_cap = to->handoff_cap ? to->handoff_cap * 2 : 64;
-		to->handoff = nb_xrealloc(to->handoff, (size_t)to->handoff_cap * sizeof *to->handoff);
+	bool closed = to->handoff_closed;
+	if (!closed) {
+		if (to->nhandoff == to->handoff_cap) {
+			to->handoff_cap = to->handoff_cap ? to->handoff_cap * 2 : 64;
+			to->handoff = nb_xrealloc(to->handoff, (size_t)to->handoff_cap * sizeof *to->handoff);
+		}
+		to->handoff[to->nhandoff++] = fd;
 	}
-	to->handoff[to->nhandoff++] = fd;
 	pthread_mutex_unlock(&to->mu);
+	if (closed) { /* `to` stopped while we accepted: serve it here */
+		atomic_fetch_sub(&to->owned, 1);
+		atomic_fetch_add(&lp->owned, 1);
+		conn_start(lp, NULL, fd, false);
+		return;
+	}
 	uv_async_send(&to->wake);
+}
+
+void nb_http__stop_if_drained(loop_t *lp)
+{
+	while (lp->draining && lp->nconns == 0) {
+		pthread_mutex_lock(&lp->mu);
+		bool queued = lp->nhandoff > 0;
+		if (!queued)
+			lp->handoff_closed = true;
+		pthread_mutex_unlock(&lp->mu);
+		if (!queued) {
+			uv_stop(&lp->loop);
+			return;
+		}
+		nb_http__take_handoffs(lp, false); /* their close brings us back here */
+	}
 }
 
 void nb_http__take_handoffs(loop_t *lp, bool drop)

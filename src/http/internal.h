@@ -120,6 +120,7 @@ struct loop {
 	atomic_long owned; /* connections of this loop, counting those handed to it and not yet taken */
 	int *handoff;      /* sockets accepted by another loop for this one (under mu) */
 	int nhandoff, handoff_cap;
+	bool handoff_closed; /* (under mu) this loop has stopped: other loops serve what they accept */
 	bool draining;
 	nb_sched_t *sched;
 	sreq_t *free_sreqs; /* recycled requests (loop thread only) */
@@ -211,6 +212,8 @@ void nb_http__on_wake(loop_t *lp);
 void nb_http__on_connection(uv_stream_t *server, int status);
 /** Takes the sockets other loops accepted for this one (from its wake-up); closes them when `drop`. */
 void nb_http__take_handoffs(loop_t *lp, bool drop);
+/* Stops a draining loop once it holds no connection and none is queued for it. */
+void nb_http__stop_if_drained(loop_t *lp);
 void nb_http__on_admin_connection(uv_stream_t *server, int status);
 /** Closes c; it is freed once its handles are closed and no request holds it. Idempotent. */
 void nb_http__conn_close(conn_t *c);

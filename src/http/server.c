@@ -194,6 +194,9 @@ static void on_drain_timeout(uv_timer_t *t)
 {
 	loop_t *lp = t->data;
 	nb_warn("shutdown timeout: closing %ld connections", lp->nconns);
+	pthread_mutex_lock(&lp->mu);
+	lp->handoff_closed = true; /* other loops serve what they accept from now on */
+	pthread_mutex_unlock(&lp->mu);
 	for (conn_t *c = lp->conns; c; c = c->next)
 		nb_http__conn_close(c);
 	uv_stop(&lp->loop);
@@ -236,8 +239,7 @@ static void start_drain(loop_t *lp)
 	lp->drain_timer.data = lp;
 	uv_timer_start(&lp->drain_timer, on_drain_timeout, (uint64_t)lp->srv->o.shutdown_timeout_ms, 0);
 	uv_unref((uv_handle_t *)&lp->drain_timer);
-	if (lp->nconns == 0)
-		uv_stop(&lp->loop);
+	nb_http__stop_if_drained(lp);
 }
 
 static void on_wake(uv_async_t *h)
@@ -247,8 +249,7 @@ static void on_wake(uv_async_t *h)
 		start_drain(lp);
 	nb_http__take_handoffs(lp, false);
 	nb_http__on_wake(lp);
-	if (lp->draining && lp->nconns == 0 && !lp->listening)
-		uv_stop(&lp->loop);
+	nb_http__stop_if_drained(lp);
 }
 
 /* ----------------------------------------------------------------- loops */
