@@ -52,16 +52,24 @@ NB_STMT(st_nb_reindex, "UPDATE chunks c SET tsv = to_tsvector(nb_ts_config(n.lan
  * PostgreSQL, no to_char per timestamp): one row per embedded source, the
  * notebook's columns repeated, a notebook without sources once with NULL
  * source columns. Column order: ROW_* below, then NB_SQL_SOURCE_COLS.
+ *
+ * source_count: a notebook's embedded sources are all its live sources
+ * unless the embed is full, so the writer counts its rows and PostgreSQL
+ * counts only for the last row of a full embed (the CASE on the row's
+ * number; the same snapshot as the rows). pgbench -M prepared -c 8 on the
+ * statement alone, 10k users x 5 notebooks x 4 sources: 7,180 -> 8,170 tps
+ * (median of 4 alternating runs) against a count for every notebook.
  */
 #define ROWS_SELECT                                                                                           \
 	"SELECT n.id, n.title, n.description, n.language, n.created_at, n.updated_at, n.deleted_at,"        \
-	" n.source_count, " NB_SQL_SOURCE_COLS("s")                                                          \
-	" FROM (SELECT n.id, n.title, n.description, n.language, n.created_at, n.updated_at, n.deleted_at," \
-	"       (SELECT count(*) FROM sources s WHERE s.notebook_id = n.id AND s.deleted_at IS NULL)"      \
-	"        AS source_count FROM notebooks n WHERE "
-#define ROWS_SOURCES                                                                                  \
-	") n LEFT JOIN LATERAL (SELECT * FROM sources s WHERE s.notebook_id = n.id AND s.deleted_at IS NULL" \
-	"  ORDER BY s.created_at, s.id LIMIT " NB_EMBED ") s ON true"
+	" CASE WHEN s.rn = " NB_EMBED " THEN (SELECT count(*) FROM sources c"                                \
+	"   WHERE c.notebook_id = n.id AND c.deleted_at IS NULL) END, " NB_SQL_SOURCE_COLS("s")             \
+	" FROM (SELECT n.id, n.title, n.description, n.language, n.created_at, n.updated_at, n.deleted_at" \
+	"       FROM notebooks n WHERE "
+#define ROWS_SOURCES                                                                                           \
+	") n LEFT JOIN LATERAL (SELECT s.*, row_number() OVER () AS rn FROM (SELECT * FROM sources s"          \
+	"  WHERE s.notebook_id = n.id AND s.deleted_at IS NULL ORDER BY s.created_at, s.id LIMIT " NB_EMBED \
+	") s) s ON true"
 enum { ROW_ID, ROW_TITLE, ROW_DESCRIPTION, ROW_LANGUAGE, ROW_CREATED, ROW_UPDATED, ROW_DELETED, ROW_SOURCE_COUNT, ROW_S };
 
 NB_STMT(st_nb_get_rows, ROWS_SELECT "n.id = $1 AND n.owner_id = $2 AND n.deleted_at IS NULL"
@@ -208,17 +216,22 @@ int nb_store_notebook_write(nb_jsonw_t *w, const PGresult *r, int row)
 	nb_row_ts(w, r, row, ROW_UPDATED);
 	nb_jsonw_key(w, "deleted_at");
 	nb_row_ts(w, r, row, ROW_DELETED);
+	int end = row + 1;
+	while (end < n && same_notebook(r, row, end))
+		end++;
+	bool none = nb_bin_null(r, row, ROW_S); /* a notebook without sources: one row of NULLs */
 	nb_jsonw_key(w, "source_count");
-	nb_row_int(w, r, row, ROW_SOURCE_COUNT);
+	if (!nb_bin_null(r, end - 1, ROW_SOURCE_COUNT)) /* a full embed: counted by PostgreSQL */
+		nb_jsonw_int(w, nb_bin_int(r, end - 1, ROW_SOURCE_COUNT));
+	else
+		nb_jsonw_int(w, none ? 0 : end - row);
 	nb_jsonw_key(w, "sources");
 	nb_jsonw_arr(w);
-	int i = row;
-	for (; i < n && (i == row || same_notebook(r, row, i)); i++)
-		if (!nb_bin_null(r, i, ROW_S)) /* a notebook without sources: one row of NULLs */
-			nb_store_source_row(w, r, i, ROW_S);
+	for (int i = row; i < end && !none; i++)
+		nb_store_source_row(w, r, i, ROW_S);
 	nb_jsonw_arr_end(w);
 	nb_jsonw_obj_end(w);
-	return i;
+	return end;
 }
 
 void nb_store_notebook_key(const PGresult *r, int row, bool trashed, char ts_out[40], char id_out[37])

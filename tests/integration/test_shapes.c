@@ -115,7 +115,13 @@ static const char *setup_sql =
     "  'plain', NULL, 'en', '1969-07-20 20:17:40.123456+00', '1969-07-20 20:17:40+00'),"
     /* 55 sources: 50 embedded, source_count 55 */
     " ('0190a000-0000-7000-8000-0000000000b3', '0190a000-0000-7000-8000-00000000aa01',"
-    "  'many', '', 'fr', '2026-01-02 03:04:05.999999+00', '2026-03-04 05:06:07.08+00');"
+    "  'many', '', 'fr', '2026-01-02 03:04:05.999999+00', '2026-03-04 05:06:07.08+00'),"
+    /* the embed's edge: exactly 50 live sources (a full embed: PostgreSQL counts) and 49 (the rows count), each
+     * with sources in the trash that must not be counted */
+    " ('0190a000-0000-7000-8000-0000000000b6', '0190a000-0000-7000-8000-00000000aa01',"
+    "  'fifty', NULL, 'en', '2025-01-01 00:00:00+00', '2025-01-01 00:00:00+00'),"
+    " ('0190a000-0000-7000-8000-0000000000b7', '0190a000-0000-7000-8000-00000000aa01',"
+    "  'forty-nine', NULL, 'en', '2025-01-01 00:00:00+00', '2025-01-01 00:00:00+00');"
     /* in the trash */
     "INSERT INTO notebooks (id, owner_id, title, created_at, deleted_at) VALUES"
     " ('0190a000-0000-7000-8000-0000000000b4', '0190a000-0000-7000-8000-00000000aa01', 'trashed',"
@@ -137,6 +143,11 @@ static const char *setup_sql =
     "INSERT INTO sources (id, notebook_id, title, kind, status, created_at)"
     " SELECT gen_random_uuid(), '0190a000-0000-7000-8000-0000000000b3', 's' || i, 'text', 'processing',"
     "  '2026-01-01 00:00:00+00'::timestamptz + i * interval '1.0001 second' FROM generate_series(1, 55) i;"
+    "INSERT INTO sources (id, notebook_id, title, kind, status, created_at, deleted_at)"
+    " SELECT gen_random_uuid(), ('0190a000-0000-7000-8000-0000000000b' || (6 + i / 100))::uuid, 's' || i, 'text',"
+    "  'ready', '2025-01-01 00:00:00+00'::timestamptz + (i % 100) * interval '1 ms',"
+    "  CASE WHEN i % 100 >= 50 - i / 100 THEN now() END"
+    "  FROM generate_series(0, 199) i WHERE i % 100 < 52 - i / 100;"
     "INSERT INTO chunks (id, source_id, notebook_id, chunk_index, text, char_start, char_end, page, token_count)"
     " SELECT gen_random_uuid(), '0190a000-0000-7000-8000-0000000000c2', '0190a000-0000-7000-8000-0000000000b1',"
     "  i, 'chunk ' || i || ' ' || chr(i) || ' \"q\" \\ é 😀', i * 10, i * 10 + 9, CASE WHEN i % 2 = 0 THEN i END, i"
@@ -266,7 +277,7 @@ static void compare_list(bool trashed, int expect)
 
 static void test_list_bytes_match_the_old_sql(void)
 {
-	compare_list(false, 3);
+	compare_list(false, 5);
 }
 
 static void test_trash_bytes_match_the_old_sql(void)
