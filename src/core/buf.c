@@ -3,6 +3,8 @@
  */
 #include "core/buf.h"
 
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,32 +91,81 @@ void nb_buf_printf(nb_buf_t *b, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* Non-zero when one of the 8 bytes of x is below 0x20, '"' or '\\' (bytes of
+ * 0x80 and above are UTF-8 and pass). A borrow can only flag a byte above
+ * one that is truly flagged, so "any" is exact. */
+static inline uint64_t needs_escape8(uint64_t x)
+{
+	const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+	uint64_t q = x ^ (ones * '"'), bs = x ^ (ones * '\\');
+	return (((x - ones * 0x20) & ~x) | ((q - ones) & ~q) | ((bs - ones) & ~bs)) & high;
+}
+
+static inline bool clean_byte(unsigned char c)
+{
+	return c >= 0x20 && c != '"' && c != '\\';
+}
+
+/* Most strings need no escape: that is found a word at a time and they are
+ * copied in one piece. */
+void nb_buf_json_escape(nb_buf_t *b, const char *s, size_t n, unsigned flags, char suffix)
+{
+	size_t i = 0;
+	for (uint64_t x; i + 8 <= n; i += 8) {
+		memcpy(&x, s + i, 8);
+		if (needs_escape8(x))
+			break;
+	}
+	while (i < n && clean_byte((unsigned char)s[i]))
+		i++;
+	nb_buf_reserve(b, n + 3);
+	char *o = b->data + b->len;
+	*o++ = '"';
+	if (i)
+		memcpy(o, s, i);
+	b->len += i + 1;
+	if (i < n) { /* the rest, byte by byte, from the first that needs an escape */
+		const char *hex = flags & NB_JSON_UPPER_HEX ? "0123456789ABCDEF" : "0123456789abcdef";
+		size_t run = i; /* start of the pending run of bytes that need no escape */
+		for (; i < n; i++) {
+			unsigned char c = (unsigned char)s[i];
+			if (clean_byte(c))
+				continue;
+			nb_buf_append(b, s + run, i - run);
+			run = i + 1;
+			char e[6] = {'\\', 0, 0, 0, 0, 0};
+			size_t len = 2;
+			switch (c) {
+			case '"': e[1] = '"'; break;
+			case '\\': e[1] = '\\'; break;
+			case '\n': e[1] = 'n'; break;
+			case '\r': e[1] = 'r'; break;
+			case '\t': e[1] = 't'; break;
+			case '\b':
+			case '\f':
+				if (flags & NB_JSON_SHORT_BF) {
+					e[1] = c == '\b' ? 'b' : 'f';
+					break;
+				}
+				/* fall through */
+			default:
+				e[1] = 'u', e[2] = '0', e[3] = '0', e[4] = hex[c >> 4], e[5] = hex[c & 15];
+				len = 6;
+			}
+			nb_buf_append(b, e, len);
+		}
+		nb_buf_append(b, s + run, n - run);
+		nb_buf_reserve(b, 2);
+	}
+	b->data[b->len++] = '"';
+	if (suffix)
+		b->data[b->len++] = suffix;
+	b->data[b->len] = '\0';
+}
+
 void nb_buf_json_str(nb_buf_t *b, const char *s, size_t n)
 {
-	static const char hex[] = "0123456789abcdef";
-	nb_buf_reserve(b, n + 2);
-	nb_buf_putc(b, '"');
-	size_t run = 0; /* start of the pending run of bytes that need no escape */
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c >= 0x20 && c != '"' && c != '\\')
-			continue;
-		nb_buf_append(b, s + run, i - run);
-		run = i + 1;
-		switch (c) {
-		case '"': nb_buf_puts(b, "\\\""); break;
-		case '\\': nb_buf_puts(b, "\\\\"); break;
-		case '\n': nb_buf_puts(b, "\\n"); break;
-		case '\r': nb_buf_puts(b, "\\r"); break;
-		case '\t': nb_buf_puts(b, "\\t"); break;
-		default: {
-			char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-			nb_buf_append(b, e, 6);
-		}
-		}
-	}
-	nb_buf_append(b, s + run, n - run);
-	nb_buf_putc(b, '"');
+	nb_buf_json_escape(b, s, n, 0, 0);
 }
 
 void nb_buf_reset(nb_buf_t *b)

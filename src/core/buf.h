@@ -34,8 +34,17 @@ void nb_buf_putc(nb_buf_t *b, char c);
 void nb_buf_printf(nb_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /** Appends formatted text (va_list form). */
 void nb_buf_vprintf(nb_buf_t *b, const char *fmt, va_list ap);
-/** Appends s[0..n) as a JSON string literal, quotes included. */
+/** Appends s[0..n) as a JSON string literal, quotes included (\u00xx for control characters). */
 void nb_buf_json_str(nb_buf_t *b, const char *s, size_t n);
+/** Flags of nb_buf_json_escape. */
+enum { NB_JSON_UPPER_HEX = 1, NB_JSON_SHORT_BF = 2 };
+/**
+ * Appends s[0..n) as a JSON string literal, quotes included, then `suffix`
+ * unless it is 0. Escapes '"', '\\' and bytes below 0x20 (\n \r \t, \b \f
+ * with NB_JSON_SHORT_BF, else \u00xx; hex digits in upper case with
+ * NB_JSON_UPPER_HEX); other bytes are copied (UTF-8 passes).
+ */
+void nb_buf_json_escape(nb_buf_t *b, const char *s, size_t n, unsigned flags, char suffix);
 /**
  * Appends the JSON text s (n bytes) without its insignificant whitespace:
  * spaces, tabs and newlines outside strings are dropped, strings are copied

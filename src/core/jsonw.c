@@ -61,51 +61,23 @@ void nb_jsonw_arr_end(nb_jsonw_t *w)
 	w_close(w, ']');
 }
 
-static void escaped(nb_jsonw_t *w, const char *s, size_t n)
+/* jansson's escapes (\\b, \\f), in the case the writer was asked for. */
+static void escaped(nb_jsonw_t *w, const char *s, size_t n, char suffix)
 {
-	const char *hex = w->upper_hex ? "0123456789ABCDEF" : "0123456789abcdef";
-	nb_buf_t *b = w->b;
-	nb_buf_reserve(b, n + 2);
-	nb_buf_putc(b, '"');
-	size_t run = 0; /* start of the pending run of bytes that need no escape */
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c >= 0x20 && c != '"' && c != '\\')
-			continue;
-		nb_buf_append(b, s + run, i - run);
-		run = i + 1;
-		char e[6] = {'\\', 0, 0, 0, 0, 0};
-		size_t len = 2;
-		switch (c) {
-		case '"': e[1] = '"'; break;
-		case '\\': e[1] = '\\'; break;
-		case '\b': e[1] = 'b'; break;
-		case '\f': e[1] = 'f'; break;
-		case '\n': e[1] = 'n'; break;
-		case '\r': e[1] = 'r'; break;
-		case '\t': e[1] = 't'; break;
-		default:
-			e[1] = 'u', e[2] = '0', e[3] = '0', e[4] = hex[c >> 4], e[5] = hex[c & 15];
-			len = 6;
-		}
-		nb_buf_append(b, e, len);
-	}
-	nb_buf_append(b, s + run, n - run);
-	nb_buf_putc(b, '"');
+	nb_buf_json_escape(w->b, s, n, NB_JSON_SHORT_BF | (w->upper_hex ? NB_JSON_UPPER_HEX : 0), suffix);
 }
 
 void nb_jsonw_key(nb_jsonw_t *w, const char *k)
 {
 	item(w);
-	escaped(w, k, strlen(k));
-	nb_buf_putc(w->b, ':');
+	escaped(w, k, strlen(k), ':');
 	w->after_key = true;
 }
 
 void nb_jsonw_str(nb_jsonw_t *w, const char *s, size_t n)
 {
 	item(w);
-	escaped(w, s, n);
+	escaped(w, s, n, 0);
 }
 
 void nb_jsonw_strz(nb_jsonw_t *w, const char *s)

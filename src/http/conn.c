@@ -46,11 +46,13 @@
 #include "http/internal.h"
 
 #define LINGER_MS 2000
+#define PENDING_MAX 65536 /* bytes read ahead of the request being answered before reading stops */
 #define WRITE_PIECE_MAX (1u << 30) /* uv_buf_t lengths are unsigned: bigger writes go in pieces */
 
 static void conn_next_request(conn_t *c);
 static void feed(conn_t *c, const char *data, size_t len);
 static void resume_reading(conn_t *c);
+static void read_off(conn_t *c);
 
 /* ---------------------------------------------------------- client table */
 
@@ -301,9 +303,35 @@ void nb_http__conn_close(conn_t *c)
 		}
 	}
 	uv_timer_stop(&c->timer);
-	uv_read_stop((uv_stream_t *)&c->tcp);
+	read_off(c);
 	uv_close((uv_handle_t *)&c->timer, on_handle_closed);
 	uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
+
+/*
+ * The read watcher is switched only when it must change: each switch costs
+ * libuv one or two epoll_ctl calls. A keep-alive connection stays read while
+ * its request is handled (what arrives waits in c->pending, up to
+ * PENDING_MAX), instead of off and on again around every request.
+ */
+static void read_off(conn_t *c)
+{
+	if (c->reading) {
+		c->reading = false;
+		uv_read_stop((uv_stream_t *)&c->tcp);
+	}
+}
+
+static int read_on(conn_t *c)
+{
+	if (c->reading)
+		return 0;
+	int rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+	c->reading = rc == 0;
+	return rc;
 }
 
 static void on_shutdown(uv_shutdown_t *req, int status)
@@ -312,9 +340,6 @@ static void on_shutdown(uv_shutdown_t *req, int status)
 	(void)status;
 }
 
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
-static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
-
 /* After refusing a request whose body would follow: stop sending, read and
  * drop what the client still sends for a moment, then close. Closing at once
  * with unread bytes would reset the connection and could lose the answer. */
@@ -322,8 +347,7 @@ static void start_linger(conn_t *c)
 {
 	c->state = S_LINGER;
 	nb_buf_dispose(&c->pending);
-	if (uv_shutdown(&c->shut, (uv_stream_t *)&c->tcp, on_shutdown) < 0 ||
-	    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) < 0) {
+	if (uv_shutdown(&c->shut, (uv_stream_t *)&c->tcp, on_shutdown) < 0 || read_on(c) < 0) {
 		nb_http__conn_close(c);
 		return;
 	}
@@ -374,7 +398,7 @@ void nb_http__respond_now(sreq_t *r, bool close)
 {
 	conn_t *c = r->conn;
 	c->state = S_PROCESSING;
-	uv_read_stop((uv_stream_t *)&c->tcp);
+	read_off(c);
 	r->dispatched = true; /* owned by the write path now: conn_close must not free it */
 	atomic_fetch_add(&r->srv->requests_total, 1);
 	if (close) {
@@ -560,7 +584,7 @@ static void spool_start(sreq_t *r, bool then_dispatch)
 	sp->then_dispatch = then_dispatch;
 	sp->data = nb_buf_steal(&r->body, &sp->len);
 	r->spool_busy = true;
-	uv_read_stop((uv_stream_t *)&r->conn->tcp);
+	read_off(r->conn);
 	sp->fs.data = sp;
 	if (r->body_fd >= 0) {
 		spool_write(sp);
@@ -589,16 +613,25 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
 	conn_t *c = s->data;
+	if (n == UV_EOF && c->state == S_PROCESSING) {
+		/* the client half-closed after its request: answer it, then close */
+		c->close_after = true;
+		read_off(c);
+		return;
+	}
 	if (n < 0) {
 		nb_http__conn_close(c);
 		return;
 	}
 	if (n == 0 || c->state == S_LINGER)
 		return; /* lingering: the refused body is dropped */
-	if (c->state == S_IDLE || c->state == S_READING)
+	if (c->state == S_IDLE || c->state == S_READING) {
 		feed(c, buf->base, (size_t)n);
-	else if (c->state == S_PROCESSING)
+	} else if (c->state == S_PROCESSING) {
 		nb_buf_append(&c->pending, buf->base, (size_t)n);
+		if (c->pending.len >= PENDING_MAX)
+			read_off(c); /* pipelined this far ahead: read again after the answer */
+	}
 }
 
 static void keep_rest(conn_t *c, const char *data, size_t len)
@@ -646,8 +679,9 @@ static void feed(conn_t *c, const char *data, size_t len)
 			return;
 		case NB_PARSE_DONE:
 			keep_rest(c, data, len);
-			c->state = S_PROCESSING;
-			uv_read_stop((uv_stream_t *)&c->tcp);
+			c->state = S_PROCESSING; /* still read: see read_on */
+			if (c->pending.len >= PENDING_MAX)
+				read_off(c);
 			if (!r->keep_alive)
 				c->close_after = true;
 			if (r->body_fd >= 0 && r->body.len > 0)
@@ -678,7 +712,7 @@ static void resume_reading(conn_t *c)
 		nb_buf_dispose(&p);
 	}
 	if ((c->state == S_IDLE || c->state == S_READING) && !(c->cur && c->cur->spool_busy))
-		uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+		read_on(c);
 }
 
 static void conn_next_request(conn_t *c)

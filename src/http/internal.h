@@ -95,6 +95,7 @@ struct conn {
 	bool bare_close;  /* a bare answer is being written, then the connection closes */
 	bool admin;       /* accepted on the admin listener */
 	bool counted;     /* counted in the per-client table */
+	bool reading;     /* the read watcher is on (conn.c's read_on/read_off) */
 	char remote[64];
 	conn_t *prev, *next;
 };

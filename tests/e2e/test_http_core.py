@@ -118,6 +118,48 @@ def test_pipelined_requests_answered_in_order():
     check(parts[2].startswith(b"200") and b"X-Request-Id: three" in parts[2])
 
 
+def _read_until_closed(s, timeout=10):
+    s.settimeout(timeout)
+    chunks = []
+    while True:
+        b = s.recv(65536)
+        if not b:
+            return b"".join(chunks)
+        chunks.append(b)
+
+
+def test_requests_sent_while_one_is_answered_wait_their_turn():
+    """Bytes of the next requests arrive while a slow one is handled: they wait, then are answered in order."""
+    s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+    try:
+        s.sendall(b"GET /debug/sleep?ms=300 HTTP/1.1\r\nHost: x\r\nX-Request-Id: slow\r\n\r\n")
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Request-Id: next\r\n\r\nGET /nope HTTP/1.1\r\n")
+        s.sendall(b"Host: x\r\nX-Request-Id: last\r\nConnection: close\r\n\r\n")
+        out = _read_until_closed(s)
+    finally:
+        s.close()
+    parts = out.split(b"HTTP/1.1 ")[1:]
+    eq(len(parts), 3, out)
+    check(parts[0].startswith(b"200") and b"X-Request-Id: slow" in parts[0], parts[0][:200])
+    check(parts[1].startswith(b"200") and b"X-Request-Id: next" in parts[1], parts[1][:200])
+    check(parts[2].startswith(b"404") and b"X-Request-Id: last" in parts[2], parts[2][:200])
+
+
+def test_a_client_that_half_closes_after_its_request_gets_the_answer():
+    """shutdown(SHUT_WR) right after the request (as `nc -N` does): the end of input is not an abort."""
+    for path, status in [(b"/debug/sleep?ms=200", b"200"), (b"/healthz", b"200")]:
+        s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+        try:
+            s.sendall(b"GET " + path + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+            s.shutdown(socket.SHUT_WR)
+            out = _read_until_closed(s)  # the server closes once it has answered
+        finally:
+            s.close()
+        check(out.startswith(b"HTTP/1.1 " + status), out[:200])
+        eq(out.count(b"HTTP/1.1 "), 1, out[:400])
+    eq(srv.get("/healthz").status, 200)
+
+
 def test_keep_alive_serves_many_requests_on_one_connection():
     import http.client
     c = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=5)

@@ -207,6 +207,77 @@ static void test_jsonw_int_and_buf_printf(void)
 	nb_buf_dispose(&b);
 }
 
+/* The escaper, byte by byte, as the word-at-a-time one must behave. */
+static void ref_escape(nb_buf_t *b, const unsigned char *s, size_t n, unsigned flags)
+{
+	const char *hex = flags & NB_JSON_UPPER_HEX ? "0123456789ABCDEF" : "0123456789abcdef";
+	nb_buf_putc(b, '"');
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = s[i];
+		char e[7];
+		if (c == '"' || c == '\\')
+			snprintf(e, sizeof e, "\\%c", c);
+		else if (c == '\n' || c == '\r' || c == '\t')
+			snprintf(e, sizeof e, "\\%c", c == '\n' ? 'n' : c == '\r' ? 'r' : 't');
+		else if ((c == '\b' || c == '\f') && (flags & NB_JSON_SHORT_BF))
+			snprintf(e, sizeof e, "\\%c", c == '\b' ? 'b' : 'f');
+		else if (c < 0x20)
+			snprintf(e, sizeof e, "\\u00%c%c", hex[c >> 4], hex[c & 15]);
+		else
+			e[0] = (char)c, e[1] = '\0';
+		nb_buf_puts(b, e);
+	}
+	nb_buf_putc(b, '"');
+}
+
+/* Strings of every length up to 40 with one byte of every value at every
+ * position, and random mixes, in every style: the same bytes as the reference. */
+static void test_json_escape_word_at_a_time(void)
+{
+	unsigned char s[64];
+	nb_buf_t got = NB_BUF_INIT, want = NB_BUF_INIT;
+	unsigned seed = 12345;
+	long cases = 0;
+	for (unsigned flags = 0; flags < 4; flags++) {
+		for (size_t n = 0; n <= 40; n++) {
+			for (size_t at = 0; at < (n ? n : 1); at++) {
+				for (int v = 0; v < 256; v += (n > 20 ? 7 : 1)) {
+					memset(s, 'a', n);
+					if (n)
+						s[at] = (unsigned char)v;
+					nb_buf_reset(&got);
+					nb_buf_reset(&want);
+					nb_buf_putc(&got, '<'); /* what is there already stays */
+					nb_buf_json_escape(&got, (const char *)s, n, flags, ':');
+					nb_buf_putc(&want, '<');
+					ref_escape(&want, s, n, flags);
+					nb_buf_putc(&want, ':');
+					CHECK_MSG(got.len == want.len && !memcmp(got.data, want.data, got.len) &&
+						      got.data[got.len] == '\0',
+						  "n %zu at %zu byte %d flags %u: %s vs %s", n, at, v, flags, got.data, want.data);
+					cases++;
+				}
+			}
+		}
+		for (int k = 0; k < 2000; k++) {
+			size_t n = (size_t)(rand_r(&seed) % 64);
+			for (size_t i = 0; i < n; i++) {
+				int r = rand_r(&seed) % 10;
+				s[i] = (unsigned char)(r == 0 ? rand_r(&seed) % 0x20 : r == 1 ? '"' : r == 2 ? '\\' : r == 3 ? 0x80 + rand_r(&seed) % 0x80 : 'a' + r);
+			}
+			nb_buf_reset(&got);
+			nb_buf_reset(&want);
+			nb_buf_json_escape(&got, (const char *)s, n, flags, 0);
+			ref_escape(&want, s, n, flags);
+			CHECK(got.len == want.len && !memcmp(got.data, want.data, got.len));
+			cases++;
+		}
+	}
+	CHECK(cases > 100000);
+	nb_buf_dispose(&got);
+	nb_buf_dispose(&want);
+}
+
 int main(void)
 {
 	T_RUN(test_buf_json_escape);
@@ -219,5 +290,6 @@ int main(void)
 	T_RUN(test_err_table);
 	T_RUN(test_utf8_label);
 	T_RUN(test_jsonw_int_and_buf_printf);
+	T_RUN(test_json_escape_word_at_a_time);
 	return t_done();
 }
