@@ -108,7 +108,7 @@ static inline bool clean_byte(unsigned char c)
 
 /* Most strings need no escape: that is found a word at a time and they are
  * copied in one piece. */
-void nb_buf_json_escape(nb_buf_t *b, const char *s, size_t n, unsigned flags, char suffix)
+void nb_buf_json_escape(nb_buf_t *b, const char *s, size_t n, unsigned flags)
 {
 	size_t i = 0;
 	for (uint64_t x; i + 8 <= n; i += 8) {
@@ -118,7 +118,7 @@ void nb_buf_json_escape(nb_buf_t *b, const char *s, size_t n, unsigned flags, ch
 	}
 	while (i < n && clean_byte((unsigned char)s[i]))
 		i++;
-	nb_buf_reserve(b, n + 3);
+	nb_buf_reserve(b, n + 2);
 	char *o = b->data + b->len;
 	*o++ = '"';
 	if (i)
@@ -155,17 +155,15 @@ void nb_buf_json_escape(nb_buf_t *b, const char *s, size_t n, unsigned flags, ch
 			nb_buf_append(b, e, len);
 		}
 		nb_buf_append(b, s + run, n - run);
-		nb_buf_reserve(b, 2);
+		nb_buf_reserve(b, 1);
 	}
 	b->data[b->len++] = '"';
-	if (suffix)
-		b->data[b->len++] = suffix;
 	b->data[b->len] = '\0';
 }
 
 void nb_buf_json_str(nb_buf_t *b, const char *s, size_t n)
 {
-	nb_buf_json_escape(b, s, n, 0, 0);
+	nb_buf_json_escape(b, s, n, 0);
 }
 
 void nb_buf_reset(nb_buf_t *b)

@@ -39,12 +39,11 @@ void nb_buf_json_str(nb_buf_t *b, const char *s, size_t n);
 /** Flags of nb_buf_json_escape. */
 enum { NB_JSON_UPPER_HEX = 1, NB_JSON_SHORT_BF = 2 };
 /**
- * Appends s[0..n) as a JSON string literal, quotes included, then `suffix`
- * unless it is 0. Escapes '"', '\\' and bytes below 0x20 (\n \r \t, \b \f
+ * Appends s[0..n) as a JSON string literal, quotes included. Escapes '"', '\\' and bytes below 0x20 (\n \r \t, \b \f
  * with NB_JSON_SHORT_BF, else \u00xx; hex digits in upper case with
  * NB_JSON_UPPER_HEX); other bytes are copied (UTF-8 passes).
  */
-void nb_buf_json_escape(nb_buf_t *b, const char *s, size_t n, unsigned flags, char suffix);
+void nb_buf_json_escape(nb_buf_t *b, const char *s, size_t n, unsigned flags);
 /**
  * Appends the JSON text s (n bytes) without its insignificant whitespace:
  * spaces, tabs and newlines outside strings are dropped, strings are copied

@@ -61,23 +61,26 @@ void nb_jsonw_arr_end(nb_jsonw_t *w)
 	w_close(w, ']');
 }
 
-/* jansson's escapes (\\b, \\f), in the case the writer was asked for. */
-static void escaped(nb_jsonw_t *w, const char *s, size_t n, char suffix)
-{
-	nb_buf_json_escape(w->b, s, n, NB_JSON_SHORT_BF | (w->upper_hex ? NB_JSON_UPPER_HEX : 0), suffix);
-}
-
-void nb_jsonw_key(nb_jsonw_t *w, const char *k)
+void nb_jsonw_keyn(nb_jsonw_t *w, const char *k, size_t n)
 {
 	item(w);
-	escaped(w, k, strlen(k), ':');
+	nb_buf_t *b = w->b;
+	nb_buf_reserve(b, n + 3);
+	char *o = b->data + b->len;
+	o[0] = '"';
+	memcpy(o + 1, k, n);
+	o[n + 1] = '"';
+	o[n + 2] = ':';
+	b->len += n + 3;
+	b->data[b->len] = '\0';
 	w->after_key = true;
 }
 
 void nb_jsonw_str(nb_jsonw_t *w, const char *s, size_t n)
 {
 	item(w);
-	escaped(w, s, n, 0);
+	/* jansson's escapes (\\b, \\f), in the case the writer was asked for */
+	nb_buf_json_escape(w->b, s, n, NB_JSON_SHORT_BF | (w->upper_hex ? NB_JSON_UPPER_HEX : 0));
 }
 
 void nb_jsonw_strz(nb_jsonw_t *w, const char *s)

@@ -36,8 +36,14 @@ void nb_jsonw_arr(nb_jsonw_t *w);
 /** Closes the innermost object / array. */
 void nb_jsonw_obj_end(nb_jsonw_t *w);
 void nb_jsonw_arr_end(nb_jsonw_t *w);
-/** Writes a key of the current object (a NUL-terminated string, escaped). */
-void nb_jsonw_key(nb_jsonw_t *w, const char *k);
+/**
+ * Writes a key of the current object. The key must be a string literal (the
+ * "" around it refuse anything else at compile time) of characters JSON needs
+ * no escape for: it is copied as it is, its length known at compile time.
+ */
+#define nb_jsonw_key(w, k) nb_jsonw_keyn((w), "" k "", sizeof(k) - 1)
+/** nb_jsonw_key's worker: n bytes of k, copied between quotes as they are. */
+void nb_jsonw_keyn(nb_jsonw_t *w, const char *k, size_t n);
 /** A string value of n bytes (valid UTF-8 expected; escaped as said above). */
 void nb_jsonw_str(nb_jsonw_t *w, const char *s, size_t n);
 /** A string value, or null when s is NULL. */
