@@ -59,6 +59,7 @@ typedef struct slot {
 	unsigned owed : 31; /* shared: spending of failed syncs, for the next one (at most per_minute) */
 	unsigned dirty : 1; /* shared: listed in its stripe's dirty list */
 } slot_t;
+_Static_assert(sizeof(slot_t) == 32, "a slot is 32 bytes (ratelimit.h)");
 
 struct nb_ratelimit {
 	int64_t rate;     /* per_minute: units added per millisecond */
