@@ -9,11 +9,11 @@
  * generation. Each class has its own rate (NOTEBOOKD_RATE_*_PER_MIN: the
  * bucket holds that many tokens and refills at that many per minute); a
  * client address gets NOTEBOOKD_RATE_IP_MULTIPLIER times the user's rate (many
- * users behind one NAT). Buckets live in a fixed table of hashed keys split
- * in shards, each with its own mutex: a check costs a hash, a lock and a few
- * arithmetic operations and the RateLimit fields formatted into the answer's
- * header buffer — no statement, no allocation. The door limits of
- * login/OTP/register (src/auth/ratelimit.c) apply on top.
+ * users behind one NAT). The buckets are two limiters per class of the
+ * rate-limit engine (auth/ratelimit.h), which the door limits of
+ * login/OTP/register use too (and apply on top): a check costs a hash, a
+ * lock and a few integer operations and the RateLimit fields formatted into
+ * the answer's header buffer — no statement, no allocation.
  *
  * The client address (nb_api_client_addr) is the one place that decides who
  * a request comes from: the peer, or — only when the peer is listed in

@@ -1,25 +1,32 @@
 /*
- * ratelimit.h — an in-memory, thread-safe rate limiter for the login and OTP
- * doors (OWASP API4: unrestricted resource consumption).
+ * ratelimit.h — the one rate-limit engine of notebookd (OWASP API4:
+ * unrestricted resource consumption): the door limits of login, OTP and
+ * register (auth/service.c) and the API-wide limits per user and per client
+ * address (api/ratelimit.c) are limiters of this engine.
  *
- * Each key (a client address, an account e-mail, ...) has a token bucket of
- * per_minute tokens that refills at per_minute tokens per 60 s: a burst of
- * per_minute hits is allowed, then one more every 60/per_minute s. Memory is
- * fixed at creation (NB_RATELIMIT_MAX_KEYS entries, about 3 MiB, touched
- * lazily) and every hit is O(1), whatever the number of distinct keys. When
- * the table is full, the entry closest to a full bucket is forgotten, so a
- * flood of fresh keys pushes out harmless entries before throttled ones.
+ * A limiter allows per_minute hits per key: each key (an address, an
+ * account, a user id) has a token bucket of per_minute tokens that refills
+ * at per_minute tokens per 60 s. Memory is fixed at creation
+ * (NB_RATELIMIT_MAX_KEYS slots of 32 bytes, touched lazily) and a hit is a
+ * keyed hash, one of 64 sharded locks and a few integer operations: no
+ * allocation, no statement. When the table is full, the entry closest to a
+ * full bucket is forgotten, so a flood of fresh keys pushes out harmless
+ * entries before throttled ones.
  *
- * Several servers: a limiter made shared (nb_ratelimit_share) hashes its
- * keys alike on every server that has the same secret, and counts what it
- * spends; a sync thread (nb_ratelimit_sync_start) adds that spending to the
- * deployment's buckets in PostgreSQL (rate_buckets, the table of the
- * API-wide limits) every NOTEBOOKD_RATE_SYNC_MS and takes back their
- * balances. Between two syncs a server spends at most a lease of
- * ceil(per_minute / 10) tokens of a key ahead of the shared count (1 for the
- * default 10 a minute per account), so N servers allow at most
- * N * lease attempts more than one server would. A hit never waits for the
- * database; with the database down each server keeps its own counts.
+ * Several servers: a limiter made shared (nb_ratelimit_share) hashes its keys
+ * alike on every server given the same secret and counts what it spends; the
+ * process's one sync thread (nb_ratelimit_sync_start: one thread and one
+ * connection for every shared limiter) adds that spending to the
+ * deployment's buckets in PostgreSQL (rate_buckets) every sync period, in
+ * one statement per round, and takes back their balances. One lease rule:
+ * between two syncs a server spends at most ceil(per_minute / 10) tokens of
+ * a key (at least 1) ahead of the shared count, and a server that spends a
+ * lease syncs at once; so N servers allow at most N * lease hits more than
+ * one would. One rule for a failed sync: the spending is kept and added at
+ * the next sync that succeeds (at most one bucket of it, what a minute
+ * refills anyway), and the lease starts again, so while the database is down
+ * each server limits with its own counts. A hit never waits for the
+ * database.
  */
 #ifndef NB_AUTH_RATELIMIT_H
 #define NB_AUTH_RATELIMIT_H
@@ -39,45 +46,49 @@ typedef struct nb_ratelimit nb_ratelimit_t;
  */
 nb_ratelimit_t *nb_ratelimit_create(int per_minute);
 
-/** Frees the limiter. Accepts NULL. No hit may be running concurrently. */
+/** Frees the limiter (and takes it out of the sync). Accepts NULL. No hit may be running concurrently. */
 void nb_ratelimit_destroy(nb_ratelimit_t *rl);
 
 /**
- * Records one attempt for key (a NUL-terminated string) at now_ms (any
- * millisecond clock, wall or monotonic, used consistently; a clock that steps
- * back refills nothing). Returns 0 if the attempt is allowed (and counts it),
- * or the number of seconds (>= 1) until one will be, for Retry-After; a
- * refused attempt does not count. A NULL limiter allows everything.
- * Thread-safe.
+ * Takes one token of key's bucket (key: a NUL-terminated string) at now_ms
+ * (a millisecond clock used consistently; nb_mono_ms() for a shared
+ * limiter, whose syncs read that clock; a clock that steps back refills
+ * nothing). Returns 0 if the hit is allowed (and counts it), or the number
+ * of seconds (>= 1) until one will be, for Retry-After; a refused hit does
+ * not count. When allowed and left / full_s are not NULL, sets *left to the
+ * whole tokens left and *full_s to the seconds until the bucket is full
+ * again. A NULL limiter allows everything. Thread-safe.
  */
+int nb_ratelimit_take(nb_ratelimit_t *rl, const char *key, int64_t now_ms, int *left, int *full_s);
+
+/** nb_ratelimit_take without the bucket's state: 0 when allowed, else seconds to wait. */
 int nb_ratelimit_hit(nb_ratelimit_t *rl, const char *key, int64_t now_ms);
+
+/** Gives back the token an allowed hit of key took (a request refused by another limit). Thread-safe. */
+void nb_ratelimit_give(nb_ratelimit_t *rl, const char *key, int64_t now_ms);
 
 /**
  * Makes rl's counts shared by the deployment: keys are hashed with a key
  * derived from secret[0..len) and name (the same on every server given the
- * same secret; name tells limiters apart), and each allowed hit is kept as
- * pending spending for the sync thread. A hit that finds a lease already
- * spent since the last sync is refused with 1 (or more) second. Call before
- * the first hit and before nb_ratelimit_sync_start. No effect on an
- * allow-everything limiter.
+ * same secret; name tells limiters apart), each allowed hit is kept for the
+ * sync thread, and a hit that finds the key's lease spent since the last
+ * sync is refused for 1 second. Call before the first hit, once the sync
+ * runs (nb_ratelimit_sync_start returned 0): nobody else gives a lease
+ * back. No effect on an allow-everything limiter.
  */
 void nb_ratelimit_share(nb_ratelimit_t *rl, const unsigned char *secret, size_t len, const char *name);
 
-typedef struct nb_ratelimit_sync nb_ratelimit_sync_t;
-
 /**
- * Starts the thread that, every sync_ms, adds the pending spending of the
- * shared limiters rls[0..n) to the deployment's buckets (one statement per
- * batch, on a connection of its own to database_url) and sets each local
- * balance to the deployment's minus what was spent here meanwhile. Returns
- * NULL (limits stay per process) when sync_ms <= 0, no limiter is shared or
- * the thread cannot start. Stop it with nb_ratelimit_sync_stop before
- * destroying the limiters.
+ * Starts the process's sync thread, with a connection of its own to
+ * database_url, syncing every shared limiter every sync_ms (and at once when
+ * a lease is spent). Returns 0 when it runs (started now or before), -1 when
+ * sync_ms <= 0, database_url is NULL or the thread cannot start (limits stay
+ * per process). Thread-safe.
  */
-nb_ratelimit_sync_t *nb_ratelimit_sync_start(nb_ratelimit_t *const *rls, int n, const char *database_url, int sync_ms);
+int nb_ratelimit_sync_start(const char *database_url, int sync_ms);
 
-/** Stops and joins the sync thread, closes its connection. Accepts NULL. */
-void nb_ratelimit_sync_stop(nb_ratelimit_sync_t *s);
+/** Stops and joins the sync thread, closes its connection; shared limiters count per process again. */
+void nb_ratelimit_sync_stop(void);
 
 /** How many keys are currently tracked (at most NB_RATELIMIT_MAX_KEYS); O(table) — for tests and metrics. */
 size_t nb_ratelimit_size(nb_ratelimit_t *rl);

@@ -34,7 +34,6 @@ static unsigned char prev_key[256];
 static size_t prev_keylen;
 static atomic_uint key_gen = 1; /* changes with the keys: tokens verified before are checked again */
 static nb_ratelimit_t *limits[NB_LIMIT_SCOPES][2]; /* [scope][0 = client, 1 = account] */
-static nb_ratelimit_sync_t *limits_sync; /* shares them with the other servers; NULL: per process */
 
 /* Reads or creates the development key file. */
 static int dev_key(char *err, size_t errlen)
@@ -105,10 +104,12 @@ int nb_auth_init(char *err, size_t errlen)
 			"(unset it once NOTEBOOKD_ACCESS_TTL_S has passed)");
 	}
 	static const char *const scope_names[NB_LIMIT_SCOPES] = {"login", "otp-request", "otp-verify", "register"};
+	/* The process's one rate-limit sync, for these limits and the API-wide ones (api/ratelimit.c). */
+	bool shared = nb_ratelimit_sync_start(nb_cfg.database_url, nb_cfg.rate_sync_ms) == 0;
 	for (int i = 0; i < NB_LIMIT_SCOPES; i++) {
 		limits[i][0] = nb_ratelimit_create(nb_cfg.auth_ip_rate_per_min);
 		limits[i][1] = nb_ratelimit_create(nb_cfg.auth_rate_per_min);
-		if (nb_cfg.rate_sync_ms > 0 && nb_cfg.database_url) {
+		if (shared) {
 			/* Shared through PostgreSQL like the API-wide limits; keys hashed from the current secret. */
 			char name[64];
 			snprintf(name, sizeof name, "notebookd door %s ip", scope_names[i]);
@@ -117,7 +118,6 @@ int nb_auth_init(char *err, size_t errlen)
 			nb_ratelimit_share(limits[i][1], key, keylen, name);
 		}
 	}
-	limits_sync = nb_ratelimit_sync_start(&limits[0][0], NB_LIMIT_SCOPES * 2, nb_cfg.database_url, nb_cfg.rate_sync_ms);
 	nb_password_init();
 	nb_mail_init();
 	nb_otpq_init();
@@ -128,8 +128,7 @@ void nb_auth_shutdown(void)
 {
 	nb_otpq_shutdown();
 	nb_mail_shutdown();
-	nb_ratelimit_sync_stop(limits_sync);
-	limits_sync = NULL;
+	nb_ratelimit_sync_stop();
 	for (int i = 0; i < NB_LIMIT_SCOPES; i++)
 		for (int j = 0; j < 2; j++) {
 			nb_ratelimit_destroy(limits[i][j]);
@@ -294,7 +293,7 @@ int nb_auth_check_bearer(const char *header, char user_id[37])
 
 int nb_auth_limit(nb_limit_scope_t scope, const char *client, const char *account)
 {
-	int64_t now = nb_now_ms();
+	int64_t now = nb_mono_ms(); /* the clock of the limits' syncs */
 	int a = nb_ratelimit_hit(limits[scope][0], client ? client : "-", now);
 	int b = account ? nb_ratelimit_hit(limits[scope][1], account, now) : 0;
 	return a > b ? a : b;

@@ -2,7 +2,10 @@
  * limits.c — the statements of the shared rate-limit buckets (see limits.h).
  *
  * The batch travels as three array literals (text format), unnested
- * WITH ORDINALITY so that the answer comes back in the batch's order.
+ * WITH ORDINALITY so that the answer comes back in the batch's order. The
+ * rows are grouped by key: one batch holds every limiter of a process, and
+ * two keys alike (a 64-bit collision) must not fail it (ON CONFLICT may not
+ * touch a row twice), round after round since a failed batch is replayed.
  */
 #include "store/limits.h"
 
@@ -17,7 +20,7 @@ NB_STMT(st_sync,
 	"WITH u AS (SELECT k, d, c, i FROM unnest($1::bigint[], $2::float8[], $3::float8[]) WITH ORDINALITY"
 	"  AS u(k, d, c, i)),"
 	" w AS (INSERT INTO rate_buckets AS b (key, tokens, cap, at)"
-	"  SELECT k, c - d, c, now() FROM u"
+	"  SELECT k, max(c) - sum(d), max(c), now() FROM u GROUP BY k"
 	"  ON CONFLICT (key) DO UPDATE SET"
 	"   tokens = least(excluded.cap, b.tokens + extract(epoch FROM now() - b.at) * excluded.cap / 60)"
 	"            - (excluded.cap - excluded.tokens),"

@@ -275,7 +275,8 @@ static void test_shared_lease(void)
 		CHECK_INT(nb_ratelimit_hit(rl, "k", T0), 0);
 	nb_ratelimit_destroy(rl);
 	/* no sync without a database or a period */
-	CHECK(nb_ratelimit_sync_start(&rl, 1, NULL, 100) == NULL);
+	CHECK(nb_ratelimit_sync_start(NULL, 100) < 0);
+	CHECK(nb_ratelimit_sync_start("postgresql:///none", 0) < 0);
 }
 
 int main(void)
