@@ -151,7 +151,7 @@ static void init(void)
 			if (shared) {
 				char name[64];
 				snprintf(name, sizeof name, "notebookd api %s %s", class_names[c], k ? "ip" : "user");
-				nb_ratelimit_share(rl.buckets[c][k], key, keylen, name);
+				nb_ratelimit_share(rl.buckets[c][k], key, keylen, name, NB_RATELIMIT_API_LEASE_DIV);
 			}
 		}
 	}

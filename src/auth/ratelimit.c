@@ -46,7 +46,6 @@
 #define GROUPS (NB_RATELIMIT_MAX_KEYS / WAYS)
 #define STRIPES 64
 #define STRIPE_SLOTS (NB_RATELIMIT_MAX_KEYS / STRIPES) /* slots under one lock */
-#define LEASE_DIV 10 /* a server may spend per_minute / LEASE_DIV ahead of the shared count */
 #define MAX_SHARED 32       /* shared limiters per process (the doors' 8, the API's 8) */
 #define SYNC_BATCH 2048     /* keys per statement */
 #define IDLE_PURGE_S 600    /* longer than any bucket takes to refill (at least 1 a minute) */
@@ -297,7 +296,8 @@ size_t nb_ratelimit_size(nb_ratelimit_t *rl)
 
 /* ------------------------------------------------------------- sharing */
 
-void nb_ratelimit_share(nb_ratelimit_t *rl, const unsigned char *secret, size_t len, const char *name)
+void nb_ratelimit_share(nb_ratelimit_t *rl, const unsigned char *secret, size_t len, const char *name,
+			int lease_div)
 {
 	if (!rl || !rl->slots || rl->shared)
 		return;
@@ -308,7 +308,9 @@ void nb_ratelimit_share(nb_ratelimit_t *rl, const unsigned char *secret, size_t 
 	crypto_generichash_update(&st, (const unsigned char *)"", 1);
 	crypto_generichash_update(&st, (const unsigned char *)name, strlen(name));
 	crypto_generichash_final(&st, rl->sipkey, sizeof rl->sipkey);
-	rl->lease = (uint32_t)((rl->rate + LEASE_DIV - 1) / LEASE_DIV);
+	if (lease_div < 1)
+		lease_div = 1;
+	rl->lease = (uint32_t)((rl->rate + lease_div - 1) / lease_div);
 	for (int i = 0; i < STRIPES; i++) /* every slot of a stripe fits its list: no allocation on a hit */
 		rl->dirty[i] = nb_xcalloc(STRIPE_SLOTS, sizeof *rl->dirty[i]);
 	pthread_mutex_lock(&eng.reg_mu);

@@ -36,6 +36,10 @@
 
 /** How many keys one limiter tracks at most. */
 #define NB_RATELIMIT_MAX_KEYS (1u << 17)
+/** Lease of the door limits: a tenth (a brute-force bound: 1 login more per server at 10 a minute). */
+#define NB_RATELIMIT_DOOR_LEASE_DIV 10
+/** Lease of the API-wide limits: a quarter, so a burst on one server (8 uploads at 30 a minute) is not refused for the sync's sake. */
+#define NB_RATELIMIT_API_LEASE_DIV 4
 
 typedef struct nb_ratelimit nb_ratelimit_t;
 
@@ -71,12 +75,16 @@ void nb_ratelimit_give(nb_ratelimit_t *rl, const char *key, int64_t now_ms);
  * Makes rl's counts shared by the deployment: keys are hashed with a key
  * derived from secret[0..len) and name (the same on every server given the
  * same secret; name tells limiters apart), each allowed hit is kept for the
- * sync thread, and a hit that finds the key's lease spent since the last
- * sync is refused for 1 second. Call before the first hit, once the sync
+ * sync thread, and a hit that finds the key's lease — ⌈per_minute /
+ * lease_div⌉ hits, at least 1 — spent since the last sync is refused for 1
+ * second while the spending syncs at once. N servers allow at most N leases
+ * beyond the limit: a small lease_div lets one server take bigger bursts, a
+ * big one bounds the deployment tighter. Call before the first hit, once the sync
  * runs (nb_ratelimit_sync_start returned 0): nobody else gives a lease
  * back. No effect on an allow-everything limiter.
  */
-void nb_ratelimit_share(nb_ratelimit_t *rl, const unsigned char *secret, size_t len, const char *name);
+void nb_ratelimit_share(nb_ratelimit_t *rl, const unsigned char *secret, size_t len, const char *name,
+			int lease_div);
 
 /**
  * Starts the process's sync thread, with a connection of its own to

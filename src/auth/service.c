@@ -113,9 +113,9 @@ int nb_auth_init(char *err, size_t errlen)
 			/* Shared through PostgreSQL like the API-wide limits; keys hashed from the current secret. */
 			char name[64];
 			snprintf(name, sizeof name, "notebookd door %s ip", scope_names[i]);
-			nb_ratelimit_share(limits[i][0], key, keylen, name);
+			nb_ratelimit_share(limits[i][0], key, keylen, name, NB_RATELIMIT_DOOR_LEASE_DIV);
 			snprintf(name, sizeof name, "notebookd door %s account", scope_names[i]);
-			nb_ratelimit_share(limits[i][1], key, keylen, name);
+			nb_ratelimit_share(limits[i][1], key, keylen, name, NB_RATELIMIT_DOOR_LEASE_DIV);
 		}
 	}
 	nb_password_init();

@@ -59,7 +59,7 @@ static void test_a_failed_sync_keeps_its_spending(void)
 	CHECK(sql("DELETE FROM rate_buckets WHERE cap = 117"));
 	CHECK_INT(nb_ratelimit_sync_start(url, 20), 0);
 	nb_ratelimit_t *rl = nb_ratelimit_create(CAP);
-	nb_ratelimit_share(rl, secret, sizeof secret - 1, "itest replay");
+	nb_ratelimit_share(rl, secret, sizeof secret - 1, "itest replay", NB_RATELIMIT_DOOR_LEASE_DIV);
 	if (!sql("ALTER TABLE rate_buckets RENAME TO rate_buckets_away"))
 		goto out;
 	/* The sync fails from now on. Each failed round starts the lease again: HITS pass in time. */

@@ -256,21 +256,28 @@ static void test_door_limits_per_address_and_per_account(void)
 	nb_auth_shutdown();
 }
 
-/* Shared: between two syncs a server allows a lease of ceil(rate / 10) hits per key, then waits for the sync. */
+/* Shared: between two syncs a server allows a lease of ceil(rate / lease_div) hits per key, then waits for the sync. */
 static void test_shared_lease(void)
 {
 	static const unsigned char secret[] = "unit-test-secret-unit-test-secret-0123456789";
 	nb_ratelimit_t *rl = nb_ratelimit_create(20); /* lease 2 */
-	nb_ratelimit_share(rl, secret, sizeof secret - 1, "unit door");
+	nb_ratelimit_share(rl, secret, sizeof secret - 1, "unit door", NB_RATELIMIT_DOOR_LEASE_DIV);
 	CHECK_INT(nb_ratelimit_hit(rl, "k", T0), 0);
 	CHECK_INT(nb_ratelimit_hit(rl, "k", T0 + 1), 0);
 	CHECK_INT(nb_ratelimit_hit(rl, "k", T0 + 2), 1);     /* the lease is spent, not the bucket */
 	CHECK_INT(nb_ratelimit_hit(rl, "other", T0 + 3), 0); /* each key has its own lease */
 	CHECK_INT(nb_ratelimit_size(rl), 2);
 	nb_ratelimit_destroy(rl);
+	/* the API-wide limits lease a quarter: a burst of 5 of 20 on one server is not refused for the sync's sake */
+	rl = nb_ratelimit_create(20);
+	nb_ratelimit_share(rl, secret, sizeof secret - 1, "unit api", NB_RATELIMIT_API_LEASE_DIV);
+	for (int i = 0; i < 5; i++)
+		CHECK_INT(nb_ratelimit_hit(rl, "k", T0 + i), 0);
+	CHECK_INT(nb_ratelimit_hit(rl, "k", T0 + 5), 1);
+	nb_ratelimit_destroy(rl);
 	/* a limiter that allows everything stays so when shared */
 	rl = nb_ratelimit_create(0);
-	nb_ratelimit_share(rl, secret, sizeof secret - 1, "unit door");
+	nb_ratelimit_share(rl, secret, sizeof secret - 1, "unit door", NB_RATELIMIT_DOOR_LEASE_DIV);
 	for (int i = 0; i < 100; i++)
 		CHECK_INT(nb_ratelimit_hit(rl, "k", T0), 0);
 	nb_ratelimit_destroy(rl);
