@@ -55,7 +55,7 @@ static int fail(nb_conn_t *c, const nb_job_t *job, nb_study_kind_t sk, const cha
 		nb_generation_rec_t *rec, const char *reason, bool permanent, char *err, size_t errlen)
 {
 	snprintf(err, errlen, "%s", reason);
-	if (!permanent && job->attempts < job->max_attempts)
+	if (!nb_job_fails_for_good(job, permanent ? NB_JOB_PERMANENT : NB_EINTERNAL))
 		return NB_EINTERNAL; /* retried with backoff */
 	rec->failed = true;
 	rec->error = reason;
