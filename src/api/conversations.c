@@ -20,7 +20,6 @@
  * request. The route runs as a coroutine: the openai generator parks it on
  * the loop's libcurl multi handle while tokens arrive (rag/gen_openai.c).
  */
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,7 +29,6 @@
 #include "core/alloc.h"
 #include "core/config.h"
 #include "core/err.h"
-#include "core/log.h"
 #include "core/timeutil.h"
 #include "core/utf8.h"
 #include "core/uuid.h"
@@ -45,25 +43,6 @@
 #define CONTENT_MAX 10000
 #define HISTORY_TURNS 6	   /* messages of context: the last three questions and answers */
 #define RETRIEVE_CHUNKS 16 /* chunks given to the generator: ts_rank_cd knows no word rarity, the generator does */
-
-static nb_generator_t *g_gen;
-static pthread_once_t g_gen_once = PTHREAD_ONCE_INIT;
-
-static void gen_init(void)
-{
-	char err[160];
-	/* the setting was checked at start-up (core/config.c); an unknown name cannot reach here */
-	if (nb_gen_create(nb_cfg.generator, &g_gen, err, sizeof err) < 0) {
-		nb_error("%s", err);
-		nb_gen_create("extractive", &g_gen, err, sizeof err);
-	}
-}
-
-static nb_generator_t *generator(void)
-{
-	pthread_once(&g_gen_once, gen_init);
-	return g_gen;
-}
 
 static int answer(nb_req_t *req, int rc, int status, json_t *body)
 {
@@ -379,7 +358,7 @@ int nb_api_message_create(nb_req_t *req)
 		gr.idle_ms = 1000;
 	}
 	int64_t t0 = nb_mono_ms();
-	nb_gen_run(generator(), &gr, &res);
+	nb_gen_run(nb_gen_configured(), &gr, &res);
 	if (!streamed && res.error_code == NB_GEN_OK && nb_req_gone(req)) { /* the deadline answered 503 meanwhile */
 		res.error_code = NB_GEN_ECANCELLED;
 		snprintf(res.error, sizeof res.error, "cancelled: the request passed its deadline");

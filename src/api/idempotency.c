@@ -141,7 +141,7 @@ void nb_api_idem_end(nb_req_t *req, nb_api_idem_t *st)
 	nb_resp_t *resp = &req->resp;
 	bool ok = resp->status >= 200 && resp->status < 300;
 	int rc = ok ? nb_store_idem_complete(c, req->user_id, st->key, resp->status, resp->content_type,
-					     resp->body.data, resp->body.len)
+					     resp->body.data)
 		    : nb_store_idem_forget(c, req->user_id, st->key);
 	if (rc == 0)
 		rc = nb_db_commit(c);

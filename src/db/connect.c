@@ -176,6 +176,98 @@ fail:
 	return NULL;
 }
 
+PGconn *nb_db_connect_stoppable(const nb_db_connect_opts_t *o, int stop_fd, char *err, size_t errlen)
+{
+	PGconn *pg = nb_db_connect_start(o, err, errlen);
+	if (!pg)
+		return NULL;
+	int64_t deadline = nb_mono_ms() + (int64_t)timeout_s(o) * 1000;
+	const char *fail = NULL;
+	char pollerr[128];
+	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+	while (st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED) {
+		struct pollfd fds[2] = {
+		    {.fd = PQsocket(pg), .events = st == PGRES_POLLING_READING ? POLLIN : POLLOUT},
+		    {.fd = stop_fd, .events = POLLIN},
+		};
+		int left = (int)(deadline - nb_mono_ms());
+		if (left <= 0) {
+			fail = "timeout";
+			break;
+		}
+		int r = poll(fds, 2, left);
+		if (r < 0 && errno != EINTR) {
+			snprintf(pollerr, sizeof pollerr, "poll: %s", strerror(errno));
+			fail = pollerr;
+			break;
+		}
+		if (r > 0 && fds[1].revents) {
+			fail = "stopping";
+			break;
+		}
+		if (r > 0)
+			st = PQconnectPoll(pg);
+	}
+	if (nb_db_connect_finish(pg, fail, err, errlen) < 0) {
+		PQfinish(pg);
+		return NULL;
+	}
+	return pg;
+}
+
+/* True when stop has been asked (stop_fd is readable); waits up to ms. */
+static bool stop_asked(int stop_fd, int ms)
+{
+	struct pollfd p = {.fd = stop_fd, .events = POLLIN};
+	return poll(&p, 1, ms) > 0;
+}
+
+/* A live, subscribed connection: hands input to on_input until stop or a drop. */
+static void listener_serve(const nb_db_listener_t *l, PGconn *pg)
+{
+	char msg[200];
+	int r;
+	while ((r = nb_db_listen_wait(pg, l->stop_fd, msg, sizeof msg)) > 0)
+		l->on_input(l->arg, pg);
+	if (l->on_down)
+		l->on_down(l->arg);
+	if (r < 0)
+		nb_warn("%s lost its connection (%s); %s", l->name, msg, l->lost_note);
+}
+
+void nb_db_listener_run(const nb_db_listener_t *l)
+{
+	nb_db_connect_opts_t co = l->opts;
+	co.keepalives = true; /* it idles for long: notice a dead peer */
+	int backoff = l->backoff_min_ms;
+	bool down = false;
+	while (!stop_asked(l->stop_fd, 0)) {
+		char why[256] = "";
+		PGconn *pg = nb_db_connect_stoppable(&co, l->stop_fd, why, sizeof why);
+		if (pg && l->subscribe(pg) < 0) {
+			snprintf(why, sizeof why, "LISTEN failed");
+			PQfinish(pg);
+			pg = NULL;
+		}
+		if (!pg) {
+			if (!down && !stop_asked(l->stop_fd, 0))
+				nb_warn("%s could not connect (%s); %s", l->name, why, l->down_note);
+			down = true;
+			if (stop_asked(l->stop_fd, backoff))
+				break;
+			backoff = backoff * 2 > l->backoff_max_ms ? l->backoff_max_ms : backoff * 2;
+			continue;
+		}
+		if (down)
+			nb_info("%s connected again", l->name);
+		down = false;
+		backoff = l->backoff_min_ms;
+		l->on_up(l->arg);
+		listener_serve(l, pg);
+		PQfinish(pg);
+	}
+}
+
 int nb_db_listen_wait(PGconn *pg, int stop_fd, char *why, size_t whylen)
 {
 	for (;;) {

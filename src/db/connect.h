@@ -9,9 +9,11 @@
  * and nothing a transaction-pooling PgBouncer could lose. Keepalives are
  * turned on where a connection idles for long (the LISTEN connection).
  *
- * Three variants: blocking (nb_db_connect), started for a caller that drives
- * PQconnectPoll itself (nb_db_connect_start: the listener polls its stop pipe
- * beside the socket), and yielding from a coroutine (nb_db_connect_async).
+ * Four variants: blocking (nb_db_connect), started for a caller that drives
+ * PQconnectPoll itself (nb_db_connect_start), blocking but given up when a
+ * stop descriptor fires (nb_db_connect_stoppable: the LISTEN threads), and
+ * yielding from a coroutine (nb_db_connect_async). nb_db_listener_run is the
+ * one connect-LISTEN-wait-reconnect loop of the LISTEN threads.
  */
 #ifndef NB_DB_CONNECT_H
 #define NB_DB_CONNECT_H
@@ -65,6 +67,40 @@ int nb_db_connect_finish(PGconn *pg, const char *why, char *err, size_t errlen);
  * PQfinish); else the watcher is destroyed.
  */
 PGconn *nb_db_connect_async(const nb_db_connect_opts_t *o, nb_fdwait_t **fw_out, char *err, size_t errlen);
+
+/**
+ * Connects blocking, like nb_db_connect, but polls stop_fd beside the socket:
+ * gives up at once when stop_fd becomes readable (reason "stopping") or after
+ * the connect timeout ("timeout"). Returns the connection, or NULL with a
+ * one-line reason in err (errlen bytes; err may be NULL).
+ */
+PGconn *nb_db_connect_stoppable(const nb_db_connect_opts_t *o, int stop_fd, char *err, size_t errlen);
+
+/** What nb_db_listener_run keeps up; every callback gets arg. */
+typedef struct nb_db_listener {
+	nb_db_connect_opts_t opts; /* keepalives are turned on by nb_db_listener_run */
+	int stop_fd;		   /* readable = stop */
+	int backoff_min_ms;	   /* the first wait after a failed connect, doubled up to backoff_max_ms */
+	int backoff_max_ms;
+	const char *name;	  /* for the log: "<name> could not connect (why); <down_note>" */
+	const char *down_note; /* e.g. "retrying" */
+	const char *lost_note; /* "<name> lost its connection (why); <lost_note>" */
+	int (*subscribe)(PGconn *pg);		/* runs the LISTEN: 0, or negative (then reconnects) */
+	void (*on_up)(void *arg);		/* subscribed: notifications may have been missed before */
+	void (*on_input)(void *arg, PGconn *pg); /* input consumed: drain PQnotifies(pg) */
+	void (*on_down)(void *arg);		/* the connection dropped or stop came; may be NULL */
+	void *arg;
+} nb_db_listener_t;
+
+/**
+ * The loop of a LISTEN thread, until l->stop_fd becomes readable: connects
+ * (nb_db_connect_stoppable), subscribes, calls on_up, then on_input whenever
+ * input arrives; when the connection drops, calls on_down and reconnects
+ * with a doubling back-off (the first failure of a run of failures is
+ * logged as a warning, the next success as info). Owns every connection it
+ * opens; returns once stop is asked.
+ */
+void nb_db_listener_run(const nb_db_listener_t *l);
 
 /**
  * For a LISTEN connection on its own thread: waits until notifications may be

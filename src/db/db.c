@@ -287,45 +287,77 @@ static bool fall_back(nb_conn_t *c, int rc)
 	return false;
 }
 
-static int exec_fmt(nb_conn_t *c, nb_stmt_t *st, const nb_params_t *p, PGresult **res, int rfmt)
+/* What one attempt runs: a prepared statement (st) or SQL text (sql). */
+typedef struct call {
+	nb_stmt_t *st;
+	const char *sql;
+	const nb_params_t *p;
+	PGresult **res;
+	int rfmt;
+} call_t;
+
+/* One attempt; sets *outside when it failed outside a transaction, so that it may run again elsewhere. */
+typedef int (*attempt_fn)(nb_conn_t *c, const call_t *a, bool *outside);
+
+/*
+ * The replica fallback, the one place for it: runs the attempt, and once
+ * more when it failed outside a transaction and fall_back moved the handle
+ * to the primary (which it does once: the handle then has no fallback).
+ */
+static int with_fallback(nb_conn_t *c, attempt_fn attempt, const call_t *a)
 {
-	if (res)
-		*res = NULL;
+	bool outside = false;
+	int rc = attempt(c, a, &outside);
+	if (rc < 0 && outside && fall_back(c, rc)) {
+		outside = false;
+		rc = attempt(c, a, &outside);
+	}
+	return rc;
+}
+
+static int exec_attempt(nb_conn_t *c, const call_t *a, bool *outside)
+{
+	nb_stmt_t *st = a->st;
+	if (a->res)
+		*a->res = NULL;
 	int rc = expired(c, st->name);
 	if (rc < 0)
 		return rc;
-	if (nb_conn__is_virtual(c)) {
-		nb_conn__count_use(c);
-		struct nb_pipe *pipe = nb_conn__pipe(c);
-		int64_t now = nb_mono_ms();
-		if (pipe && !st->slow && now >= __atomic_load_n(&st->pipe_holdoff_until, __ATOMIC_RELAXED)) {
-			rc = exec_pipe(c, pipe, st, p, res, rfmt);
-			if (rc == NB_ETIMEOUT ||
-			    (rc == NB_EDB && !strcmp(tl_sqlstate, NB_SQLSTATE_LOCK_NOT_AVAILABLE)))
-				__atomic_store_n(&st->pipe_holdoff_until, nb_mono_ms() + PIPE_HOLDOFF_MS,
-						 __ATOMIC_RELAXED);
-			/* 26000: sent behind its own PREPARE, which failed (a lock wait):
-			 * it never ran, like the one that waited for the lock */
-			bool retry = rc == NB_EDB && (!strcmp(tl_sqlstate, NB_SQLSTATE_LOCK_NOT_AVAILABLE) ||
-						      !strcmp(tl_sqlstate, "26000"));
-			if (rc != NB_EBUSY && !retry)
-				return fall_back(c, rc) ? exec_fmt(c, st, p, res, rfmt) : rc;
-			/* every pipelined connection is held up, or the statement waited
-			 * for a lock: run it on a connection of its own */
+	if (!nb_conn__is_virtual(c))
+		return exec_fmt_real(c, st, a->p, a->res, a->rfmt);
+	nb_conn__count_use(c);
+	struct nb_pipe *pipe = nb_conn__pipe(c);
+	int64_t now = nb_mono_ms();
+	if (pipe && !st->slow && now >= __atomic_load_n(&st->pipe_holdoff_until, __ATOMIC_RELAXED)) {
+		rc = exec_pipe(c, pipe, st, a->p, a->res, a->rfmt);
+		if (rc == NB_ETIMEOUT || (rc == NB_EDB && !strcmp(tl_sqlstate, NB_SQLSTATE_LOCK_NOT_AVAILABLE)))
+			__atomic_store_n(&st->pipe_holdoff_until, nb_mono_ms() + PIPE_HOLDOFF_MS, __ATOMIC_RELAXED);
+		/* 26000: sent behind its own PREPARE, which failed (a lock wait):
+		 * it never ran, like the one that waited for the lock */
+		bool retry = rc == NB_EDB && (!strcmp(tl_sqlstate, NB_SQLSTATE_LOCK_NOT_AVAILABLE) ||
+					      !strcmp(tl_sqlstate, "26000"));
+		if (rc != NB_EBUSY && !retry) {
+			*outside = true; /* the pipelines run no transaction */
+			return rc;
 		}
-		bool own = nb_conn__real(c) == NULL;
-		rc = nb_conn__begin_exclusive(c); /* no-op inside a transaction */
-		if (rc < 0)
-			return own && fall_back(c, rc) ? exec_fmt(c, st, p, res, rfmt) : rc;
-		rc = exec_fmt_real(nb_conn__real(c), st, p, res, rfmt);
-		if (own) {
-			nb_conn__end_exclusive(c); /* a single statement: give the connection back */
-			if (rc < 0 && fall_back(c, rc))
-				return exec_fmt(c, st, p, res, rfmt);
-		}
-		return rc;
+		/* every pipelined connection is held up, or the statement waited
+		 * for a lock: run it on a connection of its own */
 	}
-	return exec_fmt_real(c, st, p, res, rfmt);
+	bool own = nb_conn__real(c) == NULL;
+	*outside = own;
+	rc = nb_conn__begin_exclusive(c); /* no-op inside a transaction */
+	if (rc < 0)
+		return rc;
+	rc = exec_fmt_real(nb_conn__real(c), st, a->p, a->res, a->rfmt);
+	if (own)
+		nb_conn__end_exclusive(c); /* a single statement: give the connection back */
+	return rc;
+}
+
+static int exec_fmt(nb_conn_t *c, nb_stmt_t *st, const nb_params_t *p, PGresult **res, int rfmt)
+{
+	call_t a = {.st = st, .p = p, .res = res, .rfmt = rfmt};
+	return with_fallback(c, exec_attempt, &a);
 }
 
 static int exec_fmt_real(nb_conn_t *c, nb_stmt_t *st, const nb_params_t *p, PGresult **res, int rfmt)
@@ -351,8 +383,11 @@ int nb_db_exec_binary(nb_conn_t *c, nb_stmt_t *st, const nb_params_t *p, PGresul
 	return exec_fmt(c, st, p, res, 1);
 }
 
-int nb_db_exec_unprepared(nb_conn_t *c, const char *sql, const nb_params_t *p, PGresult **res)
+static int unprepared_attempt(nb_conn_t *c, const call_t *a, bool *outside)
 {
+	const char *sql = a->sql;
+	const nb_params_t *p = a->p;
+	PGresult **res = a->res;
 	if (res)
 		*res = NULL;
 	int erc = expired(c, "unprepared statement");
@@ -360,10 +395,11 @@ int nb_db_exec_unprepared(nb_conn_t *c, const char *sql, const nb_params_t *p, P
 		return erc;
 	if (nb_conn__is_virtual(c)) {
 		nb_conn__count_use(c);
-		bool own = nb_conn__real(c) == NULL;
+		*outside = nb_conn__real(c) == NULL;
 		int rc = nb_conn__begin_exclusive(c); /* cursors and the like need a session */
 		if (rc < 0)
-			return own && fall_back(c, rc) ? nb_db_exec_unprepared(c, sql, p, res) : rc;
+			return rc;
+		*outside = false; /* the session stays taken: what runs now runs there */
 		c = nb_conn__real(c);
 	}
 	PGconn *pg = nb_conn_pg(c);
@@ -392,11 +428,18 @@ int nb_db_exec_unprepared(nb_conn_t *c, const char *sql, const nb_params_t *p, P
 	return 0;
 }
 
+int nb_db_exec_unprepared(nb_conn_t *c, const char *sql, const nb_params_t *p, PGresult **res)
+{
+	call_t a = {.sql = sql, .p = p, .res = res};
+	return with_fallback(c, unprepared_attempt, &a);
+}
+
 static int command_real(nb_conn_t *c, const char *sql);
 
 /* Virtual handles: BEGIN takes a connection for the transaction, COMMIT and ROLLBACK give it back. */
-static int command_virtual(nb_conn_t *c, const char *sql)
+static int command_virtual(nb_conn_t *c, const call_t *a, bool *outside)
 {
+	const char *sql = a->sql;
 	nb_conn__count_use(c);
 	bool ends = !strncmp(sql, "COMMIT", 6) || (!strncmp(sql, "ROLLBACK", 8) && strncmp(sql, "ROLLBACK TO", 11));
 	if (ends && !nb_conn__real(c))
@@ -408,8 +451,7 @@ static int command_virtual(nb_conn_t *c, const char *sql)
 	if (rc < 0 && begins) {
 		/* a transaction that could not start on a read replica starts on the primary */
 		nb_conn__end_exclusive(c);
-		if (fall_back(c, rc))
-			return command_virtual(c, sql);
+		*outside = true;
 	}
 	if (ends)
 		nb_conn__end_exclusive(c);
@@ -425,7 +467,8 @@ int nb_db_command(nb_conn_t *c, const char *sql)
 		nb_conn_set_deadline(c, 0);
 	else if (expired(c, sql) < 0)
 		return NB_ETIMEOUT;
-	int rc = nb_conn__is_virtual(c) ? command_virtual(c, sql) : command_real(c, sql);
+	call_t a = {.sql = sql};
+	int rc = nb_conn__is_virtual(c) ? with_fallback(c, command_virtual, &a) : command_real(c, sql);
 	if (cleanup)
 		nb_conn_set_deadline(c, deadline);
 	return rc;

@@ -11,11 +11,19 @@
 #include "core/timeutil.h"
 #include "http/internal.h"
 
-/* Exact statuses counted on their own; the last five slots are the classes of the others. */
-static const int exact[NB_HTTP_STATUS_SLOTS - 5] = {200, 201, 202, 204, 206, 301, 302, 304, 400, 401, 403,
-						     404, 405, 408, 409, 410, 411, 412, 413, 414, 415, 416,
-						     422, 429, 431, 500, 501, 502, 503, 504, 505};
+/* Exact statuses counted on their own, one list for the slots and the labels;
+ * the last five slots are the classes of the others. */
+#define EXACT_STATUSES(X)                                                                                    \
+	X(200) X(201) X(202) X(204) X(206) X(301) X(302) X(304) X(400) X(401) X(403) X(404) X(405) X(408)  \
+	X(409) X(410) X(411) X(412) X(413) X(414) X(415) X(416) X(422) X(429) X(431) X(500) X(501) X(502)  \
+	X(503) X(504) X(505)
+#define AS_INT(code) code,
+#define AS_LABEL(code) #code,
+
+static const int exact[] = {EXACT_STATUSES(AS_INT)};
 #define NEXACT ((int)(sizeof exact / sizeof exact[0]))
+_Static_assert(sizeof exact / sizeof exact[0] + 5 == NB_HTTP_STATUS_SLOTS,
+	       "NB_HTTP_STATUS_SLOTS counts the exact statuses and the five classes");
 
 static int status_slot(int status)
 {
@@ -30,10 +38,8 @@ static int status_slot(int status)
 
 const char *nb_server_status_label(int i)
 {
-	static const char *const labels[NB_HTTP_STATUS_SLOTS] = {
-		"200", "201", "202", "204", "206", "301", "302", "304", "400", "401", "403", "404",
-		"405", "408", "409", "410", "411", "412", "413", "414", "415", "416", "422", "429",
-		"431", "500", "501", "502", "503", "504", "505", "1xx", "2xx", "3xx", "4xx", "5xx"};
+	static const char *const labels[NB_HTTP_STATUS_SLOTS] = {EXACT_STATUSES(AS_LABEL) "1xx", "2xx", "3xx",
+								 "4xx", "5xx"};
 	return i >= 0 && i < NB_HTTP_STATUS_SLOTS ? labels[i] : "";
 }
 

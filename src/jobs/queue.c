@@ -82,6 +82,11 @@ int nb_jobs__registered(char kinds[][32], nb_job_fn *fns, int max)
 	return n;
 }
 
+bool nb_job_fails_for_good(const nb_job_t *job, int rc)
+{
+	return rc == NB_JOB_PERMANENT || job->attempts >= job->max_attempts;
+}
+
 int nb_jobs_enqueue(nb_conn_t *c, const nb_job_spec_t *spec, char id_out[37])
 {
 	id_out[0] = '\0';

@@ -65,6 +65,13 @@ nb_conn_t *nb_job_ctx_conn(nb_job_ctx_t *ctx);
 bool nb_job_ctx_stopping(nb_job_ctx_t *ctx);
 
 /**
+ * The queue's rule for a failed attempt, the C side of nb_store_jobs_fail's
+ * SQL: true when a handler's failure rc (negative) leaves the job dead —
+ * NB_JOB_PERMANENT, or its last attempt — and false when it runs again.
+ */
+bool nb_job_fails_for_good(const nb_job_t *job, int rc);
+
+/**
  * A handler: returns 0 (succeeded) or a negative value with a readable reason
  * in err (retried with backoff, dead after max_attempts); NB_JOB_PERMANENT
  * means dead now. The job and its payload are valid during the call only.

@@ -22,6 +22,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "core/timeutil.h"
+#include "jobs/worker_internal.h"
 
 static pthread_mutex_t stats_mu = PTHREAD_MUTEX_INITIALIZER;
 static nb_retention_stats_t stats;
@@ -31,9 +32,8 @@ struct nb_retention_sched {
 	char by[200];
 	pthread_t thread;
 	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	bool stop;
-	atomic_bool stopping; /* read between batches */
+	pthread_cond_t cv;    /* monotonic (nb_workers__cv_init) */
+	atomic_bool stopping; /* set under mu; read by the loop under mu and between batches without it */
 };
 
 static int run_on(nb_conn_t *c, nb_retention_counts_t *out, const atomic_bool *stopping)
@@ -127,17 +127,13 @@ static void *sched_main(void *arg)
 	if (every > 30000)
 		every = 30000;
 	pthread_mutex_lock(&s->mu);
-	while (!s->stop) {
+	while (!atomic_load(&s->stopping)) {
 		pthread_mutex_unlock(&s->mu);
 		tick(s);
 		pthread_mutex_lock(&s->mu);
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		int64_t ns = ts.tv_nsec + (every % 1000) * 1000000;
-		ts.tv_sec += (time_t)(every / 1000 + ns / 1000000000);
-		ts.tv_nsec = (long)(ns % 1000000000);
-		while (!s->stop && pthread_cond_timedwait(&s->cv, &s->mu, &ts) == 0)
-			;
+		int64_t until = nb_mono_ms() + every; /* a clock step does not move it */
+		while (!atomic_load(&s->stopping) && nb_mono_ms() < until)
+			nb_workers__cv_wait_until(&s->cv, &s->mu, until);
 	}
 	pthread_mutex_unlock(&s->mu);
 	return NULL;
@@ -151,7 +147,7 @@ nb_retention_sched_t *nb_retention_sched_start(nb_pool_t *pool, const char *by)
 	s->pool = pool;
 	snprintf(s->by, sizeof s->by, "%s", by ? by : "?");
 	pthread_mutex_init(&s->mu, NULL);
-	pthread_cond_init(&s->cv, NULL);
+	nb_workers__cv_init(&s->cv);
 	atomic_init(&s->stopping, false);
 	if (pthread_create(&s->thread, NULL, sched_main, s) != 0) {
 		nb_warn("could not start the retention scheduler: retention does not run in this process");
@@ -170,9 +166,8 @@ void nb_retention_sched_stop(nb_retention_sched_t *s)
 {
 	if (!s)
 		return;
-	atomic_store(&s->stopping, true);
 	pthread_mutex_lock(&s->mu);
-	s->stop = true;
+	atomic_store(&s->stopping, true);
 	pthread_cond_broadcast(&s->cv);
 	pthread_mutex_unlock(&s->mu);
 	pthread_join(s->thread, NULL);

@@ -200,8 +200,8 @@ static void run_job(nb_workers_t *w, slot_t *s)
 		out = NB_JOB_OUT_DEFERRED;
 	else if (s->rc == 0)
 		out = NB_JOB_OUT_SUCCEEDED;
-	else if (s->rc == NB_JOB_PERMANENT || s->job.attempts >= s->job.max_attempts)
-		out = NB_JOB_OUT_DEAD; /* as nb_store_jobs_fail decides */
+	else if (nb_job_fails_for_good(&s->job, s->rc))
+		out = NB_JOB_OUT_DEAD;
 	nb_jobs_stats_record(s->job.kind, out, nb_mono_us() - t0);
 	if (s->db_lost)
 		nb_warn("job %s (%s) lost the database (%s); it runs again once the database answers, attempt not"

@@ -9,12 +9,15 @@
  */
 #include "rag/generate.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/config.h"
+#include "core/log.h"
 #include "core/timeutil.h"
 #include "core/utf8.h"
 
@@ -42,6 +45,25 @@ int nb_gen_create(const char *name, nb_generator_t **out, char *err, size_t errl
 	}
 	*out = g;
 	return 0;
+}
+
+static nb_generator_t *g_configured;
+static pthread_once_t g_configured_once = PTHREAD_ONCE_INIT;
+
+static void configured_init(void)
+{
+	char err[160];
+	/* the setting was checked at start-up (core/config.c); an unknown name cannot reach here */
+	if (nb_gen_create(nb_cfg.generator, &g_configured, err, sizeof err) < 0) {
+		nb_error("%s", err);
+		nb_gen_create("extractive", &g_configured, err, sizeof err);
+	}
+}
+
+nb_generator_t *nb_gen_configured(void)
+{
+	pthread_once(&g_configured_once, configured_init);
+	return g_configured;
 }
 
 void nb_gen_destroy(nb_generator_t *g)

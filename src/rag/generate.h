@@ -120,6 +120,13 @@ typedef struct nb_generator nb_generator_t;
  * and a model its generations fail with NB_GEN_EUNCONFIGURED.
  */
 int nb_gen_create(const char *name, nb_generator_t **out, char *err, size_t errlen);
+/**
+ * The process's generator, named by NOTEBOOKD_GENERATOR (nb_cfg.generator):
+ * made on the first call (thread-safe) and kept for the process's life; the
+ * caller does not destroy it. The setting is checked at start-up; a name
+ * nb_gen_create refuses all the same is logged and "extractive" serves.
+ */
+nb_generator_t *nb_gen_configured(void);
 /** Frees a generator (NULL is fine). */
 void nb_gen_destroy(nb_generator_t *g);
 /** The provider name ("extractive", "openai"). */

@@ -183,7 +183,7 @@ static int ingest(const nb_job_t *job, nb_job_ctx_t *ctx, char *err, size_t errl
 	bool ready = rc == 0;
 	if (ready && (rc = nb_study_enqueue_source_guide(c, job->user_id, sid)) < 0)
 		snprintf(err, errlen, "could not enqueue the source guide");
-	if (rc < 0 && !ready && rc != NB_JOB_PERMANENT && job->attempts >= job->max_attempts)
+	if (rc < 0 && !ready && rc != NB_JOB_PERMANENT && nb_job_fails_for_good(job, rc))
 		nb_store_source_set_status(c, sid, "failed", err);
 	else if (rc == 0)
 		nb_info("source %s ready: %zu chunks", sid, n);

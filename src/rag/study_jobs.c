@@ -15,13 +15,11 @@
  */
 #include "rag/study_jobs.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/alloc.h"
-#include "core/config.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "core/timeutil.h"
@@ -29,18 +27,6 @@
 #include "rag/gen_study.h"
 #include "rag/generate.h"
 #include "store/study.h"
-
-static nb_generator_t *g_gen;
-static pthread_once_t g_once = PTHREAD_ONCE_INIT;
-
-static void gen_init(void)
-{
-	char err[160];
-	if (nb_gen_create(nb_cfg.generator, &g_gen, err, sizeof err) < 0) { /* checked at start-up */
-		nb_error("%s", err);
-		nb_gen_create("extractive", &g_gen, err, sizeof err);
-	}
-}
 
 static int run_gen(void *ud, const nb_gen_request_t *req, nb_gen_result_t *res)
 {
@@ -55,7 +41,7 @@ static int fail(nb_conn_t *c, const nb_job_t *job, nb_study_kind_t sk, const cha
 		nb_generation_rec_t *rec, const char *reason, bool permanent, char *err, size_t errlen)
 {
 	snprintf(err, errlen, "%s", reason);
-	if (!permanent && job->attempts < job->max_attempts)
+	if (!nb_job_fails_for_good(job, permanent ? NB_JOB_PERMANENT : NB_EINTERNAL))
 		return NB_EINTERNAL; /* retried with backoff */
 	rec->failed = true;
 	rec->error = reason;
@@ -76,7 +62,7 @@ static int run(const nb_job_t *job, nb_job_ctx_t *ctx, nb_study_kind_t sk, const
 		snprintf(err, errlen, "database unavailable");
 		return NB_EUNAVAIL;
 	}
-	pthread_once(&g_once, gen_init);
+	nb_generator_t *gen = nb_gen_configured();
 	nb_study_target_t t;
 	json_t *items = NULL, *content = NULL, *cited = NULL, *schema = NULL;
 	nb_gen_chunk_t *chunks = NULL;
@@ -97,7 +83,7 @@ static int run(const nb_job_t *job, nb_job_ctx_t *ctx, nb_study_kind_t sk, const
 		goto out;
 	}
 	size_t n = json_array_size(items);
-	nb_generation_rec_t rec = {.kind = k_rec_kind[sk], .provider = nb_gen_provider(g_gen), .model = ""};
+	nb_generation_rec_t rec = {.kind = k_rec_kind[sk], .provider = nb_gen_provider(gen), .model = ""};
 	if (n == 0) {
 		rc = sk == NB_STUDY_SOURCE_GUIDE ? 0 /* the source was emptied meanwhile */
 						 : fail(c, job, sk, id, t.notebook_id, &rec,
@@ -121,8 +107,8 @@ static int run(const nb_job_t *job, nb_job_ctx_t *ctx, nb_study_kind_t sk, const
 				.schema = schema};
 	int64_t t0 = nb_mono_ms();
 	int attempts = 0;
-	nb_study_generate(run_gen, g_gen, &req, max_items, &res, &attempts);
-	rec.provider = res.provider ? res.provider : nb_gen_provider(g_gen);
+	nb_study_generate(run_gen, gen, &req, max_items, &res, &attempts);
+	rec.provider = res.provider ? res.provider : nb_gen_provider(gen);
 	rec.model = res.model;
 	rec.input_tokens = res.input_tokens;
 	rec.output_tokens = res.output_tokens;

@@ -65,7 +65,7 @@ int nb_store_idem_claim(nb_conn_t *c, const char *user_id, const char *key, cons
 }
 
 int nb_store_idem_complete(nb_conn_t *c, const char *user_id, const char *key, int status, const char *content_type,
-			   const char *body, size_t body_len)
+			   const char *body)
 {
 	nb_params_t p;
 	nb_params_init(&p);
@@ -73,7 +73,6 @@ int nb_store_idem_complete(nb_conn_t *c, const char *user_id, const char *key, i
 	nb_p_text(&p, key);
 	nb_p_int(&p, status);
 	nb_p_text(&p, content_type);
-	(void)body_len; /* a JSON or text answer: NUL-terminated, no NUL inside */
 	nb_p_text(&p, body ? body : "");
 	return nb_db_exec(c, &st_complete, &p, NULL);
 }

@@ -36,9 +36,12 @@ typedef struct nb_idem_row {
 int nb_store_idem_claim(nb_conn_t *c, const char *user_id, const char *key, const unsigned char fp[32],
 			nb_idem_row_t *row);
 
-/** Records the answer of a claimed key. 0 or a negative nb_err_t. */
+/**
+ * Records the answer of a claimed key; body is a JSON or text answer,
+ * NUL-terminated with no NUL inside (NULL: empty). 0 or a negative nb_err_t.
+ */
 int nb_store_idem_complete(nb_conn_t *c, const char *user_id, const char *key, int status, const char *content_type,
-			   const char *body, size_t body_len);
+			   const char *body);
 
 /** Drops a claimed key (the request failed: a retry runs it again). 0 or a negative nb_err_t. */
 int nb_store_idem_forget(nb_conn_t *c, const char *user_id, const char *key);

@@ -470,39 +470,3 @@ void nb_store_jobs_write(nb_jsonw_t *w, const PGresult *r, int row, char key_out
 	snprintf(key_out, 40, "j");
 	nb_row_uuid_text(r, row, 0, id_out);
 }
-
-int nb_store_jobs_list(nb_conn_t *c, const char *user_id, const char *status, int limit, const char *after_id,
-		       json_t **items, bool *has_more)
-{
-	*items = NULL;
-	*has_more = false;
-	PGresult *r = NULL;
-	int rc = nb_store_jobs_list_rows(c, user_id, status, limit, after_id, &r);
-	if (rc < 0)
-		return rc;
-	json_t *arr = json_array();
-	int rows = r ? PQntuples(r) : 0;
-	nb_buf_t b = NB_BUF_INIT;
-	for (int i = 0; i < rows && i < limit; i++) {
-		nb_jsonw_t w;
-		char key[40], id[37];
-		nb_buf_reset(&b);
-		nb_jsonw_init(&w, &b);
-		nb_store_jobs_write(&w, r, i, key, id);
-		json_t *o = json_loadb(b.data, b.len, 0, NULL);
-		if (!o) {
-			rc = NB_EINTERNAL;
-			break;
-		}
-		json_array_append_new(arr, o);
-	}
-	nb_buf_dispose(&b);
-	PQclear(r);
-	if (rc < 0) {
-		json_decref(arr);
-		return rc;
-	}
-	*has_more = rows > limit;
-	*items = arr;
-	return 0;
-}

@@ -128,20 +128,14 @@ int nb_store_job_get(nb_conn_t *c, const char *user_id, const char *job_id, json
 
 /**
  * A user's jobs, newest first (created_at DESC, id DESC), at most `limit`
- * (1–100) as a new JSON array in *items. `status` (NULL: any) filters;
- * NB_EINVALID for an unknown status. Keyset pagination: `after_id` (NULL for
- * the first page) is the id of the last item of the previous page; the page
- * holds the jobs after it in this order (a cursor naming no job of this user
- * gives an empty page; a malformed id is NB_EINVALID). *has_more tells
- * whether another page follows.
- */
-int nb_store_jobs_list(nb_conn_t *c, const char *user_id, const char *status, int limit, const char *after_id,
-		       json_t **items, bool *has_more);
-/**
- * The same page as binary rows (up to limit + 1: the extra one tells that a
- * next page exists) for nb_store_jobs_write, without a JSON tree (the hot
- * path of GET /v1/jobs). *rows is NULL (an empty page) for a malformed
- * user id; the caller PQclears it.
+ * (1–100), as binary rows (up to limit + 1: the extra one tells that a next
+ * page exists) for nb_store_jobs_write, without a JSON tree (GET /v1/jobs).
+ * `status` (NULL: any) filters; NB_EINVALID for an unknown status. Keyset
+ * pagination: `after_id` (NULL for the first page) is the id of the last item
+ * of the previous page; the page holds the jobs after it in this order (a
+ * cursor naming no job of this user gives an empty page; a malformed id is
+ * NB_EINVALID). *rows is NULL (an empty page) for a malformed user id; the
+ * caller PQclears it.
  */
 int nb_store_jobs_list_rows(nb_conn_t *c, const char *user_id, const char *status, int limit,
 			    const char *after_id, PGresult **rows);

@@ -36,34 +36,32 @@
 	" 'created_at', nb_ts(" c ".created_at), 'updated_at', nb_ts(" c ".updated_at))"
 
 /*
- * The reason of a quiz's or study guide's job that died without its handler
- * recording it (a worker killed on the last attempt, buried by the reaper),
- * or NULL: a pending resource whose job is dead shows as failed with it.
+ * The reason of a pending quiz's or study guide's job that died without its
+ * handler recording it (a worker killed on the last attempt, buried by the
+ * reaper), or NULL: a pending resource whose job is dead shows as failed with
+ * it. NB_SQL_STUDY_JSON evaluates it once per row, in a sub-select (OFFSET 0
+ * keeps the planner from pulling it up into each use), and shapes the
+ * object around it as `d.dead`.
  */
 #define NB_SQL_DEAD_JOB(col, t)                                                                       \
-	"(SELECT coalesce(j.last_error, 'the job gave up') FROM jobs j WHERE j." col " = " t ".id"    \
-	" AND j.status = 'dead' ORDER BY j.created_at DESC LIMIT 1)"
+	"CASE WHEN " t ".status = 'pending' THEN"                                                          \
+	" (SELECT coalesce(j.last_error, 'the job gave up') FROM jobs j WHERE j." col " = " t ".id"    \
+	" AND j.status = 'dead' ORDER BY j.created_at DESC LIMIT 1) END"
 
-#define NB_SQL_QUIZ_JSON(q)                                                                               \
-	"json_build_object('id', " q ".id, 'notebook_id', " q ".notebook_id, 'title', " q ".title,"         \
-	" 'status', CASE WHEN " q ".status = 'pending' AND " NB_SQL_DEAD_JOB("quiz_id", q) " IS NOT NULL"       \
-	"            THEN 'failed' ELSE " q ".status END,"                                                        \
-	" 'error', coalesce(" q ".error, CASE WHEN " q ".status = 'pending' THEN " NB_SQL_DEAD_JOB("quiz_id", q) \
-	"          END),"                                                                                          \
-	" 'job_id', (SELECT j.id FROM jobs j WHERE j.quiz_id = " q ".id ORDER BY j.created_at DESC LIMIT 1)," \
-	" 'questions', " q ".questions, 'created_at', nb_ts(" q ".created_at),"                              \
-	" 'updated_at', nb_ts(" q ".updated_at))"
+#define NB_SQL_STUDY_JSON(t, col, fields)                                                                  \
+	"(SELECT json_build_object('id', " t ".id, 'notebook_id', " t ".notebook_id, 'title', " t ".title," \
+	" 'status', CASE WHEN d.dead IS NOT NULL THEN 'failed' ELSE " t ".status END,"                       \
+	" 'error', coalesce(" t ".error, d.dead),"                                                              \
+	" 'job_id', (SELECT j.id FROM jobs j WHERE j." col " = " t ".id ORDER BY j.created_at DESC LIMIT 1),"  \
+	fields ", 'created_at', nb_ts(" t ".created_at), 'updated_at', nb_ts(" t ".updated_at))"                \
+	" FROM (SELECT " NB_SQL_DEAD_JOB(col, t) " AS dead OFFSET 0) d)"
+
+#define NB_SQL_QUIZ_JSON(q) NB_SQL_STUDY_JSON(q, "quiz_id", " 'questions', " q ".questions")
 
 #define NB_SQL_STUDY_GUIDE_JSON(g)                                                                          \
-	"json_build_object('id', " g ".id, 'notebook_id', " g ".notebook_id, 'title', " g ".title,"           \
-	" 'status', CASE WHEN " g ".status = 'pending' AND " NB_SQL_DEAD_JOB("study_guide_id", g) " IS NOT NULL" \
-	"            THEN 'failed' ELSE " g ".status END,"                                                          \
-	" 'error', coalesce(" g ".error, CASE WHEN " g ".status = 'pending'"                                       \
-	"          THEN " NB_SQL_DEAD_JOB("study_guide_id", g) " END),"                                            \
-	" 'job_id', (SELECT j.id FROM jobs j WHERE j.study_guide_id = " g ".id"                                 \
-	"            ORDER BY j.created_at DESC LIMIT 1),"                                                       \
-	" 'summary', " g ".summary, 'key_terms', " g ".key_terms, 'review_questions', " g ".review_questions," \
-	" 'markdown', " g ".markdown, 'created_at', nb_ts(" g ".created_at), 'updated_at', nb_ts(" g ".updated_at))"
+	NB_SQL_STUDY_JSON(g, "study_guide_id",                                                              \
+			  " 'summary', " g ".summary, 'key_terms', " g ".key_terms,"                           \
+			  " 'review_questions', " g ".review_questions, 'markdown', " g ".markdown")
 
 #define NB_SQL_GENERATION_JSON(h)                                                                          \
 	"json_build_object('id', " h ".id, 'kind', " h ".kind, 'notebook_id', " h ".notebook_id,"            \

@@ -107,14 +107,16 @@ NB_STMT(st_source_ready, "UPDATE sources SET status = 'ready', error = NULL, chu
  * decimals as text, snippet) and nb_store_search_write writes the JSON. */
 NB_STMT_SLOW(st_search,
 	"WITH q AS (SELECT nb_ts_config(n.language) AS cfg,"
-	"             nb_search_query(nb_ts_config(n.language), $2, $4, $5) AS q FROM notebooks n WHERE n.id = $1),"
+	"             nb_search_query(nb_ts_config(n.language), $2, $4, $5) AS q,"
+	"             (SELECT coalesce(sum(s.chunk_count), 0) FROM sources s WHERE s.notebook_id = $1)"
+	"               <= " SEARCH_SMALL_CHUNKS " AS small"
+	"           FROM notebooks n WHERE n.id = $1),"
+	/* (SELECT small FROM q): an InitPlan, so each branch is one-time filtered and the other never runs */
 	" hits AS ((SELECT c.id, c.source_id, c.chunk_index, c.page, c.text, ts_rank_cd(c.tsv, q.q, 1 | 32) AS score"
-	"   FROM chunks c, q WHERE (SELECT coalesce(sum(s.chunk_count), 0) FROM sources s WHERE s.notebook_id = $1)"
-	"     <= " SEARCH_SMALL_CHUNKS /* IS TRUE: a condition the GIN index cannot take */
+	"   FROM chunks c, q WHERE (SELECT small FROM q)" /* IS TRUE: a condition the GIN index cannot take */
 	"     AND c.notebook_id = $1 AND c.deleted_at IS NULL AND (c.tsv @@ q.q) IS TRUE LIMIT " SEARCH_CANDIDATES ")"
 	"  UNION ALL (SELECT c.id, c.source_id, c.chunk_index, c.page, c.text, ts_rank_cd(c.tsv, q.q, 1 | 32) AS score"
-	"   FROM chunks c, q WHERE (SELECT coalesce(sum(s.chunk_count), 0) FROM sources s WHERE s.notebook_id = $1)"
-	"     > " SEARCH_SMALL_CHUNKS
+	"   FROM chunks c, q WHERE NOT (SELECT small FROM q)"
 	"     AND c.notebook_id = $1 AND c.deleted_at IS NULL AND c.tsv @@ q.q LIMIT " SEARCH_CANDIDATES ")),"
 	" top AS (SELECT h.*, s.title FROM hits h JOIN sources s ON s.id = h.source_id AND s.deleted_at IS NULL"
 	"   ORDER BY h.score DESC, h.id LIMIT $3)"

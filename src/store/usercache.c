@@ -4,13 +4,11 @@
  * One mutex guards the table, the generation and the listening flag: a
  * lookup is a hash, one set of 4 slots and a few compares, far cheaper than
  * the round trip it saves, so finer locking would not pay. The listener
- * thread polls its socket beside a stop pipe and reconnects with a doubling
- * back-off (50 ms to 2 s).
+ * thread is db/connect.c's nb_db_listener_run: it polls its socket beside a
+ * stop pipe and reconnects with a doubling back-off (50 ms to 2 s).
  */
 #include "store/usercache.h"
 
-#include <errno.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,7 +17,6 @@
 
 #include <libpq-fe.h>
 
-#include "core/log.h"
 #include "core/timeutil.h"
 #include "db/connect.h"
 
@@ -137,102 +134,53 @@ static void set_listening(bool on)
 
 /* ---- the listener -------------------------------------------------------- */
 
-static bool stop_asked(int ms)
+static int subscribe(PGconn *pg)
 {
-	struct pollfd p = {.fd = uc.stop_pipe[0], .events = POLLIN};
-	return poll(&p, 1, ms) > 0;
+	PGresult *r = PQexec(pg, "LISTEN " NB_USERCACHE_CHANNEL);
+	int rc = r && PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : -1;
+	PQclear(r);
+	return rc;
 }
 
-static PGconn *listen_connect(char *why, size_t whylen)
+static void on_up(void *arg)
 {
-	nb_db_connect_opts_t co;
-	nb_db_connect_opts_init(&co, uc.conninfo, "notebookd-usercache");
-	co.keepalives = true;
-	PGconn *pg = nb_db_connect_start(&co, why, whylen);
-	if (!pg)
-		return NULL;
-	int timeout_s = co.connect_timeout_s > 0 ? co.connect_timeout_s : 5;
-	int64_t deadline = nb_mono_ms() + (int64_t)timeout_s * 1000;
-	const char *fail = NULL;
-	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
-	while (st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED) {
-		struct pollfd fds[2] = {
-		    {.fd = PQsocket(pg), .events = st == PGRES_POLLING_READING ? POLLIN : POLLOUT},
-		    {.fd = uc.stop_pipe[0], .events = POLLIN},
-		};
-		int left = (int)(deadline - nb_mono_ms());
-		if (left <= 0) {
-			fail = "timeout";
-			break;
-		}
-		int r = poll(fds, 2, left);
-		if (r < 0 && errno != EINTR) {
-			fail = "poll failed";
-			break;
-		}
-		if (fds[1].revents) {
-			fail = "stopping";
-			break;
-		}
-		if (r > 0)
-			st = PQconnectPoll(pg);
-	}
-	if (nb_db_connect_finish(pg, fail, why, whylen) == 0) {
-		PGresult *r = PQexec(pg, "LISTEN " NB_USERCACHE_CHANNEL);
-		bool ok = r && PQresultStatus(r) == PGRES_COMMAND_OK;
-		PQclear(r);
-		if (ok)
-			return pg;
-		snprintf(why, whylen, "LISTEN failed");
-	}
-	PQfinish(pg);
-	return NULL;
+	(void)arg;
+	set_listening(true);
 }
 
-/* Serves notifications until stop or until the connection drops. */
-static void listen_loop(PGconn *pg)
+static void on_down(void *arg)
 {
-	char msg[200];
-	int r;
-	while ((r = nb_db_listen_wait(pg, uc.stop_pipe[0], msg, sizeof msg)) > 0) {
-		PGnotify *n;
-		while ((n = PQnotifies(pg)) != NULL) {
-			nb_usercache_drop(n->extra);
-			PQfreemem(n);
-		}
+	(void)arg;
+	set_listening(false);
+}
+
+static void on_input(void *arg, PGconn *pg)
+{
+	(void)arg;
+	PGnotify *n;
+	while ((n = PQnotifies(pg)) != NULL) {
+		nb_usercache_drop(n->extra);
+		PQfreemem(n);
 	}
-	if (r < 0)
-		nb_warn("user cache listener lost its connection (%s); checking every request in the database until it"
-			" is back",
-			msg);
 }
 
 static void *listen_main(void *arg)
 {
 	(void)arg;
-	int backoff = BACKOFF_MIN_MS;
-	bool down = false;
-	while (!stop_asked(0)) {
-		char why[256] = "";
-		PGconn *pg = listen_connect(why, sizeof why);
-		if (!pg) {
-			if (!down && !stop_asked(0))
-				nb_warn("user cache listener could not connect (%s); retrying", why);
-			down = true;
-			if (stop_asked(backoff))
-				break;
-			backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
-			continue;
-		}
-		if (down)
-			nb_info("user cache listener connected again");
-		down = false;
-		backoff = BACKOFF_MIN_MS;
-		set_listening(true);
-		listen_loop(pg);
-		set_listening(false);
-		PQfinish(pg);
-	}
+	nb_db_listener_t l = {
+	    .stop_fd = uc.stop_pipe[0],
+	    .backoff_min_ms = BACKOFF_MIN_MS,
+	    .backoff_max_ms = BACKOFF_MAX_MS,
+	    .name = "user cache listener",
+	    .down_note = "retrying",
+	    .lost_note = "checking every request in the database until it is back",
+	    .subscribe = subscribe,
+	    .on_up = on_up,
+	    .on_input = on_input,
+	    .on_down = on_down,
+	};
+	nb_db_connect_opts_init(&l.opts, uc.conninfo, "notebookd-usercache");
+	nb_db_listener_run(&l);
 	return NULL;
 }
 

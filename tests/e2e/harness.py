@@ -339,6 +339,37 @@ def psql(sql, url=None):
     return out.stdout.strip()
 
 
+PASSWORD = "long enough pw"
+
+
+def register(s, prefix="user", password=PASSWORD, email=None, name=None, headers=None):
+    """Registers a new account on server s (POST /v1/auth/register, which must
+    answer 201) under a fresh address PREFIX-<random>@example.com, or `email`;
+    returns the response's JSON (access_token, refresh_token, user, ...)."""
+    body = {"email": email or "%s-%s@example.com" % (prefix, uuid.uuid4().hex[:12]), "password": password}
+    if name is not None:
+        body["display_name"] = name
+    r = s.post("/v1/auth/register", body, headers=headers)
+    eq(r.status, 201, r.body)
+    return r.json
+
+
+def metric_samples(text):
+    """The samples of a Prometheus text page as {series: float}, each series
+    as the page writes it (`name` or `name{labels}`); comments skipped."""
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            series, _, value = line.rpartition(" ")
+            out[series] = float(value)
+    return out
+
+
+def metrics(s):
+    """The samples of server s's /metrics page (see metric_samples)."""
+    return metric_samples(s.get("/metrics").body)
+
+
 def wait_until(fn, timeout=30.0, what="the condition", interval=0.02):
     """Polls fn() until it returns a truthy value and returns that value; fails
     with `what` when timeout seconds pass first. Use it instead of a sleep

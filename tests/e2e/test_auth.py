@@ -14,6 +14,7 @@ import threading
 import time
 import uuid
 
+import harness
 from harness import Server, check, eq, psql, raw_http, wait_until
 
 srv = None
@@ -35,13 +36,7 @@ def email():
 
 
 def register(s=None, e=None, password="correct horse battery", name=None):
-    s = s or srv
-    body = {"email": e or email(), "password": password}
-    if name is not None:
-        body["display_name"] = name
-    r = s.post("/v1/auth/register", body)
-    eq(r.status, 201, r.body)
-    return r.json
+    return harness.register(s or srv, email=e, password=password, name=name)
 
 
 def b64(b):

@@ -13,7 +13,7 @@ import threading
 import time
 import urllib.parse
 
-from harness import Server, check, eq, psql, wait_until
+from harness import Server, check, eq, metrics, psql, wait_until
 from test_db_faults import Cluster, migrate, register
 
 ENV = {
@@ -24,13 +24,6 @@ ENV = {
     "NOTEBOOKD_DB_CONNECT_TIMEOUT_S": "5",
     "NOTEBOOKD_DB_ACQUIRE_TIMEOUT_MS": "1000",
 }
-
-
-def metric(s, name):
-    for line in s.get("/metrics").body.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    raise AssertionError("no metric " + name)
 
 
 def connect_attempts(s):
@@ -81,7 +74,7 @@ def test_breaker_opens_fails_fast_and_closes():
                          {"kind": "text", "content": "Mitochondria make ATP, source %d. " % i * 20}, token=tok)
             eq(r.status, 202, r.body)
             sids.append(r.json["source"]["id"])
-        eq(metric(srv, "notebookd_db_breaker_state"), 0)
+        eq(metrics(srv)["notebookd_db_breaker_state"], 0)
         threads = [threading.Thread(target=stream, args=(tok,)) for _ in range(2)]
         threads.append(threading.Thread(target=submit, args=(tok, nb)))
         for t in threads:
@@ -89,7 +82,7 @@ def test_breaker_opens_fails_fast_and_closes():
         wait_until(lambda: sum(1 for r in results if r[2] == 200) >= 20, 20, "a stream of 200s")
         t_down = time.time()
         cluster.stop_immediate()
-        wait_until(lambda: metric(srv, "notebookd_db_breaker_state") == 1, 10, "the breaker to open")
+        wait_until(lambda: metrics(srv)["notebookd_db_breaker_state"] == 1, 10, "the breaker to open")
         # while it is open: 503 with Retry-After, answered without a connect attempt
         n503 = lambda: sum(1 for r in results if r[2] == 503 and r[0] > t_down)
         before = n503()
@@ -105,7 +98,7 @@ def test_breaker_opens_fails_fast_and_closes():
         slow = [r for r in down if r[1] - r[0] > 1.0]
         check(not slow, "503s that waited (the connect timeout is 5 s): %r" % slow[:3])
         check(srv.proc.poll() is None, "notebookd died:\n" + srv.read_log()[-3000:])
-        check(metric(srv, "notebookd_db_breaker_opens_total") >= 1, "opens not counted")
+        check(metrics(srv)["notebookd_db_breaker_opens_total"] >= 1, "opens not counted")
         # the database comes back: 200s again within 5 s, no restart
         cluster.start()
         t_up = time.time()
@@ -116,7 +109,7 @@ def test_breaker_opens_fails_fast_and_closes():
         statuses = {r[2] for r in results}
         check(statuses <= {200, 202, 503}, "unexpected answers: %r" % (statuses - {200, 202, 503}))
         sids += created
-        eq(metric(srv, "notebookd_db_breaker_state"), 0)
+        eq(metrics(srv)["notebookd_db_breaker_state"], 0)
         # the workers resumed: every source ready, each job succeeded exactly once
         wait_until(lambda: psql("SELECT count(*) FROM sources WHERE status = 'ready'", cluster.url) == str(len(sids)),
                    60, "every source ready")
@@ -248,7 +241,7 @@ def test_breaker_answers_at_once_when_connects_hang():
             t.start()
         wait_until(lambda: len(results) > 20, 10, "a stream of requests")
         proxy.cut()
-        wait_until(lambda: metric(srv, "notebookd_db_breaker_state") != 0, 30, "the breaker to open")
+        wait_until(lambda: metrics(srv)["notebookd_db_breaker_state"] != 0, 30, "the breaker to open")
         t_open = time.time()
         wait_until(lambda: sum(1 for r in results if r[0] > t_open) >= 100, 30, "requests while open")
         while_open = [r for r in results if r[0] > t_open]
@@ -267,7 +260,7 @@ def test_breaker_answers_at_once_when_connects_hang():
         for t in threads:
             t.join(30)
         check(srv.proc.poll() is None, "notebookd died")
-        eq(metric(srv, "notebookd_db_breaker_state"), 0)
+        eq(metrics(srv)["notebookd_db_breaker_state"], 0)
         eq(srv.stop(), 0)
         srv = None
     finally:

@@ -11,6 +11,7 @@ import subprocess
 import threading
 import uuid
 
+import harness
 from harness import DB_URL, Server, check, eq, psql, wait_until
 
 srv = None
@@ -29,10 +30,8 @@ def teardown_module():
 
 
 def user():
-    r = srv.post("/v1/auth/register", {"email": "chat-%s@example.com" % uuid.uuid4().hex[:10],
-                                       "password": "long enough pw"})
-    eq(r.status, 201)
-    return r.json["access_token"], r.json["user"]["id"]
+    j = harness.register(srv, "chat")
+    return j["access_token"], j["user"]["id"]
 
 
 def notebook(tok, title="chat"):

@@ -10,9 +10,9 @@ the notebook's language is used for retrieval."""
 import json
 import socket
 import time
-import uuid
 
 from fake_llm import FakeLLM
+import harness
 from harness import Server, check, eq, wait_until
 
 srv = None
@@ -50,10 +50,7 @@ def teardown_module():
 
 
 def user():
-    r = srv.post("/v1/auth/register", {"email": "llm-%s@example.com" % uuid.uuid4().hex[:10],
-                                       "password": "long enough pw"})
-    eq(r.status, 201)
-    return r.json["access_token"]
+    return harness.register(srv, "llm")["access_token"]
 
 
 def notebook_with_text(tok, text=TEXT, language=None):

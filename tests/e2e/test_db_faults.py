@@ -13,7 +13,8 @@ import threading
 import time
 import uuid
 
-from harness import BIN, DB_URL, TMP, Server, check, eq, free_port, psql, wait_until
+import harness
+from harness import BIN, DB_URL, TMP, Server, check, eq, free_port, metrics, psql, wait_until
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PGBIN = sorted(glob.glob("/usr/lib/postgresql/*/bin"))[-1]
@@ -63,10 +64,7 @@ class Cluster:
 
 
 def register(s):
-    r = s.post("/v1/auth/register", {"email": "faults-%s@example.com" % uuid.uuid4().hex[:10],
-                                     "password": "long enough pw"})
-    eq(r.status, 201, r.body)
-    return r.json["access_token"]
+    return harness.register(s, "faults")["access_token"]
 
 
 def queue_backlog_and_lose_the_database(cluster, api, n_sources, worker_log):
@@ -207,15 +205,6 @@ def test_worker_command_survives_postgres_stopping():
 
 # ---- one locked table ---------------------------------------------------------
 
-def metrics(s):
-    out = {}
-    for line in s.get("/metrics").body.splitlines():
-        if line.startswith("notebookd_db_") and not line.startswith("#"):
-            k, _, v = line.rpartition(" ")
-            out[k] = v
-    return out
-
-
 def test_locked_table_does_not_take_down_other_routes():
     srv = Server(isolated=True, env={"NOTEBOOKD_REQUEST_TIMEOUT_MS": "3000", "NOTEBOOKD_WORKERS": "0",
                                      "NOTEBOOKD_DB_ACQUIRE_TIMEOUT_MS": "10000"})
@@ -282,7 +271,7 @@ def test_locked_table_does_not_take_down_other_routes():
         check(max(d for _, d in results["blocked"]) < 3.0 + 2.0, "a notebooks request outlived its deadline")
         # healthy afterwards: notebooks again, connections back in the pool
         eq(srv.get("/v1/notebooks", token=tok).status, 200)
-        wait_until(lambda: metrics(srv).get('notebookd_db_connections{pool="loops",state="in_use"}') == "0", 10,
+        wait_until(lambda: metrics(srv).get('notebookd_db_connections{pool="loops",state="in_use"}') == 0, 10,
                    "every loop connection back in the pool")
         print("# other routes: %d requests, all 200, slowest %.3f s; notebooks: %d requests, %s"
               % (len(results["other"]), slowest, len(results["blocked"]),

@@ -11,6 +11,7 @@ import threading
 import time
 import uuid
 
+import harness
 from harness import ASAN, TMP, Server, check, eq, free_port, psql, wait_until
 
 # A generous bound on the server's resident memory. AddressSanitizer's
@@ -34,10 +35,8 @@ def teardown_module():
 
 
 def user(s=None):
-    r = (s or srv).post("/v1/auth/register", {"email": "h-%s@example.com" % uuid.uuid4().hex[:10],
-                                               "password": "long enough pw"})
-    eq(r.status, 201, r.body)
-    return r.json["access_token"], r.json["user"]["id"]
+    j = harness.register(s or srv, "h")
+    return j["access_token"], j["user"]["id"]
 
 
 def rss_mb(pid):

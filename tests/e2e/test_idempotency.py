@@ -11,6 +11,7 @@ import signal
 import subprocess
 import uuid
 
+import harness
 from harness import Server, check, eq, wait_until
 
 srv = None
@@ -26,10 +27,7 @@ def teardown_module():
 
 
 def user(s=None):
-    r = (s or srv).post("/v1/auth/register", {"email": "idem-%s@example.com" % uuid.uuid4().hex[:10],
-                                              "password": "long enough pw"})
-    eq(r.status, 201, r.body)
-    return r.json["access_token"]
+    return harness.register(s or srv, "idem")["access_token"]
 
 
 def key():

@@ -8,6 +8,7 @@ import re
 import time
 import uuid
 
+import harness
 from harness import Server, check, eq, wait_until
 
 LIMIT_OFF = {
@@ -20,10 +21,7 @@ LIMIT_OFF = {
 
 
 def register(s, headers=None):
-    r = s.post("/v1/auth/register", {"email": "lim-%s@example.com" % uuid.uuid4().hex[:10],
-                                     "password": "long enough pw"}, headers=headers)
-    eq(r.status, 201, r.body)
-    return r.json["access_token"]
+    return harness.register(s, "lim", headers=headers)["access_token"]
 
 
 def check_429(r, policy_name, quota):

@@ -5,6 +5,7 @@ import re
 import threading
 import uuid
 
+import harness
 from harness import Server, check, eq, psql
 
 srv = None
@@ -20,9 +21,8 @@ def teardown_module():
 
 
 def user():
-    r = srv.post("/v1/auth/register", {"email": "nb-%s@example.com" % uuid.uuid4().hex[:10], "password": "long enough pw"})
-    eq(r.status, 201)
-    return r.json["access_token"], r.json["user"]["id"]
+    j = harness.register(srv, "nb")
+    return j["access_token"], j["user"]["id"]
 
 
 def test_create_and_get():

@@ -18,7 +18,8 @@ import subprocess
 import threading
 import uuid
 
-from harness import BIN, TMP, Server, check, eq, free_port, psql, wait_until
+import harness
+from harness import BIN, TMP, Server, check, eq, free_port, metrics, psql, wait_until
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PGBIN = sorted(glob.glob("/usr/lib/postgresql/*/bin"))[-1]
@@ -146,15 +147,6 @@ def teardown_module():
     eq(problems, [])
 
 
-def metrics(s):
-    out = {}
-    for line in s.get("/metrics").body.splitlines():
-        if line and not line.startswith("#") and "{" not in line:
-            name, value = line.split()
-            out[name] = float(value)
-    return out
-
-
 def served_by(s, fn):
     """Runs one read request; returns (its response, "replica" or "primary")
     from the server's counters (no other reads run on s meanwhile)."""
@@ -168,10 +160,7 @@ def served_by(s, fn):
 
 
 def register(s):
-    r = s.post("/v1/auth/register", {"email": "replica-%s@example.com" % uuid.uuid4().hex[:10],
-                                     "password": "long enough pw"})
-    eq(r.status, 201, r.body)
-    return r.json["access_token"]
+    return harness.register(s, "replica")["access_token"]
 
 
 def user(name):

@@ -11,7 +11,7 @@ process per period (scheduled_tasks). `notebookd purge` does the same at once.
 import subprocess
 import uuid
 
-from harness import Server, check, eq, wait_until
+from harness import Server, check, eq, metrics, wait_until
 
 RET = {"NOTEBOOKD_RETENTION_INTERVAL_S": "1", "NOTEBOOKD_TRASH_RETENTION_DAYS": "7",
        "NOTEBOOKD_JOB_RETENTION_DAYS": "3", "NOTEBOOKD_RETENTION_BATCH": "20"}
@@ -52,15 +52,6 @@ def _left(s, uid):
     return s.psql(q)
 
 
-def _metric(s, name):
-    out = {}
-    for line in s.get("/metrics").body.splitlines():
-        if line.startswith(name):
-            k, v = line.rsplit(" ", 1)
-            out[k] = float(v)
-    return out
-
-
 def test_retention_runs_by_itself_once_per_period():
     a = Server(isolated=True, env=RET)
     b = Server(database_url=a.db_url, env=dict(RET, NOTEBOOKD_WORKERS="1"))
@@ -74,8 +65,9 @@ def test_retention_runs_by_itself_once_per_period():
         # batches of 20 rows (2 for notebooks): 25 old tokens took two statements in one run, all gone
         deleted = {}
         for s in (a, b):
-            for k, v in _metric(s, "notebookd_retention_deleted_total").items():
-                deleted[k] = deleted.get(k, 0) + v
+            for k, v in metrics(s).items():
+                if k.startswith("notebookd_retention_deleted_total"):
+                    deleted[k] = deleted.get(k, 0) + v
         check(deleted['notebookd_retention_deleted_total{what="notebooks"}'] >= 25, repr(deleted))
         check(deleted['notebookd_retention_deleted_total{what="refresh_tokens"}'] >= 25, repr(deleted))
         check(deleted['notebookd_retention_deleted_total{what="otps"}'] >= 25, repr(deleted))
@@ -84,7 +76,7 @@ def test_retention_runs_by_itself_once_per_period():
         row = a.psql("SELECT last_started_by IS NOT NULL, last_result ? 'notebooks', next_run_at > now()"
                      " FROM scheduled_tasks WHERE name = 'retention'")
         eq(row, "t|t|t")
-        runs = sum(_metric(s, "notebookd_retention_runs_total").get("notebookd_retention_runs_total", 0) for s in (a, b))
+        runs = sum(metrics(s).get("notebookd_retention_runs_total", 0) for s in (a, b))
         check(runs >= 1, "runs counted")
         # a second user's old rows are found by a later run
         uid2 = _plant(a, uuid.uuid4().hex[:8], n=3)
@@ -102,7 +94,7 @@ def test_one_run_per_period_across_processes():
     procs = [a] + others
     try:
         def runs():
-            return sum(_metric(s, "notebookd_retention_runs_total").get("notebookd_retention_runs_total", 0)
+            return sum(metrics(s).get("notebookd_retention_runs_total", 0)
                        for s in procs)
         wait_until(lambda: runs() >= 1, 30, "the period's run")
         # every process has started its scheduler (and so made its first attempt at start)

@@ -8,6 +8,7 @@ import threading
 import time
 import uuid
 
+import harness
 from harness import ADMIN_URL, DB_URL, Server, check, eq, free_port, psql, wait_until
 
 srv = None
@@ -64,10 +65,7 @@ def teardown_module():
 
 
 def user(s=None):
-    s = s or srv
-    r = s.post("/v1/auth/register", {"email": "src-%s@example.com" % uuid.uuid4().hex[:10], "password": "long enough pw"})
-    eq(r.status, 201)
-    return r.json["access_token"]
+    return harness.register(s or srv, "src")["access_token"]
 
 
 def notebook(tok, s=None):

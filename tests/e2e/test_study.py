@@ -11,6 +11,7 @@ import ctypes
 import os
 import uuid
 
+import harness
 from harness import Server, check, eq, psql, wait_until
 
 srv = None
@@ -29,11 +30,8 @@ def teardown_module():
 
 
 def user(server=None):
-    s = server or srv
-    r = s.post("/v1/auth/register", {"email": "study-%s@example.com" % uuid.uuid4().hex[:10],
-                                     "password": "long enough pw"})
-    eq(r.status, 201)
-    return r.json["access_token"], r.json["user"]["id"]
+    j = harness.register(server or srv, "study")
+    return j["access_token"], j["user"]["id"]
 
 
 def notebook(tok, title="study", server=None):

@@ -4,8 +4,8 @@ erasure reaches the erasing server at once and another server on the same
 database within milliseconds (LISTEN/NOTIFY), and while the LISTEN
 connection is down or after it reconnects the cache does not serve."""
 import time
-import uuid
 
+import harness
 from harness import Server, check, eq, free_port, psql, wait_until
 
 a = None
@@ -25,9 +25,8 @@ def teardown_module():
 
 
 def register(s):
-    r = s.post("/v1/auth/register", {"email": "uc-%s@example.com" % uuid.uuid4().hex[:12], "password": PASSWORD})
-    eq(r.status, 201, r.body)
-    return r.json["access_token"], r.json["user"]["id"]
+    j = harness.register(s, "uc", password=PASSWORD)
+    return j["access_token"], j["user"]["id"]
 
 
 def statements(s, tok):

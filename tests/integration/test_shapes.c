@@ -397,12 +397,11 @@ static void test_jobs_list_bytes_match_the_old_jansson_answer(void)
 		free(want);
 		json_decref(j);
 	}
-	/* the jansson API over the same rows still answers the same page */
-	json_t *items = NULL;
-	bool more = true;
-	CHECK(nb_store_jobs_list(conn, owner, "dead", 100, NULL, &items, &more) == 0);
-	CHECK(items && json_array_size(items) == 5 && !more);
-	json_decref(items);
+	/* the status filter over the same rows */
+	PGresult *dead = NULL;
+	CHECK(nb_store_jobs_list_rows(conn, owner, "dead", 100, NULL, &dead) == 0);
+	CHECK(dead && PQntuples(dead) == 5);
+	PQclear(dead);
 	nb_buf_dispose(&got);
 	PQclear(old);
 	PQclear(rows);
