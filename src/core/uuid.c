@@ -9,6 +9,11 @@
  * timestamp is advanced by one (§6.2, "counter rollover"). A clock that steps
  * back keeps the last timestamp, so order is never broken. The remaining
  * 32 bits are fresh random bytes for each id.
+ *
+ * Random words come from a per-thread pool filled 64 at a time by
+ * randombytes_buf (a getrandom call per fill rather than per word: an id per
+ * request made the system call show in the server's profile). The process
+ * never forks, so no two processes share a pool.
  */
 #include "core/uuid.h"
 
@@ -25,15 +30,30 @@ static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static uint64_t last_ms;
 static uint64_t counter;
 
+static _Thread_local uint32_t pool[64];
+static _Thread_local unsigned pool_left;
+
+/* A random word, uniformly distributed (each is used once). */
+static uint32_t random_word(void)
+{
+	if (pool_left == 0) {
+		randombytes_buf(pool, sizeof pool);
+		pool_left = sizeof pool / sizeof pool[0];
+	}
+	uint32_t w = pool[--pool_left];
+	pool[pool_left] = 0; /* a used word does not linger */
+	return w;
+}
+
 void nb_uuid_v7(nb_uuid_t *out)
 {
-	uint32_t tail = randombytes_random();
+	uint32_t tail = random_word();
 	uint64_t ms = (uint64_t)nb_now_ms();
 
 	pthread_mutex_lock(&mu);
 	if (ms > last_ms) {
 		last_ms = ms;
-		counter = ((uint64_t)randombytes_random() << 32 | randombytes_random()) &
+		counter = ((uint64_t)random_word() << 32 | random_word()) &
 			  (COUNTER_MAX >> 1);
 	} else {
 		counter++;

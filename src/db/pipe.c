@@ -60,6 +60,7 @@ typedef struct pconn {
 	int pending;
 	uint64_t progress_ms; /* loop time of its last answer, or of its first statement after being idle */
 	bool dirty, want_write, connecting;
+	int poll_ev; /* the events the poll watches (0: not started); changed only when they differ */
 	unsigned char prepared[MAX_STMTS / 8];
 } pconn_t;
 
@@ -114,6 +115,7 @@ static void conn_fail(pconn_t *pc, const char *why)
 		uv_poll_stop(pc->poll);
 		uv_close((uv_handle_t *)pc->poll, poll_closed);
 		pc->poll = NULL;
+		pc->poll_ev = 0;
 	}
 	PQfinish(pc->pg);
 	pc->pg = NULL;
@@ -215,9 +217,14 @@ static void update_poll(pconn_t *pc)
 	if (!pc->pg || !pc->poll)
 		return;
 	int ev = UV_READABLE | (pc->want_write ? UV_WRITABLE : 0);
+	if (ev == pc->poll_ev)
+		return; /* libuv would stop and re-add the watch: two epoll_ctl calls for nothing */
 	int rc = uv_poll_start(pc->poll, ev, on_io);
-	if (rc < 0)
+	if (rc < 0) {
 		conn_fail(pc, uv_strerror(rc));
+		return;
+	}
+	pc->poll_ev = ev;
 }
 
 /* Right after every poll: what it brought has been read. */
@@ -310,6 +317,7 @@ static int conn_open(pconn_t *pc)
 		return NB_EUNAVAIL;
 	}
 	pc->poll->data = pc;
+	pc->poll_ev = 0;
 	pc->pg = pg;
 	pc->pp->st.connections++;
 	update_poll(pc);
