@@ -17,6 +17,7 @@
 #include "db/pipe.h"
 #include "db/pool.h"
 #include "t.h"
+#include "itest.h"
 
 static const char *url;
 static uv_loop_t loop;
@@ -832,11 +833,8 @@ static void test_a_long_moving_pipeline_queue_is_not_stuck(void)
 
 int main(void)
 {
-	url = getenv("NB_TEST_DATABASE_URL");
-	if (!url) {
-		fprintf(stderr, "NB_TEST_DATABASE_URL is not set\n");
+	if (!(url = itest_url()))
 		return 2;
-	}
 	uv_loop_init(&loop);
 	sched = nb_sched_create(&loop);
 	T_RUN(test_many_coroutines_share_few_connections);

@@ -13,6 +13,7 @@
 #include "db/db.h"
 #include "db/pool.h"
 #include "t.h"
+#include "itest.h"
 
 static const char *url;
 
@@ -359,11 +360,8 @@ static void test_many_threads_share_a_small_pool(void)
 
 int main(void)
 {
-	url = getenv("NB_TEST_DATABASE_URL");
-	if (!url) {
-		fprintf(stderr, "NB_TEST_DATABASE_URL is not set\n");
+	if (!(url = itest_url()))
 		return 2;
-	}
 	T_RUN(test_exhaustion_times_out);
 	T_RUN(test_waiter_gets_released_connection);
 	T_RUN(test_killed_backend_replaced_transparently);

@@ -41,6 +41,7 @@
 #include "store/jobs.h"
 #include "store/rows.h"
 #include "t.h"
+#include "itest.h"
 
 static const char *url;
 static nb_pool_t *pool; /* the test's own connections */
@@ -1069,21 +1070,9 @@ static void make_user(char id[37])
 
 int main(void)
 {
-	url = getenv("NB_TEST_DATABASE_URL");
-	if (!url) {
-		fprintf(stderr, "NB_TEST_DATABASE_URL is not set\n");
-		return 2;
-	}
-	if (sodium_init() < 0)
-		return 2;
-	setenv("DATABASE_URL", url, 1);
 	setenv("NOTEBOOKD_SHUTDOWN_TIMEOUT_MS", "5000", 1);
-	char err[256];
-	if (nb_config_load(err, sizeof err) < 0) {
-		fprintf(stderr, "%s\n", err);
+	if (!(url = itest_start()))
 		return 2;
-	}
-	nb_log_set_level(getenv("NB_TEST_LOG_LEVEL") ? getenv("NB_TEST_LOG_LEVEL") : "warn");
 	nb_jobs_register_test_kinds();
 	nb_jobs_register("generate_quiz", recording_job);
 	nb_jobs_register("generate_study_guide", timed_failing_job);

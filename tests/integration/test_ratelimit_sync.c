@@ -20,6 +20,7 @@
 #include "core/config.h"
 #include "core/timeutil.h"
 #include "t.h"
+#include "itest.h"
 
 static const char *url;
 static PGconn *admin;
@@ -94,19 +95,8 @@ out:
 
 int main(void)
 {
-	url = getenv("NB_TEST_DATABASE_URL");
-	if (!url) {
-		fprintf(stderr, "NB_TEST_DATABASE_URL is not set\n");
+	if (!(url = itest_start()))
 		return 2;
-	}
-	if (sodium_init() < 0)
-		return 2;
-	setenv("DATABASE_URL", url, 1);
-	char err[256];
-	if (nb_config_load(err, sizeof err) < 0) {
-		fprintf(stderr, "%s\n", err);
-		return 2;
-	}
 	admin = PQconnectdb(url);
 	if (PQstatus(admin) != CONNECTION_OK) {
 		fprintf(stderr, "%s", PQerrorMessage(admin));

@@ -35,6 +35,7 @@
 #include "store/sources.h"
 #include "store/shapes.h"
 #include "t.h"
+#include "itest.h"
 
 static const char *url;
 static nb_pool_t *pool;
@@ -607,20 +608,8 @@ static void test_reals_print_as_jansson_did(void)
 
 int main(void)
 {
-	url = getenv("NB_TEST_DATABASE_URL");
-	if (!url) {
-		fprintf(stderr, "NB_TEST_DATABASE_URL is not set\n");
+	if (!(url = itest_start()))
 		return 2;
-	}
-	if (sodium_init() < 0)
-		return 2;
-	setenv("DATABASE_URL", url, 1);
-	char err[256];
-	if (nb_config_load(err, sizeof err) < 0) {
-		fprintf(stderr, "%s\n", err);
-		return 2;
-	}
-	nb_log_set_level(getenv("NB_TEST_LOG_LEVEL") ? getenv("NB_TEST_LOG_LEVEL") : "warn");
 	nb_pool_opts_t o;
 	nb_pool_opts_from_config(&o, url);
 	o.size = 1;
