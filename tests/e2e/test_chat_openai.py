@@ -69,6 +69,15 @@ def notebook_with_text(tok, text=TEXT, language=None):
         check(s["status"] != "failed", s)
         return s["status"] == "ready"
     wait_until(ready, 60, "the source to be ready")
+
+    # A ready source enqueues its source guide, a structured request to the
+    # model server that may come after the test's own (fake.requests[-1]) or
+    # take a mode planned for it: wait until that job has ended.
+    def guide_done():
+        jobs = srv.get("/v1/jobs?limit=100", token=tok).json["items"]
+        return (any(j["kind"] == "generate_source_guide" for j in jobs)
+                and all(j["status"] in ("succeeded", "dead") for j in jobs))
+    wait_until(guide_done, 60, "the source guide's job to end")
     return nb
 
 

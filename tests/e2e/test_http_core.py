@@ -12,7 +12,13 @@ import time
 import uuid
 
 from harness import (ADMIN_URL, BIN, DB_URL, PG_PORT, PG_SOCKET, Server, check, eq, free_port, psql,
-                     raw_http)
+                     raw_http, wait_until)
+
+
+def _sleeping(n=1):
+    """At least n /debug/sleep statements run on the database (the request is in flight)."""
+    return int(psql("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(%'"
+                    " AND state = 'active' AND pid <> pg_backend_pid()")) >= n
 
 srv = None
 
@@ -68,9 +74,9 @@ def test_request_id_kept_or_made():
     # the id is in the access log line
     rid = "trace-" + uuid.uuid4().hex
     srv.get("/healthz", headers={"X-Request-Id": rid})
-    time.sleep(0.1)
-    lines = [l for l in srv.log_lines() if l.get("request_id") == rid]
-    check(lines, "access log line with the request id")
+    # the access line is written once the answer is sent: the client may read it first
+    lines = wait_until(lambda: [l for l in srv.log_lines() if l.get("request_id") == rid], 10,
+                       "the access log line with the request id")
     eq(lines[0]["msg"], "access")
     eq(lines[0]["status"], 200)
     eq(lines[0]["path"], "/healthz")
@@ -221,7 +227,7 @@ def test_slow_database_wait_does_not_stall_others():
 
     t = threading.Thread(target=slow)
     t.start()
-    time.sleep(0.2)
+    wait_until(_sleeping, 10, "the slow request on the database")
     t0 = time.time()
     for _ in range(50):
         eq(srv.get("/readyz").status, 200)
@@ -258,21 +264,23 @@ def test_graceful_shutdown_finishes_in_flight_requests():
     result = {}
 
     def slow():
-        result["r"] = s2.get("/debug/sleep?ms=1500")
+        result["r"] = s2.get("/debug/sleep?ms=3000")
 
     t = threading.Thread(target=slow)
     t.start()
-    time.sleep(0.4)
+    wait_until(_sleeping, 10, "the slow request on the database")
     idle = socket.create_connection(("127.0.0.1", s2.port))  # an idle keep-alive client
     s2.proc.send_signal(signal.SIGTERM)
-    time.sleep(0.3)
-    # no longer accepting
-    refused = False
-    try:
-        s2.get("/healthz", timeout=2)
-    except OSError:
-        refused = True
-    check(refused, "new connections must be refused while draining")
+
+    # no longer accepting, once the server has taken the signal (a loaded machine may take a moment)
+    def refused():
+        try:
+            s2.get("/healthz", timeout=2)
+        except OSError:
+            return True
+        return False
+    wait_until(refused, 10, "new connections to be refused while draining")
+    check(t.is_alive(), "the in-flight request ended before new connections were refused")
     t.join(10)
     eq(result["r"].status, 200)
     eq(s2.proc.wait(10), 0)

@@ -23,6 +23,7 @@
 #include <signal.h>
 #include <sodium.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
@@ -146,6 +147,23 @@ static bool wait_until(nb_stmt_t *st, const char *arg, long long want, bool at_l
 static bool wait_for(nb_stmt_t *st, const char *arg, long long want, int timeout_ms)
 {
 	return wait_until(st, arg, want, false, timeout_ms);
+}
+
+/* The counters of a worker set once the one at offset `off` reaches `want`
+ * (or timeout_ms passes). A set counts an outcome just after its statement
+ * commits, so a test that saw the rows change waits for the count too. */
+static nb_workers_stats_t stats_when(nb_workers_t *w, size_t off, uint64_t want, int timeout_ms)
+{
+	int64_t until = nb_mono_ms() + timeout_ms;
+	nb_workers_stats_t st;
+	for (;;) {
+		nb_workers_stats(w, &st);
+		uint64_t v;
+		memcpy(&v, (const char *)&st + off, sizeof v);
+		if (v >= want || nb_mono_ms() >= until)
+			return st;
+		usleep(5 * 1000);
+	}
 }
 
 typedef struct job_row {
@@ -595,8 +613,7 @@ static void test_failing_jobs_back_off_then_die(void)
 	wconf_t wc = {"retry", 2, 10000, 60000, 5000, -1};
 	nb_workers_t *w = start_workers(wp, &wc);
 	bool dead = wait_for(&st_count_status, "dead", 3, 10000);
-	nb_workers_stats_t st;
-	nb_workers_stats(w, &st);
+	nb_workers_stats_t st = stats_when(w, offsetof(nb_workers_stats_t, dead), 3, 5000);
 	nb_workers_stop(w, 1000);
 	nb_pool_destroy(wp);
 	CHECK(dead);
@@ -705,8 +722,7 @@ static void test_reaper_requeues_expired_leases(void)
 	wconf_t wc = {"reaper", 1, 10000, 60000, 60000, -1};
 	nb_workers_t *w = start_workers(wp, &wc);
 	CHECK(wait_for(&st_count_status, "succeeded", 1, 5000));
-	nb_workers_stats_t st;
-	nb_workers_stats(w, &st);
+	nb_workers_stats_t st = stats_when(w, offsetof(nb_workers_stats_t, reaped), 1, 5000);
 	CHECK_INT(st.reaped, 1);
 	nb_workers_stop(w, 1000);
 	nb_pool_destroy(wp);
@@ -824,23 +840,24 @@ static void test_heartbeats_keep_a_long_job(void)
 {
 	reset();
 	char e[37];
-	CHECK_INT(enqueue1("generate_quiz", "{\"sleep_ms\": 3000}", 0, e), 0);
+	CHECK_INT(enqueue1("generate_quiz", "{\"sleep_ms\": 5000}", 0, e), 0);
 	nb_pool_t *p1 = make_pool(4), *p2 = make_pool(4);
-	/* Lease 1 s, beats every 333 ms; the other set reaps every 200 ms. */
-	wconf_t owner = {"owner", 1, 1000, 50, 200, 0};
-	wconf_t rival = {"rival", 2, 1000, 50, 200, 0};
+	/* Lease 2 s, beats every 667 ms; the other set reaps every 200 ms. A beat
+	 * may come up to 1.3 s late (a loaded or ASan machine) before the lease
+	 * runs out: with a 1 s lease, 667 ms of slack, a loaded run lost it. */
+	wconf_t owner = {"owner", 1, 2000, 50, 200, 0};
+	wconf_t rival = {"rival", 2, 2000, 50, 200, 0};
 	atomic_store(&handler_starts, 0);
 	nb_workers_t *w1 = start_workers(p1, &owner);
 	int64_t until = nb_mono_ms() + 5000;
 	while (atomic_load(&handler_starts) < 1 && nb_mono_ms() < until)
 		usleep(5000);
 	nb_workers_t *w2 = start_workers(p2, &rival);
-	usleep(2000 * 1000); /* not a wait for a state: the job must outlive twice its lease */
+	usleep(4000 * 1000); /* not a wait for a state: the job must outlive twice its lease */
 	double left = lease_left_ms(e);
-	CHECK_MSG(left > 0, "lease left %.0f ms at 2 s", left);
-	bool done = wait_for(&st_count_status, "succeeded", 1, 5000);
-	nb_workers_stats_t s1, s2;
-	nb_workers_stats(w1, &s1);
+	CHECK_MSG(left > 0, "lease left %.0f ms at 4 s", left);
+	bool done = wait_for(&st_count_status, "succeeded", 1, 8000);
+	nb_workers_stats_t s1 = stats_when(w1, offsetof(nb_workers_stats_t, succeeded), 1, 5000), s2;
 	nb_workers_stats(w2, &s2);
 	nb_workers_stop(w2, 1000);
 	nb_workers_stop(w1, 1000);
