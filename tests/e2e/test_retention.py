@@ -11,7 +11,7 @@ process per period (scheduled_tasks). `notebookd purge` does the same at once.
 import subprocess
 import uuid
 
-from harness import Server, check, eq, wait_until
+from harness import Server, check, eq, metrics, wait_until
 
 RET = {"NOTEBOOKD_RETENTION_INTERVAL_S": "1", "NOTEBOOKD_TRASH_RETENTION_DAYS": "7",
        "NOTEBOOKD_JOB_RETENTION_DAYS": "3", "NOTEBOOKD_RETENTION_BATCH": "20"}
@@ -58,12 +58,8 @@ def _left(s, uid):
 
 
 def _metric(s, name):
-    out = {}
-    for line in s.get("/metrics").body.splitlines():
-        if line.startswith(name):
-            k, v = line.rsplit(" ", 1)
-            out[k] = float(v)
-    return out
+    """The series of server s's /metrics whose name starts with `name`."""
+    return {k: v for k, v in metrics(s).items() if k.startswith(name)}
 
 
 def test_retention_runs_by_itself_once_per_period():
