@@ -69,7 +69,8 @@ struct nb_ratelimit {
 	/* shared (nb_ratelimit_share) */
 	bool shared;
 	uint32_t lease;           /* hits a server may allow per key between two syncs */
-	uint32_t *dirty[STRIPES]; /* per stripe: slot indices with spending to sync */
+	uint32_t *dirty[STRIPES]; /* per stripe: slot indices with spending to sync (in dirty_mem) */
+	uint32_t *dirty_mem;      /* every stripe's list, one mapping touched only where used */
 	int ndirty[STRIPES];
 };
 
@@ -130,7 +131,7 @@ nb_ratelimit_t *nb_ratelimit_create(int per_minute)
 	randombytes_buf(rl->sipkey, sizeof rl->sipkey);
 	for (int i = 0; i < STRIPES; i++)
 		pthread_mutex_init(&rl->locks[i], NULL);
-	rl->slots = nb_xcalloc(NB_RATELIMIT_MAX_KEYS, sizeof(slot_t));
+	rl->slots = nb_xzalloc_pages(NB_RATELIMIT_MAX_KEYS * sizeof(slot_t)); /* pages cost memory once keys land */
 	return rl;
 }
 
@@ -146,11 +147,10 @@ void nb_ratelimit_destroy(nb_ratelimit_t *rl)
 		pthread_mutex_unlock(&eng.reg_mu);
 	}
 	if (rl->slots) {
-		for (int i = 0; i < STRIPES; i++) {
+		for (int i = 0; i < STRIPES; i++)
 			pthread_mutex_destroy(&rl->locks[i]);
-			free(rl->dirty[i]);
-		}
-		free(rl->slots);
+		nb_free_pages(rl->dirty_mem, NB_RATELIMIT_MAX_KEYS * sizeof *rl->dirty_mem);
+		nb_free_pages(rl->slots, NB_RATELIMIT_MAX_KEYS * sizeof(slot_t));
 	}
 	free(rl);
 }
@@ -311,8 +311,10 @@ void nb_ratelimit_share(nb_ratelimit_t *rl, const unsigned char *secret, size_t 
 	if (lease_div < 1)
 		lease_div = 1;
 	rl->lease = (uint32_t)((rl->rate + lease_div - 1) / lease_div);
-	for (int i = 0; i < STRIPES; i++) /* every slot of a stripe fits its list: no allocation on a hit */
-		rl->dirty[i] = nb_xcalloc(STRIPE_SLOTS, sizeof *rl->dirty[i]);
+	/* every slot of a stripe fits its list: no allocation on a hit; untouched pages cost nothing */
+	rl->dirty_mem = nb_xzalloc_pages(NB_RATELIMIT_MAX_KEYS * sizeof *rl->dirty_mem);
+	for (int i = 0; i < STRIPES; i++)
+		rl->dirty[i] = rl->dirty_mem + (size_t)i * STRIPE_SLOTS;
 	pthread_mutex_lock(&eng.reg_mu);
 	if (eng.n < MAX_SHARED) {
 		eng.rls[eng.n++] = rl;
