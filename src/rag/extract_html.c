@@ -196,8 +196,9 @@ static int html_declares_other_charset(const unsigned char *d, size_t n)
 			j++;
 		if (j >= lim)
 			return 0;
-		return !(lim - j >= 4 && (strncasecmp((const char *)d + j, "utf-8", 5) == 0 ||
-					  strncasecmp((const char *)d + j, "utf8", 4) == 0));
+		/* each name is compared only where the document has that many bytes left */
+		return !((lim - j >= 5 && strncasecmp((const char *)d + j, "utf-8", 5) == 0) ||
+			 (lim - j >= 4 && strncasecmp((const char *)d + j, "utf8", 4) == 0));
 	}
 	return 0;
 }
