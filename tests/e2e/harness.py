@@ -309,6 +309,34 @@ class Server:
         return self.proc.returncode
 
 
+class Worker:
+    """`notebookd worker --concurrency N` on database db_url with extra env,
+    its output in a log file; stop() checks the log for sanitizer reports."""
+
+    def __init__(self, db_url, env=None, concurrency=2, name="worker"):
+        self.log_path = os.path.join(TMP, "%s-%s.log" % (name, uuid.uuid4().hex[:8]))
+        self.log = open(self.log_path, "wb")
+        e = dict(os.environ, DATABASE_URL=db_url, **(env or {}))
+        self.proc = subprocess.Popen([BIN, "worker", "--concurrency", str(concurrency)], env=e, stdout=self.log,
+                                     stderr=self.log)
+
+    def read_log(self):
+        if not self.log.closed:
+            self.log.flush()
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(40)
+        self.log.close()
+        log = self.read_log()
+        if "ERROR: AddressSanitizer" in log or "runtime error:" in log or "LeakSanitizer" in log:
+            raise AssertionError("sanitizer report:\n" + log[-6000:])
+        return self.proc.returncode
+
+
 def raw_http(port, data, timeout=5, read_all=True):
     """Sends raw bytes, returns everything the server answers until it closes (or timeout)."""
     s = socket.create_connection(("127.0.0.1", port), timeout=timeout)

@@ -21,14 +21,14 @@ import json
 import math
 import os
 import re
-import signal
 import subprocess
 import time
 import uuid
 
 import yaml
 
-from harness import BIN, ROOT, TMP, Server, check, eq, free_port, psql, wait_until
+import harness
+from harness import ROOT, Server, check, eq, free_port, psql, wait_until
 
 DASHBOARD = os.path.join(ROOT, "ops", "grafana", "notebookd.json")
 ALERTS = os.path.join(ROOT, "ops", "prometheus", "alerts.yml")
@@ -38,17 +38,14 @@ srv = None
 worker = None
 
 
-class Worker:
+class Worker(harness.Worker):
     """`notebookd worker` with its /metrics listener, on the server's database."""
 
     def __init__(self, db_url):
         self.port = free_port()
-        self.log_path = os.path.join(TMP, "worker-metrics-%s.log" % uuid.uuid4().hex[:8])
-        self.log = open(self.log_path, "wb")
-        env = dict(os.environ, DATABASE_URL=db_url, NOTEBOOKD_METRICS_LISTEN="127.0.0.1:%d" % self.port,
-                   NOTEBOOKD_JOB_POLL_MS="200", NOTEBOOKD_ALLOW_PRIVATE_URLS="1")
-        self.proc = subprocess.Popen([BIN, "worker", "--concurrency", "2"], env=env, stdout=self.log,
-                                     stderr=self.log)
+        harness.Worker.__init__(self, db_url, name="worker-metrics",
+                                env={"NOTEBOOKD_METRICS_LISTEN": "127.0.0.1:%d" % self.port,
+                                     "NOTEBOOKD_JOB_POLL_MS": "200", "NOTEBOOKD_ALLOW_PRIVATE_URLS": "1"})
         wait_until(self._up, 30, "the worker's metrics listener")
 
     def _up(self):
@@ -68,23 +65,6 @@ class Worker:
             return r.status, r.getheader("Content-Type"), r.read().decode("utf-8")
         finally:
             conn.close()
-
-    def read_log(self):
-        if not self.log.closed:
-            self.log.flush()
-        with open(self.log_path, "rb") as f:
-            return f.read().decode("utf-8", "replace")
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            rc = self.proc.wait(40)
-        else:
-            rc = self.proc.returncode
-        self.log.close()
-        log = self.read_log()
-        check("AddressSanitizer" not in log and "runtime error:" not in log, log[-3000:])
-        return rc
 
 
 def setup_module():

@@ -16,12 +16,12 @@ import http.client
 import http.server
 import os
 import signal
-import subprocess
 import threading
 import time
 import uuid
 
-from harness import BIN, TMP, Server, check, eq, wait_until
+import harness
+from harness import Server, check, eq, wait_until
 from test_sources import make_pdf, multipart
 
 PAGES = {
@@ -66,30 +66,8 @@ class Pages(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-class Worker:
-    def __init__(self, db_url):
-        self.log_path = os.path.join(TMP, "worker-mp-%s.log" % uuid.uuid4().hex[:8])
-        self.log = open(self.log_path, "wb")
-        env = dict(os.environ, DATABASE_URL=db_url, **ENV)
-        self.proc = subprocess.Popen([BIN, "worker", "--concurrency", "2"], env=env, stdout=self.log,
-                                     stderr=self.log)
-
-    def read_log(self):
-        if not self.log.closed:
-            self.log.flush()
-        with open(self.log_path, "rb") as f:
-            return f.read().decode("utf-8", "replace")
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            rc = self.proc.wait(40)
-        else:
-            rc = self.proc.returncode
-        self.log.close()
-        log = self.read_log()
-        check("AddressSanitizer" not in log and "runtime error:" not in log, log[-3000:])
-        return rc
+def Worker(db_url):
+    return harness.Worker(db_url, env=ENV, name="worker-mp")
 
 
 class Client:
