@@ -67,12 +67,6 @@ int nb_api_readyz(nb_req_t *req)
 	return 0;
 }
 
-/* One metric family: its # HELP and # TYPE lines, printed once before its samples. */
-static void family(nb_buf_t *b, const char *name, const char *type, const char *help)
-{
-	nb_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
-
 typedef struct pool_sample {
 	const char *name; /* the pool label: loops, threads, jobs */
 	nb_pool_stats_t s;
@@ -82,27 +76,27 @@ typedef struct pool_sample {
 /* The pool families, each with one sample per pool (a family's samples must be together). */
 static void pool_metrics(nb_buf_t *b, const pool_sample_t *p, int n)
 {
-	family(b, "notebookd_db_connections", "gauge", "Open database connections by pool and state.");
+	nb_metrics_family(b, "notebookd_db_connections", "gauge", "Open database connections by pool and state.");
 	for (int i = 0; i < n; i++) {
 		nb_buf_printf(b, "notebookd_db_connections{pool=\"%s\",state=\"in_use\"} %d\n", p[i].name, p[i].s.in_use);
 		nb_buf_printf(b, "notebookd_db_connections{pool=\"%s\",state=\"idle\"} %d\n", p[i].name, p[i].s.idle);
 	}
-	family(b, "notebookd_db_waiting", "gauge", "Requests waiting for a database connection.");
+	nb_metrics_family(b, "notebookd_db_waiting", "gauge", "Requests waiting for a database connection.");
 	for (int i = 0; i < n; i++)
 		nb_buf_printf(b, "notebookd_db_waiting{pool=\"%s\"} %d\n", p[i].name, p[i].s.waiting);
 #define POOL_COUNTER(metric, field, help)                                                                  \
-	family(b, metric, "counter", help);                                                                \
+	nb_metrics_family(b, metric, "counter", help);                                                                \
 	for (int i = 0; i < n; i++)                                                                        \
 		nb_buf_printf(b, metric "{pool=\"%s\"} %llu\n", p[i].name, (unsigned long long)p[i].s.field);
 	POOL_COUNTER("notebookd_db_acquires_total", acquires, "Connections handed out by the pool.")
 	POOL_COUNTER("notebookd_db_acquire_timeouts_total", timeouts,
 		     "Waits for a connection that timed out (answered 503).")
-	family(b, "notebookd_db_acquire_wait_seconds_total", "counter",
+	nb_metrics_family(b, "notebookd_db_acquire_wait_seconds_total", "counter",
 	       "Time spent waiting for a connection, summed over all waits.");
 	for (int i = 0; i < n; i++)
 		nb_buf_printf(b, "notebookd_db_acquire_wait_seconds_total{pool=\"%s\"} %.6f\n", p[i].name,
 			      (double)p[i].s.wait_us_total / 1e6);
-	family(b, "notebookd_db_acquire_wait_duration_seconds", "histogram",
+	nb_metrics_family(b, "notebookd_db_acquire_wait_duration_seconds", "histogram",
 	       "How long each acquire waited for a connection (timed-out waits included).");
 	for (int i = 0; i < n; i++) {
 		char labels[48];
@@ -121,15 +115,15 @@ static void retention_metrics(nb_buf_t *b)
 {
 	nb_retention_stats_t r;
 	nb_retention_stats(&r);
-	family(b, "notebookd_retention_runs_total", "counter", "Retention runs done by this process.");
+	nb_metrics_family(b, "notebookd_retention_runs_total", "counter", "Retention runs done by this process.");
 	nb_buf_printf(b, "notebookd_retention_runs_total %llu\n", (unsigned long long)r.runs);
-	family(b, "notebookd_retention_failures_total", "counter", "Retention runs that stopped on an error.");
+	nb_metrics_family(b, "notebookd_retention_failures_total", "counter", "Retention runs that stopped on an error.");
 	nb_buf_printf(b, "notebookd_retention_failures_total %llu\n", (unsigned long long)r.failures);
-	family(b, "notebookd_retention_deleted_total", "counter", "Rows the retention deleted, by kind.");
+	nb_metrics_family(b, "notebookd_retention_deleted_total", "counter", "Rows the retention deleted, by kind.");
 	for (int w = 0; w < NB_RET_COUNT; w++)
 		nb_buf_printf(b, "notebookd_retention_deleted_total{what=\"%s\"} %llu\n",
 			      nb_store_retention_label((nb_retention_what_t)w), (unsigned long long)r.deleted[w]);
-	family(b, "notebookd_retention_last_success_timestamp_seconds", "gauge",
+	nb_metrics_family(b, "notebookd_retention_last_success_timestamp_seconds", "gauge",
 	       "When this process last finished a retention run (0: never).");
 	nb_buf_printf(b, "notebookd_retention_last_success_timestamp_seconds %lld\n", (long long)r.last_success_unix);
 }
@@ -146,7 +140,7 @@ static void route_metrics(nb_buf_t *b, nb_server_t *srv)
 	}
 	if (!any)
 		return;
-	family(b, "notebookd_http_route_requests_total", "counter",
+	nb_metrics_family(b, "notebookd_http_route_requests_total", "counter",
 	       "HTTP answers by route template (\"unmatched\": no route) and status.");
 	for (int i = 0; i < n; i++) {
 		nb_route_stats_t rs;
@@ -158,7 +152,7 @@ static void route_metrics(nb_buf_t *b, nb_server_t *srv)
 					      rs.method, rs.pattern ? rs.pattern : "unmatched", nb_server_status_label(k),
 					      (unsigned long long)rs.by_status[k]);
 	}
-	family(b, "notebookd_http_request_duration_seconds", "histogram",
+	nb_metrics_family(b, "notebookd_http_request_duration_seconds", "histogram",
 	       "Time from a request's first byte to its answer's last byte queued, by route template.");
 	for (int i = 0; i < n; i++) {
 		nb_route_stats_t rs;
@@ -177,7 +171,7 @@ static void job_metrics(nb_buf_t *b)
 	int n = nb_jobs_stats_kinds();
 	if (n == 0) /* no job runner in this process: no family without samples */
 		return;
-	family(b, "notebookd_jobs_total", "counter",
+	nb_metrics_family(b, "notebookd_jobs_total", "counter",
 	       "Job attempts run by this process, by kind and outcome (succeeded, retry, dead, deferred).");
 	for (int i = 0; i < n; i++) {
 		nb_job_kind_stats_t k;
@@ -187,7 +181,7 @@ static void job_metrics(nb_buf_t *b)
 			nb_buf_printf(b, "notebookd_jobs_total{kind=\"%s\",status=\"%s\"} %llu\n", k.kind,
 				      nb_jobs_outcome_label((nb_job_outcome_t)o), (unsigned long long)k.by_outcome[o]);
 	}
-	family(b, "notebookd_job_duration_seconds", "histogram", "How long job attempts ran, by kind.");
+	nb_metrics_family(b, "notebookd_job_duration_seconds", "histogram", "How long job attempts ran, by kind.");
 	for (int i = 0; i < n; i++) {
 		nb_job_kind_stats_t k;
 		if (!nb_jobs_stats_get(i, &k))
@@ -201,17 +195,17 @@ static void job_metrics(nb_buf_t *b)
 /* The queue as the database sees it (the whole deployment), or the scrape error when it did not answer. */
 static void queue_metrics(nb_buf_t *b, int rc, const nb_store_queue_stats_t *q)
 {
-	family(b, "notebookd_jobs_queue_scrape_error", "gauge",
+	nb_metrics_family(b, "notebookd_jobs_queue_scrape_error", "gauge",
 	       "1 when the queue query of this scrape failed or timed out (the queue gauges are then absent).");
 	nb_buf_printf(b, "notebookd_jobs_queue_scrape_error %d\n", rc < 0 ? 1 : 0);
 	if (rc < 0)
 		return;
-	family(b, "notebookd_jobs_queue_depth", "gauge",
+	nb_metrics_family(b, "notebookd_jobs_queue_depth", "gauge",
 	       "Jobs in the queue by status: pending (not run yet), failed (waiting for a retry), running.");
 	nb_buf_printf(b, "notebookd_jobs_queue_depth{status=\"pending\"} %lld\n", (long long)q->pending);
 	nb_buf_printf(b, "notebookd_jobs_queue_depth{status=\"failed\"} %lld\n", (long long)q->failed);
 	nb_buf_printf(b, "notebookd_jobs_queue_depth{status=\"running\"} %lld\n", (long long)q->running);
-	family(b, "notebookd_jobs_oldest_ready_age_seconds", "gauge",
+	nb_metrics_family(b, "notebookd_jobs_oldest_ready_age_seconds", "gauge",
 	       "How long the oldest job that is due has waited to be claimed (0: none is due).");
 	nb_buf_printf(b, "notebookd_jobs_oldest_ready_age_seconds %.3f\n", q->oldest_ready_age_s);
 }
@@ -219,7 +213,7 @@ static void queue_metrics(nb_buf_t *b, int rc, const nb_store_queue_stats_t *q)
 /* Generation latency and errors by provider and use (rag/generate.h). */
 static void generation_metrics(nb_buf_t *b)
 {
-	family(b, "notebookd_generation_duration_seconds", "histogram",
+	nb_metrics_family(b, "notebookd_generation_duration_seconds", "histogram",
 	       "How long generations took, by provider and use (chat answers, study outputs).");
 	nb_gen_stats_t g[NB_GEN_PROVIDERS][NB_GEN_USES];
 	for (int p = 0; p < NB_GEN_PROVIDERS; p++)
@@ -230,7 +224,7 @@ static void generation_metrics(nb_buf_t *b)
 				 nb_gen_use_label(u));
 			nb_histo_write(b, "notebookd_generation_duration_seconds", labels, &g[p][u].latency);
 		}
-	family(b, "notebookd_generation_errors_total", "counter",
+	nb_metrics_family(b, "notebookd_generation_errors_total", "counter",
 	       "Generations that failed (a client that left is not counted), by provider and use.");
 	for (int p = 0; p < NB_GEN_PROVIDERS; p++)
 		for (int u = 0; u < NB_GEN_USES; u++)
@@ -245,7 +239,7 @@ static void process_metrics(nb_buf_t *b)
 	nb_proc_stats(&p);
 #define PROC(name, type, help, fmt, v, ok)                                                                 \
 	if (ok) {                                                                                          \
-		family(b, name, type, help);                                                               \
+		nb_metrics_family(b, name, type, help);                                                               \
 		nb_buf_printf(b, name " " fmt "\n", v);                                                    \
 	}
 	PROC("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", "%lld",
@@ -294,7 +288,7 @@ static void process_wide(nb_buf_t *b)
 		uint64_t shed = 0;
 		for (int i = 0; i < npools; i++)
 			shed += pools[i].s.shed;
-		family(b, "notebookd_http_shed_total", "counter",
+		nb_metrics_family(b, "notebookd_http_shed_total", "counter",
 		       "Requests answered 503 at once because their wait for a database connection would have "
 		       "outlasted their deadline.");
 		nb_buf_printf(b, "notebookd_http_shed_total %llu\n", (unsigned long long)shed);
@@ -302,51 +296,51 @@ static void process_wide(nb_buf_t *b)
 	if (srv && nb_api_loop_count() > 0) {
 		nb_pipe_stats_t ps;
 		nb_api_pipe_stats(&ps);
-		family(b, "notebookd_db_pipeline_statements_total", "counter",
+		nb_metrics_family(b, "notebookd_db_pipeline_statements_total", "counter",
 		       "Statements sent through the per-loop pipelines.");
 		nb_buf_printf(b, "notebookd_db_pipeline_statements_total %llu\n", (unsigned long long)ps.statements);
-		family(b, "notebookd_db_pipeline_flushes_total", "counter", "Pipeline flushes (batches sent).");
+		nb_metrics_family(b, "notebookd_db_pipeline_flushes_total", "counter", "Pipeline flushes (batches sent).");
 		nb_buf_printf(b, "notebookd_db_pipeline_flushes_total %llu\n", (unsigned long long)ps.flushes);
-		family(b, "notebookd_db_pipeline_failures_total", "counter",
+		nb_metrics_family(b, "notebookd_db_pipeline_failures_total", "counter",
 		       "Pipelined statements failed by a broken connection.");
 		nb_buf_printf(b, "notebookd_db_pipeline_failures_total %llu\n", (unsigned long long)ps.failures);
-		family(b, "notebookd_db_pipeline_connections", "gauge", "Open pipelined connections.");
+		nb_metrics_family(b, "notebookd_db_pipeline_connections", "gauge", "Open pipelined connections.");
 		nb_buf_printf(b, "notebookd_db_pipeline_connections %d\n", ps.connections);
-		family(b, "notebookd_db_pipeline_pending", "gauge", "Statements in the pipelines awaiting results.");
+		nb_metrics_family(b, "notebookd_db_pipeline_pending", "gauge", "Statements in the pipelines awaiting results.");
 		nb_buf_printf(b, "notebookd_db_pipeline_pending %d\n", ps.pending);
 	}
 	if (srv) {
 		nb_server_stats_t s;
 		nb_server_stats(srv, &s);
-		family(b, "notebookd_http_connections_open", "gauge", "Open HTTP connections.");
+		nb_metrics_family(b, "notebookd_http_connections_open", "gauge", "Open HTTP connections.");
 		nb_buf_printf(b, "notebookd_http_connections_open %ld\n", s.connections_open);
-		family(b, "notebookd_http_connections_total", "counter", "HTTP connections accepted.");
+		nb_metrics_family(b, "notebookd_http_connections_total", "counter", "HTTP connections accepted.");
 		nb_buf_printf(b, "notebookd_http_connections_total %ld\n", s.connections_total);
-		family(b, "notebookd_http_connections_rejected_total", "counter",
+		nb_metrics_family(b, "notebookd_http_connections_rejected_total", "counter",
 		       "HTTP connections closed at once (over NOTEBOOKD_MAX_CONNECTIONS).");
 		nb_buf_printf(b, "notebookd_http_connections_rejected_total %ld\n", s.rejected_connections);
-		family(b, "notebookd_http_requests_total", "counter", "HTTP requests received.");
+		nb_metrics_family(b, "notebookd_http_requests_total", "counter", "HTTP requests received.");
 		nb_buf_printf(b, "notebookd_http_requests_total %ld\n", s.requests_total);
-		family(b, "notebookd_http_requests_in_flight", "gauge", "HTTP requests being handled.");
+		nb_metrics_family(b, "notebookd_http_requests_in_flight", "gauge", "HTTP requests being handled.");
 		nb_buf_printf(b, "notebookd_http_requests_in_flight %ld\n", s.requests_in_flight);
-		family(b, "notebookd_http_request_timeouts_total", "counter",
+		nb_metrics_family(b, "notebookd_http_request_timeouts_total", "counter",
 		       "Requests answered 503 at NOTEBOOKD_REQUEST_TIMEOUT_MS.");
 		nb_buf_printf(b, "notebookd_http_request_timeouts_total %ld\n", s.timeouts);
-		family(b, "notebookd_http_write_timeouts_total", "counter",
+		nb_metrics_family(b, "notebookd_http_write_timeouts_total", "counter",
 		       "Streams closed because the client did not read for NOTEBOOKD_WRITE_TIMEOUT_MS.");
 		nb_buf_printf(b, "notebookd_http_write_timeouts_total %ld\n", s.write_timeouts);
-		family(b, "notebookd_http_responses_total", "counter", "HTTP responses by status class.");
+		nb_metrics_family(b, "notebookd_http_responses_total", "counter", "HTTP responses by status class.");
 		for (int i = 1; i <= 5; i++)
 			nb_buf_printf(b, "notebookd_http_responses_total{class=\"%dxx\"} %ld\n", i,
 				      s.responses_by_class[i]);
 	}
 	/* the database circuit breaker and the API-wide limits */
-	family(b, "notebookd_db_breaker_state", "gauge",
+	nb_metrics_family(b, "notebookd_db_breaker_state", "gauge",
 	       "Database circuit breaker: 0 closed, 1 open (requests answered 503 at once), 2 half-open (probing).");
 	nb_buf_printf(b, "notebookd_db_breaker_state %d\n", (int)nb_breaker_state());
-	family(b, "notebookd_db_breaker_opens_total", "counter", "Times the database circuit breaker opened.");
+	nb_metrics_family(b, "notebookd_db_breaker_opens_total", "counter", "Times the database circuit breaker opened.");
 	nb_buf_printf(b, "notebookd_db_breaker_opens_total %ld\n", nb_breaker_opens());
-	family(b, "notebookd_ratelimit_rejections_total", "counter",
+	nb_metrics_family(b, "notebookd_ratelimit_rejections_total", "counter",
 	       "Requests answered 429 by the API-wide limits, by class.");
 	for (int c = 0; c < NB_RL_CLASSES; c++)
 		nb_buf_printf(b, "notebookd_ratelimit_rejections_total{class=\"%s\"} %ld\n",

@@ -217,29 +217,28 @@ int nb_req_db(nb_req_t *req, nb_conn_t **out)
 
 /* ------------------------------------------------------------------ hooks */
 
+/* A loop's share of a process-wide pool (size and overflow split over the
+ * loops, rounded up), async, with its pipelines when there are any. */
+static void loop_pool(const nb_pool_opts_t *whole, int nloops, nb_pool_t **pool, nb_pipe_t **pipe)
+{
+	nb_pool_opts_t o = *whole;
+	o.async = true;
+	o.size = (whole->size + nloops - 1) / nloops;
+	o.overflow = (whole->overflow + nloops - 1) / nloops;
+	*pool = nb_pool_create(&o);
+	if (mw.pipelines > 0)
+		*pipe = nb_pipe_create(*pool, mw.pipelines);
+}
+
 static void *loop_start(void *arg, int index, int nloops)
 {
 	(void)arg;
 	api_loop_t *lp = nb_xcalloc(1, sizeof *lp);
 	lp->index = index;
-	if (mw.loop_pool.conninfo) {
-		nb_pool_opts_t po = mw.loop_pool;
-		po.async = true;
-		po.size = (mw.loop_pool.size + nloops - 1) / nloops;
-		po.overflow = (mw.loop_pool.overflow + nloops - 1) / nloops;
-		lp->pool = nb_pool_create(&po);
-		if (mw.pipelines > 0)
-			lp->pipe = nb_pipe_create(lp->pool, mw.pipelines);
-	}
-	if (mw.replica && lp->pool) {
-		nb_pool_opts_t ro = mw.read_pool;
-		ro.async = true;
-		ro.size = (mw.read_pool.size + nloops - 1) / nloops;
-		ro.overflow = (mw.read_pool.overflow + nloops - 1) / nloops;
-		lp->rpool = nb_pool_create(&ro);
-		if (mw.pipelines > 0)
-			lp->rpipe = nb_pipe_create(lp->rpool, mw.pipelines);
-	}
+	if (mw.loop_pool.conninfo)
+		loop_pool(&mw.loop_pool, nloops, &lp->pool, &lp->pipe);
+	if (mw.replica && lp->pool)
+		loop_pool(&mw.read_pool, nloops, &lp->rpool, &lp->rpipe);
 	pthread_mutex_lock(&mw.mu);
 	if (!mw.loops) {
 		mw.loops = nb_xcalloc((size_t)nloops, sizeof *mw.loops);

@@ -10,6 +10,7 @@
 #include "api/middleware.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "db/pool.h"
 #include "db/replica.h"
 
@@ -46,42 +47,37 @@ void nb_api_replica_stop(void)
 	thread_read_pool = NULL;
 }
 
-static void family(nb_buf_t *b, const char *name, const char *type, const char *help)
-{
-	nb_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
-
 void nb_api_replica_metrics(nb_buf_t *b)
 {
 	nb_replica_stats_t s;
 	nb_replica_stats(&s);
-	family(b, "notebookd_db_replica_configured", "gauge", "1 when a read replica is configured (DATABASE_READ_URL).");
+	nb_metrics_family(b, "notebookd_db_replica_configured", "gauge", "1 when a read replica is configured (DATABASE_READ_URL).");
 	nb_buf_printf(b, "notebookd_db_replica_configured %d\n", s.configured);
-	family(b, "notebookd_db_replica_up", "gauge", "1 when the read replica answered its last check (0: down or not configured).");
+	nb_metrics_family(b, "notebookd_db_replica_up", "gauge", "1 when the read replica answered its last check (0: down or not configured).");
 	nb_buf_printf(b, "notebookd_db_replica_up %d\n", s.up);
-	family(b, "notebookd_db_replica_usable", "gauge",
+	nb_metrics_family(b, "notebookd_db_replica_usable", "gauge",
 	       "1 when read-only routes go to the replica (up and within NOTEBOOKD_REPLICA_MAX_LAG_MS).");
 	nb_buf_printf(b, "notebookd_db_replica_usable %d\n", s.usable);
-	family(b, "notebookd_db_replica_lag_seconds", "gauge",
+	nb_metrics_family(b, "notebookd_db_replica_lag_seconds", "gauge",
 	       "How far the replica's replay is behind the primary's WAL (0: caught up or not configured).");
 	nb_buf_printf(b, "notebookd_db_replica_lag_seconds %.3f\n", s.lag_s);
-	family(b, "notebookd_db_replica_lag_bytes", "gauge", "WAL bytes the replica has not replayed at its last check.");
+	nb_metrics_family(b, "notebookd_db_replica_lag_bytes", "gauge", "WAL bytes the replica has not replayed at its last check.");
 	nb_buf_printf(b, "notebookd_db_replica_lag_bytes %llu\n", (unsigned long long)s.lag_bytes);
-	family(b, "notebookd_db_replica_reads_total", "counter", "Read-only requests served by the read replica.");
+	nb_metrics_family(b, "notebookd_db_replica_reads_total", "counter", "Read-only requests served by the read replica.");
 	nb_buf_printf(b, "notebookd_db_replica_reads_total %llu\n", (unsigned long long)s.replica_reads);
-	family(b, "notebookd_db_primary_reads_total", "counter",
+	nb_metrics_family(b, "notebookd_db_primary_reads_total", "counter",
 	       "Read-only requests served by the primary (no replica, lagging or down, or the user's own recent write).");
 	nb_buf_printf(b, "notebookd_db_primary_reads_total %llu\n", (unsigned long long)s.primary_reads);
-	family(b, "notebookd_db_replica_fallbacks_total", "counter",
+	nb_metrics_family(b, "notebookd_db_replica_fallbacks_total", "counter",
 	       "Requests moved from the replica to the primary when a statement failed there.");
 	nb_buf_printf(b, "notebookd_db_replica_fallbacks_total %llu\n", (unsigned long long)s.fallbacks);
 	nb_pool_stats_t ps;
 	nb_api_read_pool_stats(&ps);
-	family(b, "notebookd_db_replica_connections", "gauge",
+	nb_metrics_family(b, "notebookd_db_replica_connections", "gauge",
 	       "Open connections of the read replica's pools by state (the pipelined ones aside).");
 	nb_buf_printf(b, "notebookd_db_replica_connections{state=\"in_use\"} %d\n", ps.in_use);
 	nb_buf_printf(b, "notebookd_db_replica_connections{state=\"idle\"} %d\n", ps.idle);
-	family(b, "notebookd_db_replica_users_tracked", "gauge",
+	nb_metrics_family(b, "notebookd_db_replica_users_tracked", "gauge",
 	       "Users whose recent writes keep their reads on the primary (read-your-writes).");
 	nb_buf_printf(b, "notebookd_db_replica_users_tracked %ld\n", s.users_tracked);
 }

@@ -132,3 +132,8 @@ void nb_proc_stats(nb_proc_stats_t *out)
 		}
 	}
 }
+
+void nb_metrics_family(nb_buf_t *b, const char *name, const char *type, const char *help)
+{
+	nb_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}

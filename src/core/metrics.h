@@ -34,6 +34,8 @@ typedef struct nb_histo_snap {
 
 /** Counts one observation of `us` microseconds (negative counts as 0). Lock-free, any thread. */
 void nb_histo_observe(nb_histo_t *h, int64_t us);
+/** Writes a metric family's `# HELP` and `# TYPE` lines (Prometheus text format). */
+void nb_metrics_family(nb_buf_t *b, const char *name, const char *type, const char *help);
 /** Adds h's current counts into s (so several histograms can be summed into one sample). */
 void nb_histo_snap_add(nb_histo_snap_t *s, const nb_histo_t *h);
 /** The number of observations in s. */
