@@ -301,6 +301,12 @@ static void process_wide(nb_buf_t *b)
 		nb_buf_printf(b, "notebookd_db_pipeline_statements_total %llu\n", (unsigned long long)ps.statements);
 		nb_metrics_family(b, "notebookd_db_pipeline_flushes_total", "counter", "Pipeline flushes (batches sent).");
 		nb_buf_printf(b, "notebookd_db_pipeline_flushes_total %llu\n", (unsigned long long)ps.flushes);
+		nb_metrics_family(b, "notebookd_db_pipeline_syncs_total", "counter",
+		       "Pipeline sync points sent: one per batch of reads, one per other statement.");
+		nb_buf_printf(b, "notebookd_db_pipeline_syncs_total %llu\n", (unsigned long long)ps.syncs);
+		nb_metrics_family(b, "notebookd_db_pipeline_resent_total", "counter",
+		       "Pipelined statements sent again because an earlier statement of their batch failed.");
+		nb_buf_printf(b, "notebookd_db_pipeline_resent_total %llu\n", (unsigned long long)ps.resent);
 		nb_metrics_family(b, "notebookd_db_pipeline_failures_total", "counter",
 		       "Pipelined statements failed by a broken connection.");
 		nb_buf_printf(b, "notebookd_db_pipeline_failures_total %llu\n", (unsigned long long)ps.failures);

@@ -425,6 +425,8 @@ void nb_api_pipe_stats(nb_pipe_stats_t *sum)
 		nb_pipe_stats(mw.loops[i]->pipe, &st);
 		sum->statements += st.statements;
 		sum->flushes += st.flushes;
+		sum->syncs += st.syncs;
+		sum->resent += st.resent;
 		sum->failures += st.failures;
 		sum->connections += st.connections;
 		sum->pending += st.pending;

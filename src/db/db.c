@@ -9,6 +9,7 @@
  */
 #include "db/db.h"
 
+#include <ctype.h>
 #include <inttypes.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -87,6 +88,94 @@ static int stmt_id(nb_stmt_t *st)
 	if (__atomic_compare_exchange_n(&st->id, &expected, fresh, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
 		return fresh;
 	return expected;
+}
+
+/* Words that make a statement more than a read (see nb_db_sql_read_only). */
+static const char *const writing_words[] = {
+	"insert", "update", "delete", "merge", "truncate", "copy", "call", "do", "lock", "share", "notify",
+	"listen", "unlisten", "set", "reset", "into", "nextval", "setval", "pg_notify", "set_config", "now",
+	"current_timestamp", "current_time", "current_date", "localtime", "localtimestamp", "transaction_timestamp",
+	"create", "drop", "alter", "grant", "revoke", "refresh", "vacuum", "analyze", "cluster", "reindex",
+	"prepare", "execute", "discard", "begin", "commit", "rollback", "savepoint", "release", "declare",
+};
+static const char *const writing_prefixes[] = {"pg_advisory", "pg_try_advisory", "lo_", "txid_", "pg_current_xact"};
+
+static bool writing_word(const char *w, size_t n)
+{
+	for (size_t i = 0; i < sizeof writing_words / sizeof *writing_words; i++)
+		if (strlen(writing_words[i]) == n && !memcmp(writing_words[i], w, n))
+			return true;
+	for (size_t i = 0; i < sizeof writing_prefixes / sizeof *writing_prefixes; i++) {
+		size_t k = strlen(writing_prefixes[i]);
+		if (n >= k && !memcmp(writing_prefixes[i], w, k))
+			return true;
+	}
+	return false;
+}
+
+bool nb_db_sql_read_only(const char *sql)
+{
+	char w[64];
+	bool first = true;
+	for (const char *s = sql; *s;) {
+		unsigned char ch = (unsigned char)*s;
+		if (ch == '-' && s[1] == '-') { /* comment to the end of the line */
+			s += strcspn(s, "\n");
+			continue;
+		}
+		if (ch == '/' && s[1] == '*') {
+			const char *end = strstr(s + 2, "*/");
+			if (!end)
+				return false;
+			s = end + 2;
+			continue;
+		}
+		if (ch == '$') {
+			if (!isdigit((unsigned char)s[1]))
+				return false; /* dollar quoting */
+			s++; /* a parameter, $1… */
+			while (isdigit((unsigned char)*s))
+				s++;
+			continue;
+		}
+		if (ch == '\'' || ch == '"') { /* a literal or a quoted name: skipped whole */
+			const char *end = strchr(s + 1, (char)ch);
+			if (!end)
+				return false;
+			s = end + 1;
+			continue;
+		}
+		if (isalpha(ch) || ch == '_') {
+			size_t n = 0;
+			while (isalnum((unsigned char)*s) || *s == '_' || *s == '$') {
+				if (n < sizeof w)
+					w[n] = (char)tolower((unsigned char)*s);
+				n++;
+				s++;
+			}
+			if (n > sizeof w)
+				n = sizeof w;
+			if (first && !(n == 6 && !memcmp(w, "select", 6)) && !(n == 4 && !memcmp(w, "with", 4)))
+				return false;
+			first = false;
+			if (writing_word(w, n))
+				return false;
+			continue;
+		}
+		s++;
+	}
+	return !first;
+}
+
+/* The statement's nb_db_sql_read_only, worked out once. */
+static bool stmt_read_only(nb_stmt_t *st)
+{
+	signed char ro = __atomic_load_n(&st->read_only, __ATOMIC_RELAXED);
+	if (!ro) {
+		ro = nb_db_sql_read_only(st->sql) ? 1 : -1;
+		__atomic_store_n(&st->read_only, ro, __ATOMIC_RELAXED);
+	}
+	return ro > 0;
 }
 
 static void one_line(const char *in, char *out, size_t n)
@@ -248,7 +337,7 @@ static int exec_pipe(nb_conn_t *c, struct nb_pipe *pipe, nb_stmt_t *st, const nb
 	snprintf(name, sizeof name, "nb_s%d", id);
 	tl_stmt_count++;
 	PGresult *r = NULL;
-	int rc = nb_pipe_exec(pipe, id, name, st->sql, p ? p->n : 0, p ? p->v : NULL, p ? p->len : NULL,
+	int rc = nb_pipe_exec(pipe, id, name, st->sql, stmt_read_only(st), p ? p->n : 0, p ? p->v : NULL, p ? p->len : NULL,
 			      p ? p->fmt : NULL, rfmt, nb_conn__deadline(c), &r);
 	if (rc < 0) {
 		PQclear(r);

@@ -36,16 +36,17 @@ typedef struct nb_stmt {
 	int id;    /* assigned on first use; 0 = not yet */
 	bool slow; /* may take long: never pipelined behind other requests' statements */
 	int64_t pipe_holdoff_until; /* monotonic ms: kept off the pipelines until then (it waited for a lock) */
+	signed char read_only; /* nb_db_sql_read_only(sql), worked out on first use: 1 yes, -1 no, 0 not yet */
 } nb_stmt_t;
 
 /** Declares a statement: NB_STMT(st_user_by_id, "SELECT … WHERE id = $1"). */
-#define NB_STMT(var, text) static nb_stmt_t var = {#var, text, 0, false, 0}
+#define NB_STMT(var, text) static nb_stmt_t var = {#var, text, 0, false, 0, 0}
 /**
  * Declares a statement that may run long (ranking, sleeping): on an event
  * loop it takes a pool connection of its own instead of the shared pipeline,
  * where it would hold up every statement queued behind it.
  */
-#define NB_STMT_SLOW(var, text) static nb_stmt_t var = {#var, text, 0, true, 0}
+#define NB_STMT_SLOW(var, text) static nb_stmt_t var = {#var, text, 0, true, 0, 0}
 
 /** SQLSTATE lock_not_available (lock_timeout, NOWAIT). */
 #define NB_SQLSTATE_LOCK_NOT_AVAILABLE "55P03"
@@ -94,6 +95,15 @@ int nb_db_command(nb_conn_t *c, const char *sql);
 int nb_db_begin(nb_conn_t *c);
 int nb_db_commit(nb_conn_t *c);
 void nb_db_rollback(nb_conn_t *c);
+/**
+ * True when sql is a read that may share an implicit transaction with other
+ * reads (db/pipe.h): it begins with SELECT or WITH and names no keyword or
+ * function that writes, locks rows, takes advisory locks, changes settings,
+ * or reads the transaction's clock (now() and the like would report the
+ * batch's start). Conservative: a word is matched wherever it stands, so an
+ * unusual column name only costs the batching, never correctness.
+ */
+bool nb_db_sql_read_only(const char *sql);
 /** SQLSTATE of this thread's last failed statement ("" if none). */
 const char *nb_db_sqlstate(void);
 /** True when the last failure was a unique violation (23505). */

@@ -1,13 +1,20 @@
 /*
  * pipe.c — pipelined statements for the coroutines of one loop (see pipe.h).
  *
- * Each connection keeps a FIFO of the statements it was sent. A statement is
- * [PREPARE] + EXECUTE + SYNC; results arrive in the same order, so the
- * reader walks the FIFO: the PREPARE's result (when one was sent), the
- * EXECUTE's result, then PGRES_PIPELINE_SYNC completes the entry and wakes
- * its coroutine. Writes are deferred to a uv_prepare callback that runs once
- * per loop iteration, just before the loop polls: one flush carries every
- * statement queued since the last.
+ * Each connection keeps a FIFO of what it was sent, in order: statements
+ * ([PREPARE] + EXECUTE) and sync points. Results arrive in the same order,
+ * so the reader walks the FIFO. A read-only statement shares its sync point
+ * with the reads sent after it in the same loop iteration (one implicit
+ * transaction, one commit and one flush by the backend for the batch): its
+ * EXECUTE's result completes it. Any other statement carries its own sync
+ * point and completes at PGRES_PIPELINE_SYNC, i.e. once committed. A
+ * statement that fails aborts what follows it up to the next sync point:
+ * those get PGRES_PIPELINE_ABORTED, never ran, and are sent again by their
+ * coroutines, alone behind a sync point of their own (so a second attempt
+ * can only fail by itself). Writes to the socket are deferred to a
+ * uv_prepare callback that runs once per loop iteration, just before the
+ * loop polls: it closes the open batch with a sync point, and one flush
+ * carries every statement queued since the last.
  *
  * Entries live on the heap: a coroutine that gives up waiting abandons its
  * entry, and the reader frees it when its results arrive. Giving up at the
@@ -43,13 +50,22 @@
  * fault. */
 #define STUCK_MS 50
 
+/* What a FIFO entry stands for. */
+enum {
+	E_OWN,    /* a statement with its own sync point: complete at PGRES_PIPELINE_SYNC */
+	E_SHARED, /* a read sharing the next sync point: complete at its result */
+	E_SYNC,   /* a sync point closing a batch of reads (no coroutine waits on it) */
+};
+
 typedef struct entry {
 	struct entry *next;
-	nb_wait_t *wait; /* NULL once abandoned */
+	nb_wait_t *wait; /* NULL once abandoned, and for E_SYNC */
 	PGresult *result;
 	int rc;
 	int stmt_id;
+	unsigned char kind;
 	bool expect_prepare, got_prepare, done;
+	bool aborted; /* never ran: an earlier statement of its batch failed */
 } entry_t;
 
 typedef struct pconn {
@@ -60,6 +76,7 @@ typedef struct pconn {
 	int pending;
 	uint64_t progress_ms; /* loop time of its last answer, or of its first statement after being idle */
 	bool dirty, want_write, connecting;
+	bool batch_open; /* the last statement sent has no sync point after it yet */
 	int poll_ev; /* the events the poll watches (0: not started); changed only when they differ */
 	unsigned char prepared[MAX_STMTS / 8];
 } pconn_t;
@@ -119,20 +136,25 @@ static void conn_fail(pconn_t *pc, const char *why)
 	}
 	PQfinish(pc->pg);
 	pc->pg = NULL;
-	pc->dirty = pc->want_write = false;
+	pc->dirty = pc->want_write = pc->batch_open = false;
 	memset(pc->prepared, 0, sizeof pc->prepared);
 	pc->pp->st.connections--;
 }
 
-static void complete(pconn_t *pc, entry_t *e)
+static void pop(pconn_t *pc, entry_t *e)
 {
 	pc->progress_ms = uv_now(pc->pp->loop);
 	pc->head = e->next;
 	if (!pc->head)
 		pc->tail = NULL;
+}
+
+static void complete(pconn_t *pc, entry_t *e)
+{
+	pop(pc, e);
 	pc->pending--;
 	pc->pp->st.pending--;
-	if (e->result == NULL && e->rc == 0)
+	if (e->result == NULL && e->rc == 0 && !e->aborted)
 		e->rc = NB_EDB;
 	if (!e->wait) { /* abandoned */
 		PQclear(e->result);
@@ -148,26 +170,46 @@ static void take_result(pconn_t *pc, PGresult *r)
 {
 	entry_t *e = pc->head;
 	ExecStatusType s = PQresultStatus(r);
-	if (s == PGRES_PIPELINE_SYNC) {
+	if (e->kind == E_SYNC) {
+		PQclear(r);
+		if (s != PGRES_PIPELINE_SYNC) { /* cannot happen: libpq answers in the order sent */
+			conn_fail(pc, "pipeline results out of step");
+			return;
+		}
+		pop(pc, e);
+		free(e);
+		return;
+	}
+	if (s == PGRES_PIPELINE_SYNC) { /* E_OWN's sync point: committed (or rolled back) */
 		PQclear(r);
 		complete(pc, e);
 		return;
 	}
 	if (e->expect_prepare && !e->got_prepare) {
 		e->got_prepare = true;
-		if (s != PGRES_COMMAND_OK) { /* keep the error; the EXECUTE will be aborted */
+		if (s != PGRES_COMMAND_OK) { /* the EXECUTE will be aborted */
 			pc->prepared[e->stmt_id / 8] &= (unsigned char)~(1u << (e->stmt_id % 8));
-			PQclear(e->result);
-			e->result = r;
+			if (s == PGRES_PIPELINE_ABORTED) {
+				e->aborted = true; /* an earlier statement failed */
+				PQclear(r);
+			} else { /* its own error: keep it */
+				PQclear(e->result);
+				e->result = r;
+			}
 			return;
 		}
 		PQclear(r);
 		return;
 	}
-	if (!e->result)
+	/* the EXECUTE's result */
+	if (s == PGRES_PIPELINE_ABORTED && !e->result)
+		e->aborted = true;
+	if (!e->result && !e->aborted)
 		e->result = r;
 	else
-		PQclear(r); /* PIPELINE_ABORTED after a failed PREPARE: keep the first error */
+		PQclear(r); /* aborted, or PIPELINE_ABORTED after its own failed PREPARE: keep that error */
+	if (e->kind == E_SHARED)
+		complete(pc, e);
 }
 
 static void drain(pconn_t *pc)
@@ -234,7 +276,33 @@ static void on_check(uv_check_t *h)
 	pp->polled_ms = uv_now(pp->loop);
 }
 
-/* Once per loop iteration: flush what was queued. */
+static void enqueue(pconn_t *pc, entry_t *e)
+{
+	if (pc->tail) {
+		pc->tail->next = e;
+	} else {
+		pc->head = e;
+		pc->progress_ms = uv_now(pc->pp->loop);
+	}
+	pc->tail = e;
+}
+
+/* Closes the open batch of reads with a sync point. */
+static int close_batch(pconn_t *pc)
+{
+	if (!pc->batch_open)
+		return 0;
+	if (!PQpipelineSync(pc->pg))
+		return -1;
+	pc->batch_open = false;
+	pc->pp->st.syncs++;
+	entry_t *m = nb_xcalloc(1, sizeof *m);
+	m->kind = E_SYNC;
+	enqueue(pc, m);
+	return 0;
+}
+
+/* Once per loop iteration: close the open batches and flush what was queued. */
 static void on_prepare(uv_prepare_t *h)
 {
 	nb_pipe_t *pp = h->data;
@@ -243,6 +311,10 @@ static void on_prepare(uv_prepare_t *h)
 		if (!pc->dirty || !pc->pg)
 			continue;
 		pc->dirty = false;
+		if (close_batch(pc) < 0) {
+			conn_fail(pc, PQerrorMessage(pc->pg));
+			continue;
+		}
 		pp->st.flushes++;
 		int f = PQflush(pc->pg);
 		if (f < 0) {
@@ -388,66 +460,81 @@ static pconn_t *pick_wait(nb_pipe_t *pp, int64_t deadline_ms, int *rc)
 	}
 }
 
-int nb_pipe_exec(nb_pipe_t *pp, int stmt_id, const char *name, const char *sql, int nparams,
+int nb_pipe_exec(nb_pipe_t *pp, int stmt_id, const char *name, const char *sql, bool read_only, int nparams,
 		 const char *const *values, const int *lengths, const int *formats, int rfmt, int64_t deadline_ms,
 		 PGresult **res)
 {
 	int rc = 0;
 	*res = NULL;
-	pconn_t *pc = pick_wait(pp, deadline_ms, &rc);
-	if (!pc)
-		return rc;
-	entry_t *e = nb_xcalloc(1, sizeof *e);
-	e->stmt_id = stmt_id;
-	bool prepared = stmt_id < MAX_STMTS && (pc->prepared[stmt_id / 8] & (1u << (stmt_id % 8)));
-	if (!prepared) {
-		if (!PQsendPrepare(pc->pg, name, sql, 0, NULL))
+	for (int attempt = 0;; attempt++) {
+		pconn_t *pc = pick_wait(pp, deadline_ms, &rc);
+		if (!pc)
+			return rc;
+		entry_t *e = nb_xcalloc(1, sizeof *e);
+		e->stmt_id = stmt_id;
+		/* a second attempt goes alone behind a sync point: only its own error can stop it */
+		e->kind = read_only && attempt == 0 ? E_SHARED : E_OWN;
+		if (attempt > 0 && close_batch(pc) < 0)
 			goto send_failed;
-		if (stmt_id < MAX_STMTS)
-			pc->prepared[stmt_id / 8] |= (unsigned char)(1u << (stmt_id % 8));
-		e->expect_prepare = true;
-	}
-	if (!PQsendQueryPrepared(pc->pg, name, nparams, values, lengths, formats, rfmt) || !PQpipelineSync(pc->pg))
-		goto send_failed;
-	if (pc->tail) {
-		pc->tail->next = e;
-	} else {
-		pc->head = e;
-		pc->progress_ms = uv_now(pp->loop);
-	}
-	pc->tail = e;
-	pc->pending++;
-	pp->st.pending++;
-	pp->st.statements++;
-	pc->dirty = true;
-	if (!pp->prep_active) {
-		pp->prep_active = true;
-		if (uv_prepare_start(pp->prep, on_prepare) < 0) /* only fails on a closing handle */
-			pp->prep_active = false;
-	}
-	nb_wait_t w;
-	nb_wait_init(&w);
-	e->wait = &w;
-	int64_t until = nb_mono_ms() + nb_pool__wait_ms(pp->pool);
-	bool by_deadline = deadline_ms > 0 && deadline_ms < until;
-	int64_t left = (by_deadline ? deadline_ms : until) - nb_mono_ms();
-	if (nb_wait_park(&w, left > 0 ? (int)left : 0) < 0) {
-		e->wait = NULL; /* the reader frees it when its results arrive */
-		if (by_deadline) {
-			pp->st.abandoned++;
-			return NB_ETIMEOUT;
+		bool prepared = stmt_id < MAX_STMTS && (pc->prepared[stmt_id / 8] & (1u << (stmt_id % 8)));
+		if (!prepared) {
+			if (!PQsendPrepare(pc->pg, name, sql, 0, NULL))
+				goto send_failed;
+			if (stmt_id < MAX_STMTS)
+				pc->prepared[stmt_id / 8] |= (unsigned char)(1u << (stmt_id % 8));
+			e->expect_prepare = true;
 		}
-		conn_fail(pc, "no answer within the statement timeout");
+		if (!PQsendQueryPrepared(pc->pg, name, nparams, values, lengths, formats, rfmt))
+			goto send_failed;
+		if (e->kind == E_OWN) {
+			if (!PQpipelineSync(pc->pg))
+				goto send_failed;
+			pp->st.syncs++;
+			pc->batch_open = false; /* its sync point closes the reads before it too */
+		} else {
+			pc->batch_open = true;
+		}
+		enqueue(pc, e);
+		pc->pending++;
+		pp->st.pending++;
+		pp->st.statements++;
+		pc->dirty = true;
+		if (!pp->prep_active) {
+			pp->prep_active = true;
+			if (uv_prepare_start(pp->prep, on_prepare) < 0) /* only fails on a closing handle */
+				pp->prep_active = false;
+		}
+		nb_wait_t w;
+		nb_wait_init(&w);
+		e->wait = &w;
+		int64_t until = nb_mono_ms() + nb_pool__wait_ms(pp->pool);
+		bool by_deadline = deadline_ms > 0 && deadline_ms < until;
+		int64_t left = (by_deadline ? deadline_ms : until) - nb_mono_ms();
+		if (nb_wait_park(&w, left > 0 ? (int)left : 0) < 0) {
+			e->wait = NULL; /* the reader frees it when its results arrive */
+			if (by_deadline) {
+				pp->st.abandoned++;
+				return NB_ETIMEOUT;
+			}
+			conn_fail(pc, "no answer within the statement timeout");
+			return NB_EUNAVAIL;
+		}
+		if (e->aborted && e->rc == 0) {
+			free(e); /* it never ran: send it again */
+			pp->st.resent++;
+			if (attempt >= 2) /* cannot happen: a second attempt has a batch of its own */
+				return NB_EDB;
+			continue;
+		}
+		rc = e->rc;
+		*res = e->result;
+		free(e);
+		return rc;
+	send_failed:
+		free(e);
+		conn_fail(pc, PQerrorMessage(pc->pg));
 		return NB_EUNAVAIL;
 	}
-	rc = e->rc;
-	*res = e->result;
-	free(e);
-	return rc;
-send_failed:
-	free(e);
-	conn_fail(pc, PQerrorMessage(pc->pg));
-	return NB_EUNAVAIL;
 }
 
 void nb_pipe_stats(nb_pipe_t *pp, nb_pipe_stats_t *out)

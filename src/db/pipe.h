@@ -11,8 +11,14 @@
  * out in order as they arrive. One round trip and one wake-up of each side
  * then serve many requests.
  *
- * Every statement has its own sync point, so one statement's error never
- * aborts another request's. A backend answers in order, so one slow
+ * Read-only statements (nb_db_sql_read_only) sent in one loop iteration to
+ * one connection share one sync point: the backend runs them in one
+ * implicit transaction and commits and flushes once for the batch instead of
+ * once per statement. Any other statement has a sync point of its own, and
+ * completes only once committed. A statement that fails aborts the rest of
+ * its batch: those never ran and are sent again, each behind its own sync
+ * point, so one request's error costs another request a second round trip,
+ * never its answer. A backend answers in order, so one slow
  * statement holds up those behind it: statements declared NB_STMT_SLOW never
  * come here, and a connection that had answered nothing when the loop polled
  * 50 ms after its last answer is passed over (NB_EBUSY when all are, and the
@@ -32,6 +38,7 @@
 #define NB_DB_PIPE_H
 
 #include <libpq-fe.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "db/pool.h"
@@ -41,6 +48,8 @@ typedef struct nb_pipe nb_pipe_t;
 typedef struct nb_pipe_stats {
 	uint64_t statements; /* sent */
 	uint64_t flushes;    /* writes that carried them */
+	uint64_t syncs;      /* sync points sent (one per batch of reads, one per other statement) */
+	uint64_t resent;     /* statements sent again: an earlier one of their batch failed */
 	uint64_t failures;   /* connections lost */
 	uint64_t abandoned;  /* statements given up at their request's deadline */
 	int connections;     /* open now */
@@ -58,10 +67,11 @@ void nb_pipe_destroy(nb_pipe_t *pp);
  * Runs a prepared statement through the pipeline, from a coroutine of the
  * pipe's loop, yielding until its result is in or deadline_ms (monotonic;
  * 0: none) passes (NB_ETIMEOUT; the statement is abandoned, its connection
- * kept). Results and errors as nb_db_exec (rfmt 1: binary results); NB_EBUSY
+ * kept). read_only: it writes nothing, takes no row lock and reads no
+ * transaction clock, so it may share a sync point with other reads. Results and errors as nb_db_exec (rfmt 1: binary results); NB_EBUSY
  * when every pipelined connection is held up by a slow statement.
  */
-int nb_pipe_exec(nb_pipe_t *pp, int stmt_id, const char *name, const char *sql, int nparams,
+int nb_pipe_exec(nb_pipe_t *pp, int stmt_id, const char *name, const char *sql, bool read_only, int nparams,
 		 const char *const *values, const int *lengths, const int *formats, int rfmt, int64_t deadline_ms,
 		 PGresult **res);
 /** Counters. */

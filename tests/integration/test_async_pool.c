@@ -324,12 +324,172 @@ static void test_pipeline_many_statements_errors_isolated(void)
 	CHECK_INT(ok, N - N / 10);  /* and nothing else fails with it */
 	nb_pipe_stats_t st;
 	nb_pipe_stats(pipe, &st);
-	CHECK_INT(st.statements, N);
-	CHECK_MSG(st.flushes < N / 4, "%llu flushes for %d statements", (unsigned long long)st.flushes, N);
+	/* the reads shared sync points, and the failures made the rest of
+	 * their batches run again (each sent a second time, alone) */
+	CHECK_MSG(st.flushes < N / 4, "%llu flushes for %llu statements", (unsigned long long)st.flushes,
+		  (unsigned long long)st.statements);
+	CHECK_MSG(st.syncs < st.statements / 2, "%llu sync points for %llu statements",
+		  (unsigned long long)st.syncs, (unsigned long long)st.statements);
+	CHECK(st.resent > 0);
+	CHECK_INT(st.statements, N + st.resent);
 	CHECK_INT(st.pending, 0);
 	nb_pipe_destroy(pipe);
 	uv_run(&loop, UV_RUN_NOWAIT);
 	nb_pool_destroy(pool);
+}
+
+/* ------------------------------------------- reads sharing sync points */
+
+static void test_read_only_statements_are_recognised(void)
+{
+	static const char *const reads[] = {
+		"SELECT 1",
+		"  select id, updated_at, created_at FROM notebooks WHERE owner_id = $1 AND deleted_at IS NULL",
+		"WITH n AS (SELECT id FROM notebooks WHERE owner_id = $1) SELECT count(*) FROM n",
+		"SELECT 'update me; delete' AS x, \"insert\" FROM t -- for update\n WHERE a = $12",
+		"SELECT /* lock */ nb_ts(created_at) FROM sources WHERE notebook_id = $1::uuid",
+	};
+	static const char *const others[] = {
+		"INSERT INTO t VALUES ($1)",
+		"UPDATE t SET a = 1",
+		"DELETE FROM t",
+		"WITH x AS (UPDATE t SET a = 1 RETURNING a) SELECT a FROM x",
+		"WITH x AS (DELETE FROM t RETURNING a) SELECT a FROM x",
+		"SELECT id FROM jobs WHERE status = 'pending' FOR UPDATE SKIP LOCKED",
+		"SELECT id FROM jobs FOR NO KEY UPDATE",
+		"SELECT id FROM jobs FOR KEY SHARE",
+		"SELECT pg_notify('c', $1)",
+		"SELECT nextval('s')",
+		"SELECT pg_advisory_xact_lock(1)",
+		"SELECT pg_try_advisory_lock(1)",
+		"SELECT set_config('x', '1', true)",
+		"SELECT 1 FROM t WHERE expires_at > now()",
+		"SELECT current_timestamp",
+		"SELECT txid_current()",
+		"SELECT * INTO t2 FROM t",
+		"SELECT $$x$$",
+		"VALUES (1)",
+		"LOCK TABLE t",
+		"SELECT 'unterminated",
+		"",
+	};
+	for (size_t i = 0; i < sizeof reads / sizeof *reads; i++)
+		CHECK_MSG(nb_db_sql_read_only(reads[i]), "not taken for a read: %s", reads[i]);
+	for (size_t i = 0; i < sizeof others / sizeof *others; i++)
+		CHECK_MSG(!nb_db_sql_read_only(others[i]), "taken for a read: %s", others[i]);
+}
+
+NB_STMT(st_now, "SELECT now()");
+NB_STMT(st_insert, "INSERT INTO nb_test_pipe_writes (i) VALUES ($1)");
+
+typedef struct wjob {
+	nb_pool_t *pool;
+	nb_pipe_t *pipe;
+	int i;
+	int rc;
+	long value;
+	int *done;
+} wjob_t;
+
+/* i % 3 == 0: a write; else a read that fails when i % 5 == 0 */
+static void write_or_read(void *arg)
+{
+	wjob_t *j = arg;
+	nb_conn_t *c = nb_pool_acquire_virtual(j->pool, j->pipe);
+	nb_params_t p;
+	nb_params_init(&p);
+	PGresult *r = NULL;
+	if (j->i % 3 == 0) {
+		nb_p_int(&p, j->i);
+		j->rc = nb_db_exec(c, &st_insert, &p, NULL);
+	} else if (j->i % 7 == 1) {
+		j->rc = nb_db_exec(c, &st_now, NULL, &r);
+		PQclear(r);
+	} else {
+		nb_p_int(&p, j->i % 5);
+		j->rc = nb_db_exec(c, &st_div, &p, &r);
+		if (j->rc == 0) {
+			j->value = (long)nb_db_get_int(r, 0, 0);
+			PQclear(r);
+		}
+	}
+	nb_pool_release(j->pool, c);
+	(*j->done)++;
+}
+
+static long count_rows(PGconn *pg, const char *sql)
+{
+	PGresult *r = PQexec(pg, sql);
+	long n = PQresultStatus(r) == PGRES_TUPLES_OK ? atol(PQgetvalue(r, 0, 0)) : -1;
+	PQclear(r);
+	return n;
+}
+
+/* Writes keep a sync point of their own and are committed when they
+ * complete; reads that fail abort only the reads queued after them in their
+ * batch, and those run again: no write lost or doubled, every read answered
+ * with its own result or its own error. */
+static void test_writes_and_failing_reads_share_a_pipeline(void)
+{
+	PGconn *pg = PQconnectdb(url);
+	CHECK(PQstatus(pg) == CONNECTION_OK);
+	PQclear(PQexec(pg, "DROP TABLE IF EXISTS nb_test_pipe_writes"));
+	PQclear(PQexec(pg, "CREATE TABLE nb_test_pipe_writes (i int NOT NULL)"));
+	nb_pool_t *pool = make_pool(2, 2000);
+	nb_pipe_t *pipe = nb_pipe_create(pool, 1);
+	enum { N = 300 };
+	static wjob_t jobs[N];
+	int done = 0;
+	for (int i = 0; i < N; i++) {
+		jobs[i] = (wjob_t){pool, pipe, i, -99, 0, &done};
+		nb_sched_spawn(sched, write_or_read, &jobs[i], NULL);
+	}
+	run_until(&done, N);
+	CHECK_INT(done, N);
+	int writes = 0, reads_ok = 0, reads_failed = 0, wrong = 0, nows = 0;
+	for (int i = 0; i < N; i++) {
+		if (i % 3 == 0)
+			writes += jobs[i].rc == 0;
+		else if (i % 7 == 1)
+			nows += jobs[i].rc == 0;
+		else if (i % 5 == 0)
+			reads_failed += jobs[i].rc == NB_EDB;
+		else if (jobs[i].rc == 0 && jobs[i].value == 100 / (i % 5))
+			reads_ok++;
+		else
+			wrong++;
+	}
+	int want_writes = 0, want_nows = 0, want_failed = 0, want_ok = 0;
+	for (int i = 0; i < N; i++) {
+		if (i % 3 == 0)
+			want_writes++;
+		else if (i % 7 == 1)
+			want_nows++;
+		else if (i % 5 == 0)
+			want_failed++;
+		else
+			want_ok++;
+	}
+	CHECK_INT(writes, want_writes);
+	CHECK_INT(nows, want_nows);
+	CHECK_INT(reads_failed, want_failed);
+	CHECK_INT(reads_ok, want_ok);
+	CHECK_INT(wrong, 0);
+	CHECK_INT(count_rows(pg, "SELECT count(*) FROM nb_test_pipe_writes"), want_writes);
+	CHECK_INT(count_rows(pg, "SELECT count(DISTINCT i) FROM nb_test_pipe_writes"), want_writes);
+	nb_pipe_stats_t st;
+	nb_pipe_stats(pipe, &st);
+	CHECK(st.resent > 0);
+	/* every write and every now() had its own sync point; the reads shared theirs */
+	CHECK_MSG(st.syncs >= (uint64_t)(want_writes + want_nows) && st.syncs < st.statements,
+		  "%llu sync points for %llu statements", (unsigned long long)st.syncs,
+		  (unsigned long long)st.statements);
+	CHECK_INT(st.pending, 0);
+	nb_pipe_destroy(pipe);
+	uv_run(&loop, UV_RUN_NOWAIT);
+	nb_pool_destroy(pool);
+	PQclear(PQexec(pg, "DROP TABLE nb_test_pipe_writes"));
+	PQfinish(pg);
 }
 
 typedef struct txjob {
@@ -843,6 +1003,8 @@ int main(void)
 	T_RUN(test_sql_error_then_next_statement_works);
 	T_RUN(test_offload_does_not_block_the_loop);
 	T_RUN(test_pipeline_many_statements_errors_isolated);
+	T_RUN(test_read_only_statements_are_recognised);
+	T_RUN(test_writes_and_failing_reads_share_a_pipeline);
 	T_RUN(test_pipeline_transactions_take_their_own_connection);
 	T_RUN(test_pipeline_reconnects_after_killed_backend);
 	T_RUN(test_pipeline_routes_around_a_slow_statement);
