@@ -340,6 +340,74 @@ static void test_pipeline_many_statements_errors_isolated(void)
 
 /* ------------------------------------------- reads sharing sync points */
 
+typedef struct sjob {
+	nb_pool_t *pool;
+	nb_pipe_t *pipe;
+	int rc;
+	int *done;
+} sjob_t;
+
+static void pipelined_sleep(void *arg)
+{
+	sjob_t *j = arg;
+	nb_conn_t *c = nb_pool_acquire_virtual(j->pool, j->pipe);
+	nb_params_t p;
+	nb_params_init(&p);
+	nb_p_text(&p, "0.3");
+	j->rc = nb_db_exec(c, &st_sleep, &p, NULL);
+	nb_pool_release(j->pool, c);
+	(*j->done)++;
+}
+
+/* While a connection's last flush is still being answered, what is queued on
+ * it over several loop iterations waits and then goes as one batch: one
+ * flush and one sync point for 50 reads queued in 10 iterations (without the
+ * hold: one flush and one sync point per iteration). */
+static void test_statements_wait_for_the_flush_in_flight(void)
+{
+	nb_pool_t *pool = make_pool(2, 2000);
+	nb_pipe_t *pipe = nb_pipe_create(pool, 1);
+	int slept = 0, done = 0;
+	sjob_t sj = {pool, pipe, -99, &slept};
+	nb_sched_spawn(sched, pipelined_sleep, &sj, NULL);
+	nb_pipe_stats_t st;
+	int64_t deadline = nb_mono_ms() + 5000;
+	do {
+		uv_run(&loop, UV_RUN_NOWAIT);
+		nb_pipe_stats(pipe, &st);
+	} while (st.flushes < 1 && nb_mono_ms() < deadline);
+	CHECK_INT(st.flushes, 1);
+	enum { ITER = 10, PER = 5 };
+	static pjob_t jobs[ITER * PER];
+	for (int i = 0; i < ITER; i++) {
+		for (int k = 0; k < PER; k++) {
+			pjob_t *j = &jobs[i * PER + k];
+			*j = (pjob_t){pool, pipe, k + 1, -99, 0, false, &done};
+			nb_sched_spawn(sched, pipelined, j, NULL);
+		}
+		uv_run(&loop, UV_RUN_NOWAIT);
+	}
+	nb_pipe_stats(pipe, &st);
+	CHECK_MSG(slept == 0, "the 0.3 s statement was answered before the others were queued");
+	run_until(&done, ITER * PER);
+	run_until(&slept, 1);
+	CHECK_INT(sj.rc, 0);
+	int ok = 0;
+	for (int i = 0; i < ITER * PER; i++)
+		ok += jobs[i].rc == 0 && jobs[i].value == 100 / jobs[i].divisor;
+	CHECK_INT(ok, ITER * PER);
+	nb_pipe_stats(pipe, &st);
+	CHECK_INT(st.statements, 1 + ITER * PER);
+	CHECK_MSG(st.flushes == 2 && st.syncs == 2, "%llu flushes, %llu sync points for 1 + %d statements",
+		  (unsigned long long)st.flushes, (unsigned long long)st.syncs, ITER * PER);
+	nb_pool_stats_t ps;
+	nb_pool_stats(pool, &ps);
+	CHECK_INT(ps.acquires, 0); /* none left the pipeline */
+	nb_pipe_destroy(pipe);
+	uv_run(&loop, UV_RUN_NOWAIT);
+	nb_pool_destroy(pool);
+}
+
 static void test_read_only_statements_are_recognised(void)
 {
 	static const char *const reads[] = {
@@ -1005,6 +1073,7 @@ int main(void)
 	T_RUN(test_pipeline_many_statements_errors_isolated);
 	T_RUN(test_read_only_statements_are_recognised);
 	T_RUN(test_writes_and_failing_reads_share_a_pipeline);
+	T_RUN(test_statements_wait_for_the_flush_in_flight);
 	T_RUN(test_pipeline_transactions_take_their_own_connection);
 	T_RUN(test_pipeline_reconnects_after_killed_backend);
 	T_RUN(test_pipeline_routes_around_a_slow_statement);
