@@ -4,7 +4,7 @@
 # (GET /v1/notebooks?limit=20, 2,000 users rotating over 10k users / 50k
 # notebooks / 200k sources, wrk -t2 -c1000) for every combination of
 #   POOLS      NOTEBOOKD_DB_POOL_SIZE          [default "4 8 16"]
-#   PIPES      NOTEBOOKD_DB_PIPELINES          [default "1 2 4"]
+#   PIPES      NOTEBOOKD_DB_PIPELINES          [default "2 4 6"]
 #   LOOPS      NOTEBOOKD_IO_THREADS            [default "1 2"]
 #   BINS       notebookd binaries              [default build/release/notebookd]
 # ROUNDS [2] rounds, the combinations interleaved inside each round (so drift
@@ -19,7 +19,7 @@
 set -eu
 . bench/lib.sh
 POOLS=${POOLS:-"4 8 16"}
-PIPES=${PIPES:-"1 2 4"}
+PIPES=${PIPES:-"2 4 6"}
 LOOPS=${LOOPS:-"1 2"}
 BINS=${BINS:-$BIN}
 ROUNDS=${ROUNDS:-2}

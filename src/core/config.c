@@ -68,7 +68,7 @@ static const var_t vars[] = {
 	{"NOTEBOOKD_LOG_LEVEL", T_STR, OFF(log_level), "info", 0, 0, "debug, info, warn or error"},
 	{"NOTEBOOKD_DB_POOL_SIZE", T_INT, OFF(db_pool_size), "8", 1, 1000,
 	 "connections kept open for handlers on the event loops (split across them)"},
-	{"NOTEBOOKD_DB_PIPELINES", T_INT, OFF(db_pipelines), "4", 0, 64,
+	{"NOTEBOOKD_DB_PIPELINES", T_INT, OFF(db_pipelines), "6", 0, 64,
 	 "pipelined connections per event loop shared by all its requests' statements outside transactions "
 	 "(0: each request takes a pool connection)"},
 	{"NOTEBOOKD_DB_THREAD_POOL_SIZE", T_INT, OFF(db_thread_pool_size), "4", 1, 1000,
