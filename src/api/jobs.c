@@ -27,11 +27,7 @@ int nb_api_jobs_list(nb_req_t *req)
 	if (rc < 0)
 		return rc;
 	const char *status = nb_req_query(req, "status");
-	static const char *const statuses[] = {"pending", "running", "succeeded", "failed", "dead"};
-	bool ok = !status;
-	for (int i = 0; status && i < 5; i++)
-		ok = ok || !strcmp(status, statuses[i]);
-	if (!ok)
+	if (status && !nb_store_jobs_status_known(status))
 		return nb_resp_error(req, NB_EINVALID, "status: must be pending, running, succeeded, failed or dead",
 				     "status");
 	nb_conn_t *c;

@@ -91,12 +91,17 @@ NB_STMT(st_jobs_succeed, "UPDATE jobs SET status = 'succeeded', finished_at = no
 			 " locked_by = NULL, locked_until = NULL"
 			 " WHERE id = ANY ($1::uuid[]) AND locked_by = $2 AND status = 'running'");
 
+/* A job whose attempts are spent fails for good (the SQL side of
+ * nb_job_fails_for_good in src/jobs/queue.c); p: the table's prefix. */
+#define SPENT(p) "(" p "attempts >= " p "max_attempts)"
+#define FAIL_DEAD "(f.permanent OR " SPENT("j.") ")"
+
 NB_STMT(st_jobs_fail,
 	"UPDATE jobs j SET"
-	" status = CASE WHEN f.permanent OR j.attempts >= j.max_attempts THEN 'dead' ELSE 'failed' END,"
-	" run_at = CASE WHEN f.permanent OR j.attempts >= j.max_attempts THEN j.run_at"
+	" status = CASE WHEN " FAIL_DEAD " THEN 'dead' ELSE 'failed' END,"
+	" run_at = CASE WHEN " FAIL_DEAD " THEN j.run_at"
 	"          ELSE now() + f.backoff_ms " MS " END,"
-	" finished_at = CASE WHEN f.permanent OR j.attempts >= j.max_attempts THEN now() END,"
+	" finished_at = CASE WHEN " FAIL_DEAD " THEN now() END,"
 	" last_error = f.error, locked_by = NULL, locked_until = NULL, updated_at = now()"
 	" FROM unnest($1::uuid[], $2::text[], $3::int[], $4::bool[]) AS f(id, error, backoff_ms, permanent)"
 	" WHERE j.id = f.id AND j.locked_by = $5 AND j.status = 'running'"
@@ -112,8 +117,8 @@ NB_STMT(st_jobs_handback,
 	" WHERE id = ANY ($1::uuid[]) AND locked_by = $2 AND status = 'running'");
 
 NB_STMT(st_jobs_reap, "UPDATE jobs SET"
-		      " status = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'failed' END,"
-		      " finished_at = CASE WHEN attempts >= max_attempts THEN now() END,"
+		      " status = CASE WHEN " SPENT("") " THEN 'dead' ELSE 'failed' END,"
+		      " finished_at = CASE WHEN " SPENT("") " THEN now() END,"
 		      " run_at = now(), last_error = 'lease expired (worker lost)',"
 		      " locked_by = NULL, locked_until = NULL, updated_at = now()"
 		      " WHERE id = ANY (ARRAY("
@@ -416,7 +421,7 @@ int nb_store_job_get(nb_conn_t *c, const char *user_id, const char *job_id, json
 	return rc;
 }
 
-static bool known_status(const char *s)
+bool nb_store_jobs_status_known(const char *s)
 {
 	static const char *const all[] = {"pending", "running", "succeeded", "failed", "dead"};
 	for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
@@ -429,7 +434,7 @@ int nb_store_jobs_list_rows(nb_conn_t *c, const char *user_id, const char *statu
 			    const char *after_id, PGresult **rows)
 {
 	*rows = NULL;
-	if ((status && !known_status(status)) || limit < 1 || limit > 100 || (after_id && !nb_uuid_valid(after_id)))
+	if ((status && !nb_store_jobs_status_known(status)) || limit < 1 || limit > 100 || (after_id && !nb_uuid_valid(after_id)))
 		return NB_EINVALID;
 	if (!user_id || !nb_uuid_valid(user_id))
 		return 0;

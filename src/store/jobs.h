@@ -126,6 +126,8 @@ int nb_store_jobs_listen(PGconn *pg);
  */
 int nb_store_job_get(nb_conn_t *c, const char *user_id, const char *job_id, json_t **out);
 
+/** True for a job status: pending, running, succeeded, failed or dead. */
+bool nb_store_jobs_status_known(const char *s);
 /**
  * A user's jobs, newest first (created_at DESC, id DESC), at most `limit`
  * (1–100), as binary rows (up to limit + 1: the extra one tells that a next
