@@ -166,6 +166,18 @@ static void conn_fail(pconn_t *pc, const char *why)
 	pc->pp->st.connections--;
 }
 
+/* An error that means the backend or its connection is gone, not the statement:
+ * no SQLSTATE, class 08, or 57P01-57P03 (administrator/crash shutdown, cannot connect now). */
+static bool conn_lost_error(const PGresult *r)
+{
+	if (PQresultStatus(r) != PGRES_FATAL_ERROR)
+		return false;
+	const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+	if (!st || !*st || !strncmp(st, "08", 2))
+		return true;
+	return !strcmp(st, "57P01") || !strcmp(st, "57P02") || !strcmp(st, "57P03");
+}
+
 static void pop(pconn_t *pc, entry_t *e)
 {
 	pc->progress_ms = uv_now(pc->pp->loop);
@@ -181,6 +193,15 @@ static void complete(pconn_t *pc, entry_t *e)
 	pc->pp->st.pending--;
 	if (e->result == NULL && e->rc == 0 && !e->aborted)
 		e->rc = NB_EDB;
+	if (e->result && e->rc == 0 && conn_lost_error(e->result)) {
+		/* the backend is going away (shutdown, lost connection): the
+		 * statement's own error, but the caller should treat it as the
+		 * connection failing (retry elsewhere, 503), as it did when every
+		 * statement waited for its own sync point */
+		PQclear(e->result);
+		e->result = NULL;
+		e->rc = NB_EUNAVAIL;
+	}
 	if (!e->wait) { /* abandoned */
 		PQclear(e->result);
 		free(e);
