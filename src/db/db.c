@@ -337,8 +337,8 @@ static int exec_pipe(nb_conn_t *c, struct nb_pipe *pipe, nb_stmt_t *st, const nb
 	snprintf(name, sizeof name, "nb_s%d", id);
 	tl_stmt_count++;
 	PGresult *r = NULL;
-	int rc = nb_pipe_exec(pipe, id, name, st->sql, stmt_read_only(st), p ? p->n : 0, p ? p->v : NULL, p ? p->len : NULL,
-			      p ? p->fmt : NULL, rfmt, nb_conn__deadline(c), &r);
+	int rc = nb_pipe_exec(pipe, id, name, st->sql, stmt_read_only(st), p ? p->n : 0, p ? p->v : NULL,
+			      p ? p->len : NULL, p ? p->fmt : NULL, rfmt, nb_conn__deadline(c), &r);
 	if (rc < 0) {
 		PQclear(r);
 		if (rc == NB_ETIMEOUT) {

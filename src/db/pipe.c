@@ -74,7 +74,7 @@ typedef struct entry {
 	int rc;
 	int stmt_id;
 	unsigned char kind;
-	bool expect_prepare, got_prepare, done;
+	bool expect_prepare, got_prepare;
 	bool aborted; /* never ran: an earlier statement of its batch failed */
 } entry_t;
 
@@ -142,7 +142,6 @@ static void conn_fail(pconn_t *pc, const char *why)
 			PQclear(e->result);
 			e->result = NULL;
 			e->rc = NB_EUNAVAIL;
-			e->done = true;
 			nb_wait_signal(e->wait);
 		} else {
 			PQclear(e->result);
@@ -207,7 +206,6 @@ static void complete(pconn_t *pc, entry_t *e)
 		free(e);
 		return;
 	}
-	e->done = true;
 	nb_wait_signal(e->wait);
 }
 
@@ -335,16 +333,24 @@ static void enqueue(pconn_t *pc, entry_t *e)
 	pc->tail = e;
 }
 
-/* Closes the open batch of reads with a sync point. */
-static int close_batch(pconn_t *pc)
+/* Appends a sync point; it closes the open batch of reads, if any. */
+static int send_sync(pconn_t *pc)
 {
-	if (!pc->batch_open)
-		return 0;
 	if (!PQpipelineSync(pc->pg))
 		return -1;
 	pc->batch_open = false;
 	pc->pp->st.syncs++;
 	pc->syncs_queued++;
+	return 0;
+}
+
+/* Closes the open batch of reads with a sync point of its own (an E_SYNC entry). */
+static int close_batch(pconn_t *pc)
+{
+	if (!pc->batch_open)
+		return 0;
+	if (send_sync(pc) < 0)
+		return -1;
 	entry_t *m = nb_xcalloc(1, sizeof *m);
 	m->kind = E_SYNC;
 	enqueue(pc, m);
@@ -549,11 +555,8 @@ int nb_pipe_exec(nb_pipe_t *pp, int stmt_id, const char *name, const char *sql, 
 		if (!PQsendQueryPrepared(pc->pg, name, nparams, values, lengths, formats, rfmt))
 			goto send_failed;
 		if (e->kind == E_OWN) {
-			if (!PQpipelineSync(pc->pg))
+			if (send_sync(pc) < 0) /* its sync point closes the reads before it too */
 				goto send_failed;
-			pp->st.syncs++;
-			pc->syncs_queued++;
-			pc->batch_open = false; /* its sync point closes the reads before it too */
 		} else {
 			pc->batch_open = true;
 		}

@@ -68,8 +68,9 @@ void nb_pipe_destroy(nb_pipe_t *pp);
  * pipe's loop, yielding until its result is in or deadline_ms (monotonic;
  * 0: none) passes (NB_ETIMEOUT; the statement is abandoned, its connection
  * kept). read_only: it writes nothing, takes no row lock and reads no
- * transaction clock, so it may share a sync point with other reads. Results and errors as nb_db_exec (rfmt 1: binary results); NB_EBUSY
- * when every pipelined connection is held up by a slow statement.
+ * transaction clock, so it may share a sync point with other reads. Results
+ * and errors as nb_db_exec (rfmt 1: binary results); NB_EBUSY when every
+ * pipelined connection is held up by a slow statement.
  */
 int nb_pipe_exec(nb_pipe_t *pp, int stmt_id, const char *name, const char *sql, bool read_only, int nparams,
 		 const char *const *values, const int *lengths, const int *formats, int rfmt, int64_t deadline_ms,

@@ -434,7 +434,8 @@ int nb_store_jobs_list_rows(nb_conn_t *c, const char *user_id, const char *statu
 			    const char *after_id, PGresult **rows)
 {
 	*rows = NULL;
-	if ((status && !nb_store_jobs_status_known(status)) || limit < 1 || limit > 100 || (after_id && !nb_uuid_valid(after_id)))
+	if ((status && !nb_store_jobs_status_known(status)) || limit < 1 || limit > 100 ||
+	    (after_id && !nb_uuid_valid(after_id)))
 		return NB_EINVALID;
 	if (!user_id || !nb_uuid_valid(user_id))
 		return 0;
