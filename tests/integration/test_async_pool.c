@@ -515,28 +515,24 @@ static void test_writes_and_failing_reads_share_a_pipeline(void)
 	run_until(&done, N);
 	CHECK_INT(done, N);
 	int writes = 0, reads_ok = 0, reads_failed = 0, wrong = 0, nows = 0;
-	for (int i = 0; i < N; i++) {
-		if (i % 3 == 0)
-			writes += jobs[i].rc == 0;
-		else if (i % 7 == 1)
-			nows += jobs[i].rc == 0;
-		else if (i % 5 == 0)
-			reads_failed += jobs[i].rc == NB_EDB;
-		else if (jobs[i].rc == 0 && jobs[i].value == 100 / (i % 5))
-			reads_ok++;
-		else
-			wrong++;
-	}
 	int want_writes = 0, want_nows = 0, want_failed = 0, want_ok = 0;
 	for (int i = 0; i < N; i++) {
-		if (i % 3 == 0)
+		if (i % 3 == 0) {
 			want_writes++;
-		else if (i % 7 == 1)
+			writes += jobs[i].rc == 0;
+		} else if (i % 7 == 1) {
 			want_nows++;
-		else if (i % 5 == 0)
+			nows += jobs[i].rc == 0;
+		} else if (i % 5 == 0) {
 			want_failed++;
-		else
+			reads_failed += jobs[i].rc == NB_EDB;
+		} else {
 			want_ok++;
+			if (jobs[i].rc == 0 && jobs[i].value == 100 / (i % 5))
+				reads_ok++;
+			else
+				wrong++;
+		}
 	}
 	CHECK_INT(writes, want_writes);
 	CHECK_INT(nows, want_nows);
